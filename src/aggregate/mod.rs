@@ -1,0 +1,237 @@
+//! The coalescer: increments merged in memory per `(collection, document id, field)` until the
+//! flusher writes them.
+//!
+//! A hit adds its increments under one short lock (the shard of its site), so worker threads
+//! rarely contend and the hit path never waits for the store. Merging is what makes writes
+//! cheap: a thousand views of one page in a second become one `$inc` of 1000. Memory is
+//! bounded: once [`Coalescer::max_entries`] distinct entries are pending, whole hits are refused
+//! (and counted) rather than half-added. Increments the store failed to apply come back through
+//! [`Coalescer::restore`] and are merged with whatever arrived meanwhile.
+//!
+//! The flusher itself lives in [`flusher`]. This module must not touch the store.
+
+pub mod flusher;
+
+use crate::field::FieldKey;
+use crate::reports::{DocKey, DocRef, Increments};
+use crate::site::SiteId;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+/// Independent locks; a site always maps to the same one.
+const SHARDS: usize = 16;
+
+type Fields = HashMap<FieldKey, i64>;
+
+#[derive(Default)]
+struct Shard {
+    sites: HashMap<SiteId, HashMap<DocRef, Fields>>,
+    entries: usize,
+}
+
+/// Why [`Coalescer::add`] refused a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The pending bound is reached.
+    Full,
+    /// Shutdown has begun: nothing new is taken.
+    Closed,
+}
+
+/// Increments drained for one flush: each document with its merged fields.
+pub type Drained = Vec<(DocKey, Vec<(FieldKey, i64)>)>;
+
+pub struct Coalescer {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::collections::hash_map::RandomState,
+    entries: AtomicUsize,
+    max_entries: usize,
+    flush_at: usize,
+    closed: AtomicBool,
+    /// Woken when `flush_at` entries are pending, so the flusher need not wait for its tick.
+    pub wake: Notify,
+}
+
+impl Coalescer {
+    /// `max_entries`: the bound on pending entries; `flush_at`: the count that triggers an early
+    /// flush.
+    pub fn new(max_entries: usize, flush_at: usize) -> Coalescer {
+        Coalescer {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: Default::default(),
+            entries: AtomicUsize::new(0),
+            max_entries,
+            flush_at: flush_at.min(max_entries).max(1),
+            closed: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// Distinct (document, field) entries waiting.
+    pub fn pending(&self) -> usize {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    fn shard(&self, site: &SiteId) -> std::sync::MutexGuard<'_, Shard> {
+        let i = (self.hasher.hash_one(site) as usize) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Merges one hit's increments (draining `incs`, whose buffer can be reused). All or
+    /// nothing: a refused hit adds no increment at all.
+    pub fn add(&self, site: &SiteId, incs: &mut Increments) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
+        }
+        // Checked before the lock: the bound may be passed by at most one hit per worker.
+        if self.entries.load(Ordering::Relaxed) >= self.max_entries {
+            return Err(Refused::Full);
+        }
+        let mut shard = self.shard(site);
+        let added = merge(&mut shard, site, incs.entries.drain(..));
+        drop(shard);
+        self.note_added(added);
+        Ok(())
+    }
+
+    /// Puts back increments the store did not apply. Never refused (they were accepted once),
+    /// so a long outage can carry the count past `max_entries`; new hits are refused instead.
+    pub fn restore(&self, key: DocKey, fields: Vec<(FieldKey, i64)>) {
+        let DocKey { site, doc } = key;
+        let mut shard = self.shard(&site);
+        let added = merge(
+            &mut shard,
+            &site,
+            fields.into_iter().map(|(f, by)| (doc, f, by)),
+        );
+        drop(shard);
+        self.note_added(added);
+    }
+
+    fn note_added(&self, added: usize) {
+        let now = self.entries.fetch_add(added, Ordering::Relaxed) + added;
+        if now >= self.flush_at && now - added < self.flush_at {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Takes everything pending, leaving the coalescer empty.
+    pub fn drain(&self) -> Drained {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let taken = {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                std::mem::take(&mut *shard)
+            };
+            self.entries.fetch_sub(taken.entries, Ordering::Relaxed);
+            for (site, docs) in taken.sites {
+                for (doc, fields) in docs {
+                    let mut fields: Vec<_> = fields.into_iter().collect();
+                    fields.sort_unstable();
+                    out.push((
+                        DocKey {
+                            site: site.clone(),
+                            doc,
+                        },
+                        fields,
+                    ));
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Refuses every hit from now on (shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Adds increments into a shard; returns how many new entries appeared.
+fn merge(
+    shard: &mut Shard,
+    site: &SiteId,
+    incs: impl Iterator<Item = (DocRef, FieldKey, i64)>,
+) -> usize {
+    let mut added = 0;
+    let docs = shard.sites.entry(site.clone()).or_default();
+    for (doc, field, by) in incs {
+        let fields = docs.entry(doc).or_default();
+        match fields.get_mut(&field) {
+            Some(n) => *n += by,
+            None => {
+                fields.insert(field, by);
+                added += 1;
+            }
+        }
+    }
+    shard.entries += added;
+    added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::period::Period;
+    use crate::reports::ReportKind;
+
+    fn incs(fields: &[&str]) -> Increments {
+        let mut out = Increments::default();
+        for f in fields {
+            out.add(
+                ReportKind::Traffic,
+                Period::Month(2011, 6),
+                FieldKey::parse(f).unwrap(),
+                1,
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn merges_per_document_and_field() {
+        let c = Coalescer::new(1000, 1000);
+        let acme = SiteId::parse("acme").unwrap();
+        for _ in 0..1000 {
+            c.add(&acme, &mut incs(&["v", "d.01.v"])).unwrap();
+        }
+        assert_eq!(c.pending(), 2);
+        let drained = c.drain();
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].0.id(), "acme:2011-06");
+        assert_eq!(drained[0].0.collection(), "traffic.2011");
+        let fields: Vec<_> = drained[0].1.iter().map(|(f, n)| (f.as_str(), *n)).collect();
+        assert_eq!(fields, vec![("d.01.v", 1000), ("v", 1000)]);
+        assert_eq!(c.pending(), 0);
+    }
+
+    #[test]
+    fn refuses_whole_hits_when_full_and_after_close() {
+        let c = Coalescer::new(3, 3);
+        let s = SiteId::parse("s").unwrap();
+        c.add(&s, &mut incs(&["a", "b", "c"])).unwrap();
+        assert_eq!(c.add(&s, &mut incs(&["d"])), Err(Refused::Full));
+        assert_eq!(c.pending(), 3);
+        // a restore is never refused, and merges
+        let (key, fields) = c.drain().remove(0);
+        c.add(&s, &mut incs(&["a"])).unwrap();
+        c.restore(key, fields);
+        let drained = c.drain();
+        let a = drained[0]
+            .1
+            .iter()
+            .find(|(f, _)| f.as_str() == "a")
+            .unwrap();
+        assert_eq!(a.1, 2);
+        c.close();
+        assert_eq!(c.add(&s, &mut incs(&["a"])), Err(Refused::Closed));
+    }
+}

@@ -1,0 +1,209 @@
+//! Counters for what tally accepts, rejects and writes, served at `/metrics` in the Prometheus
+//! (OpenMetrics) text format.
+//!
+//! Handles are resolved once at start-up, so counting on the hit path is one atomic add. This
+//! module only counts; it must not decide anything.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::fmt::Write as _;
+
+/// Why a pixel request was answered but not counted.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Rejection {
+    /// No `site` parameter.
+    MissingSite,
+    /// A `site` that is not a valid site id.
+    InvalidSite,
+    /// A valid id that no site has.
+    UnknownSite,
+    /// A crawler, HTTP library or headless browser.
+    Bot,
+    /// The pending-increment bound was reached (the store is down or too slow): the hit is
+    /// dropped, never half-counted. See docs/architecture.md, "Memory bound".
+    PendingFull,
+    /// tally is shutting down.
+    ShuttingDown,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 6] = [
+        Rejection::MissingSite,
+        Rejection::InvalidSite,
+        Rejection::UnknownSite,
+        Rejection::Bot,
+        Rejection::PendingFull,
+        Rejection::ShuttingDown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::MissingSite => "missing_site",
+            Rejection::InvalidSite => "invalid_site",
+            Rejection::UnknownSite => "unknown_site",
+            Rejection::Bot => "bot",
+            Rejection::PendingFull => "pending_full",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: Rejection,
+}
+
+impl EncodeLabelValue for Rejection {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// Every statement applied.
+    Ok,
+    /// Some statements failed and were kept for the next flush.
+    Partial,
+    /// No statement applied; all were kept.
+    Failed,
+}
+
+impl EncodeLabelValue for FlushOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            FlushOutcome::Ok => "ok",
+            FlushOutcome::Partial => "partial",
+            FlushOutcome::Failed => "failed",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: FlushOutcome,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub hits_accepted: Counter,
+    rejected: Vec<Counter>,
+    flushes: Family<OutcomeLabel, Counter>,
+    /// Statements (one per document) sent to the store.
+    pub statements: Counter,
+    /// Store commands (MongoDB `update` commands, embedded transactions).
+    pub commands: Counter,
+    /// Statements the store did not apply (kept and retried).
+    pub statement_failures: Counter,
+    pub write_concern_errors: Counter,
+    pub flush_seconds: Histogram,
+    /// Distinct (document, field) increments waiting for a flush; set when scraped.
+    pub pending: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("tally");
+        let hits_accepted = Counter::default();
+        registry.register(
+            "hits_accepted",
+            "Pixel hits accepted and queued for counting",
+            hits_accepted.clone(),
+        );
+        let rejected_family = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "hits_rejected",
+            "Pixel hits answered but not counted, by reason",
+            rejected_family.clone(),
+        );
+        let rejected = Rejection::ALL
+            .iter()
+            .map(|&reason| {
+                rejected_family
+                    .get_or_create(&ReasonLabel { reason })
+                    .clone()
+            })
+            .collect();
+        let flushes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "flushes",
+            "Flushes to the store, by outcome",
+            flushes.clone(),
+        );
+        let statements = Counter::default();
+        registry.register(
+            "store_statements",
+            "Upsert statements (one per document) sent to the store",
+            statements.clone(),
+        );
+        let commands = Counter::default();
+        registry.register(
+            "store_commands",
+            "Write commands sent to the store",
+            commands.clone(),
+        );
+        let statement_failures = Counter::default();
+        registry.register(
+            "store_statement_failures",
+            "Statements the store did not apply; their increments are kept and retried",
+            statement_failures.clone(),
+        );
+        let write_concern_errors = Counter::default();
+        registry.register(
+            "store_write_concern_errors",
+            "Commands applied whose write concern was not confirmed",
+            write_concern_errors.clone(),
+        );
+        let flush_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "flush_duration_seconds",
+            "Time to write one flush to the store",
+            flush_seconds.clone(),
+        );
+        let pending = Gauge::default();
+        registry.register(
+            "pending_increments",
+            "Distinct (document, field) increments waiting for a flush",
+            pending.clone(),
+        );
+        Metrics {
+            registry,
+            hits_accepted,
+            rejected,
+            flushes,
+            statements,
+            commands,
+            statement_failures,
+            write_concern_errors,
+            flush_seconds,
+            pending,
+        }
+    }
+
+    pub fn rejected(&self, reason: Rejection) -> &Counter {
+        // `ALL` lists the variants in declaration order.
+        &self.rejected[reason as usize]
+    }
+
+    pub fn flushed(&self, outcome: FlushOutcome) {
+        self.flushes.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The registry in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

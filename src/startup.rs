@@ -1,0 +1,267 @@
+//! Builds the application from typed settings, exactly as production runs it; tests bind port 0
+//! and get the same thing.
+//!
+//! [`Application::build`] opens the store, loads the sites, binds the listener and starts the
+//! flusher and the site refresher. [`Application::run_until_stopped`] serves until
+//! [`AppHandle::stop`] (or a signal, wired by `cli`), then shuts down in order: stop accepting
+//! connections, finish the requests in flight, refuse new hits, flush what is pending.
+
+use crate::aggregate::flusher::{FlushReport, Flusher, Unflushed};
+use crate::aggregate::Coalescer;
+use crate::dashboard::demo;
+use crate::error;
+use crate::metrics::Metrics;
+use crate::period::{system_clock, Clock};
+use crate::settings::{ServeSettings, Settings};
+use crate::site::SiteRegistry;
+use crate::store::{self, Store, StoreError};
+use crate::track::{pixel, script, Tracker};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header::ContentType;
+use actix_web::middleware::Compress;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("HTTP server: {0}")]
+    Server(#[from] std::io::Error),
+    #[error(transparent)]
+    Unflushed(#[from] Unflushed),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    handle: AppHandle,
+    stop_tasks: watch::Sender<bool>,
+    flusher_task: JoinHandle<()>,
+    refresher_task: JoinHandle<()>,
+    shutdown_timeout: Duration,
+}
+
+/// Controls a running application from outside (tests, the signal handler).
+#[derive(Clone)]
+pub struct AppHandle {
+    server: ServerHandle,
+    pub flusher: Arc<Flusher>,
+    pub coalescer: Arc<Coalescer>,
+    pub sites: Arc<SiteRegistry>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppHandle {
+    /// Begins a graceful shutdown; `run_until_stopped` returns once it is complete.
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+
+    /// Writes everything pending now.
+    pub async fn flush(&self) -> FlushReport {
+        self.flusher.flush().await
+    }
+}
+
+impl Application {
+    /// Opens the store named by `settings` and builds the application on it.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let store = store::open(&settings.store).await?;
+        Application::build_with(settings.serve, store, system_clock()).await
+    }
+
+    /// Builds the application on an open store with the given clock.
+    pub async fn build_with(
+        serve: ServeSettings,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> Result<Application, StartupError> {
+        if serve.demo {
+            demo::ensure_site(store.as_ref()).await?;
+        }
+        let sites = Arc::new(SiteRegistry::default());
+        sites.replace(store.sites().await?);
+
+        let metrics = Arc::new(Metrics::new());
+        let coalescer = Arc::new(Coalescer::new(serve.max_pending, serve.flush_at));
+        let flusher = Arc::new(Flusher::new(
+            Arc::clone(&coalescer),
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+        ));
+        let tracker = web::Data::new(Tracker {
+            sites: Arc::clone(&sites),
+            coalescer: Arc::clone(&coalescer),
+            metrics: Arc::clone(&metrics),
+            clock,
+        });
+
+        let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {
+            addr: serve.listen,
+            source,
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: serve.listen,
+                source,
+            })?;
+        let shared = (
+            web::Data::new(Arc::clone(&sites)),
+            web::Data::new(Arc::clone(&store)),
+            web::Data::new(Arc::clone(&metrics)),
+            web::Data::new(Arc::clone(&coalescer)),
+        );
+        let demo_on = serve.demo;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(tracker.clone())
+                .app_data(shared.0.clone())
+                .app_data(shared.1.clone())
+                .app_data(shared.2.clone())
+                .app_data(shared.3.clone())
+                .route("/t.gif", web::get().to(pixel::pixel))
+                .service(
+                    web::resource("/t.js")
+                        .wrap(Compress::default())
+                        .route(web::get().to(script::script)),
+                )
+                .route("/metrics", web::get().to(metrics_text))
+                .route("/healthz", web::get().to(healthz))
+                .configure(|cfg| {
+                    if demo_on {
+                        demo::configure(cfg);
+                        cfg.route("/", web::get().to(to_demo));
+                    }
+                })
+                .default_service(web::to(error::not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Listen {
+            addr: serve.listen,
+            source,
+        })?
+        .disable_signals()
+        .shutdown_timeout(10)
+        .run();
+
+        let (stop_tasks, stop_rx) = watch::channel(false);
+        let flusher_task = tokio::spawn(Arc::clone(&flusher).run(
+            Duration::from_millis(serve.flush_interval_ms),
+            stop_rx.clone(),
+        ));
+        let refresher_task = tokio::spawn(refresh_sites(
+            Arc::clone(&store),
+            Arc::clone(&sites),
+            Duration::from_secs(serve.site_refresh_secs),
+            stop_rx,
+        ));
+        tracing::info!(
+            %addr,
+            store = store.kind(),
+            sites = sites.len(),
+            flush_interval_ms = serve.flush_interval_ms,
+            "tally is listening"
+        );
+        Ok(Application {
+            port: addr.port(),
+            handle: AppHandle {
+                server: server.handle(),
+                flusher,
+                coalescer,
+                sites,
+                store,
+                metrics,
+            },
+            server,
+            stop_tasks,
+            flusher_task,
+            refresher_task,
+            shutdown_timeout: Duration::from_secs(serve.shutdown_timeout_secs),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until stopped, then writes every accepted hit before returning.
+    pub async fn run_until_stopped(self) -> Result<(), RunError> {
+        let served = self.server.await;
+        // No request is in flight any more; refuse anything that still slips through.
+        self.handle.coalescer.close();
+        let _ = self.stop_tasks.send(true);
+        let _ = self.flusher_task.await;
+        let _ = self.refresher_task.await;
+        let pending = self.handle.coalescer.pending();
+        tracing::info!(pending, "shutting down: writing pending increments");
+        self.handle.flusher.drain(self.shutdown_timeout).await?;
+        tracing::info!("shutdown complete: every accepted hit is in the store");
+        served.map_err(RunError::from)
+    }
+}
+
+/// Re-reads the sites every `every` so sites added by other processes start counting.
+async fn refresh_sites(
+    store: Arc<dyn Store>,
+    sites: Arc<SiteRegistry>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match store.sites().await {
+            Ok(list) => sites.replace(list),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot refresh the site list; keeping the last one")
+            }
+        }
+    }
+}
+
+async fn metrics_text(
+    metrics: web::Data<Arc<Metrics>>,
+    coalescer: web::Data<Arc<Coalescer>>,
+) -> HttpResponse {
+    metrics.pending.set(coalescer.pending() as i64);
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.encode())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body("ok\n")
+}
+
+async fn to_demo() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "/demo"))
+        .finish()
+}

@@ -1,0 +1,117 @@
+//! MongoDB's `$inc` with `upsert: true`, applied to an in-memory BSON document.
+//!
+//! The embedded store uses this to give its documents exactly the shape MongoDB gives them: a
+//! dotted path creates the nested documents it names; a missing counter starts at the
+//! increment (as a 64-bit integer); an existing int32, int64 or double is added to; a path that
+//! runs into a non-document, or a counter that is not a number, is an error for the whole
+//! document (as MongoDB's write error is), which then stays unchanged.
+
+use mongodb::bson::{Bson, Document};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IncError {
+    #[error("cannot apply $inc to {path:?}: the value there is not a number")]
+    NotNumeric { path: String },
+    #[error("cannot create field {path:?}: a parent is not a document")]
+    NotADocument { path: String },
+    #[error("$inc on {path:?} overflows a 64-bit integer")]
+    Overflow { path: String },
+}
+
+/// Applies every `(path, by)` to `doc`, all or nothing.
+pub fn apply_all<'a>(
+    doc: &mut Document,
+    incs: impl IntoIterator<Item = (&'a str, i64)>,
+) -> Result<(), IncError> {
+    let mut updated = doc.clone();
+    for (path, by) in incs {
+        apply(&mut updated, path, by)?;
+    }
+    *doc = updated;
+    Ok(())
+}
+
+/// Applies one `$inc` of `by` at the dotted `path`.
+pub fn apply(doc: &mut Document, path: &str, by: i64) -> Result<(), IncError> {
+    let mut current = doc;
+    let mut segments = path.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_none() {
+            let slot = current.get_mut(segment);
+            let next = match slot {
+                None => Bson::Int64(by),
+                Some(Bson::Int64(n)) => {
+                    Bson::Int64(n.checked_add(by).ok_or_else(|| IncError::Overflow {
+                        path: path.to_owned(),
+                    })?)
+                }
+                Some(Bson::Int32(n)) => Bson::Int64(i64::from(*n) + by),
+                Some(Bson::Double(d)) => Bson::Double(*d + by as f64),
+                Some(_) => {
+                    return Err(IncError::NotNumeric {
+                        path: path.to_owned(),
+                    })
+                }
+            };
+            current.insert(segment, next);
+            return Ok(());
+        }
+        if !current.contains_key(segment) {
+            current.insert(segment, Document::new());
+        }
+        current = match current.get_mut(segment) {
+            Some(Bson::Document(d)) => d,
+            _ => {
+                return Err(IncError::NotADocument {
+                    path: path.to_owned(),
+                })
+            }
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    #[test]
+    fn creates_nested_documents_and_adds() {
+        let mut d = doc! {"_id": "acme:2011-06"};
+        apply(&mut d, "h.05.23.v", 1).unwrap();
+        apply(&mut d, "h.05.23.v", 2).unwrap();
+        apply(&mut d, "h.05.01.v", 1).unwrap();
+        apply(&mut d, "v", 4).unwrap();
+        assert_eq!(
+            d,
+            doc! {"_id": "acme:2011-06", "h": {"05": {"23": {"v": 3_i64}, "01": {"v": 1_i64}}}, "v": 4_i64}
+        );
+    }
+
+    #[test]
+    fn keeps_other_numeric_types_as_mongodb_does() {
+        let mut d = doc! {"a": 1_i32, "b": 1.5};
+        apply(&mut d, "a", 2).unwrap();
+        apply(&mut d, "b", 1).unwrap();
+        assert_eq!(d, doc! {"a": 3_i64, "b": 2.5});
+    }
+
+    #[test]
+    fn errors_leave_the_document_unchanged() {
+        let mut d = doc! {"p": "oops", "v": 1_i64};
+        let before = d.clone();
+        let err = apply_all(&mut d, [("v", 1), ("p.windows", 1)]).unwrap_err();
+        assert!(matches!(err, IncError::NotADocument { .. }));
+        assert_eq!(d, before);
+        assert!(matches!(
+            apply(&mut d, "p", 1),
+            Err(IncError::NotNumeric { .. })
+        ));
+        let mut d = doc! {"v": i64::MAX};
+        assert!(matches!(
+            apply(&mut d, "v", 1),
+            Err(IncError::Overflow { .. })
+        ));
+    }
+}

@@ -1,0 +1,151 @@
+//! Where documents live: MongoDB ([`mongo`]) or the embedded SQLite store ([`embedded`]),
+//! behind one small trait.
+//!
+//! Both hold the very same documents with the same `$inc`-upsert semantics, so everything
+//! above this module (the flusher, the CLI, the read side, the tests) is written once. A store
+//! applies a [`Batch`] of merged increments and says exactly which documents failed, so the
+//! caller can keep and retry them. This module must not know about hits or reports.
+
+pub mod embedded;
+pub mod inc;
+pub mod mongo;
+
+use crate::field::FieldKey;
+use crate::settings::StoreSettings;
+use crate::site::{MalformedSite, Site};
+use async_trait::async_trait;
+use mongodb::bson::Document;
+use std::sync::Arc;
+
+/// The collection holding one document per site.
+pub const SITES: &str = "sites";
+
+/// Increments for one document: `{_id: id}`, `$inc: {field: by, ...}`, upsert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocIncrement {
+    pub id: String,
+    /// Sorted by field, each field once.
+    pub inc: Vec<(FieldKey, i64)>,
+}
+
+/// One collection's share of a flush: becomes one `update` command.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollectionBatch {
+    pub collection: String,
+    pub docs: Vec<DocIncrement>,
+}
+
+/// Everything one flush writes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub collections: Vec<CollectionBatch>,
+}
+
+impl Batch {
+    pub fn statements(&self) -> usize {
+        self.collections.iter().map(|c| c.docs.len()).sum()
+    }
+
+    /// Every statement of the batch, marked failed with `error`.
+    pub fn fail_all(&self, error: &str) -> Vec<Failed> {
+        (0..self.collections.len())
+            .flat_map(|ci| Self::fail_collection(ci, 0..self.collections[ci].docs.len(), error))
+            .collect()
+    }
+
+    /// The statements `docs` of collection `ci`, marked failed with `error`.
+    pub fn fail_collection(ci: usize, docs: std::ops::Range<usize>, error: &str) -> Vec<Failed> {
+        docs.map(|di| Failed {
+            collection: ci,
+            doc: di,
+            error: error.to_owned(),
+        })
+        .collect()
+    }
+}
+
+/// A document whose increments were not applied and must be kept for the next flush.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failed {
+    /// Index into [`Batch::collections`].
+    pub collection: usize,
+    /// Index into that collection's `docs`.
+    pub doc: usize,
+    pub error: String,
+}
+
+/// What happened to a batch. Every statement not listed in `failed` was applied.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// Write commands sent (MongoDB: one `update` per collection, split only past the server's
+    /// batch limits; embedded: one transaction).
+    pub commands: usize,
+    pub failed: Vec<Failed>,
+    /// Writes that were applied but whose write concern was not confirmed; they are not
+    /// retried (retrying would count them twice), only reported.
+    pub write_concern_errors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("embedded store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("embedded store at {path}: {message}")]
+    Embedded { path: String, message: String },
+    #[error("corrupt document {collection}/{id}: {message}")]
+    Corrupt {
+        collection: String,
+        id: String,
+        message: String,
+    },
+    #[error("site {0:?} already exists")]
+    SiteExists(String),
+    #[error(transparent)]
+    MalformedSite(#[from] MalformedSite),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `"mongodb"` or `"embedded"`.
+    fn kind(&self) -> &'static str;
+
+    /// Applies every increment of `batch` as `$inc` upserts. Never loses track of a statement:
+    /// each one is either applied or reported in [`Applied::failed`].
+    async fn apply(&self, batch: &Batch) -> Applied;
+
+    /// One document, or `None` when it does not exist.
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
+
+    /// Inserts a new site; [`StoreError::SiteExists`] if the id is taken.
+    async fn insert_site(&self, site: &Site) -> Result<(), StoreError>;
+
+    /// Every site, ordered by id.
+    async fn sites(&self) -> Result<Vec<Site>, StoreError>;
+
+    /// Checks the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// One site by id.
+    async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {
+        match self.get(SITES, id).await? {
+            Some(doc) => Ok(Some(Site::from_document(&doc)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Opens the store the settings select: MongoDB when a URI is given, else the embedded store.
+pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+    match &settings.mongodb_uri {
+        Some(uri) => Ok(Arc::new(
+            mongo::MongoStore::connect(uri, &settings.database).await?,
+        )),
+        None => Ok(Arc::new(
+            embedded::EmbeddedStore::open(&settings.data_dir).await?,
+        )),
+    }
+}

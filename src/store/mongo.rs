@@ -1,0 +1,244 @@
+//! MongoDB: each flush is one `update` command per collection, many upserts per command.
+//!
+//! A collection's share of a batch goes out as
+//! `{update: <coll>, updates: [{q: {_id}, u: {$inc: {...}}, upsert: true}, ...], ordered: false}`
+//! (split only past the server's limits: [`MAX_STATEMENTS`] statements or [`MAX_COMMAND_BYTES`]).
+//! The driver answers `Ok` even when the reply carries `writeErrors` or a `writeConcernError`,
+//! so the reply is read here: each write error names the statement that failed (for example a
+//! duplicate-key error from two trackers racing to upsert the same new document), which is
+//! reported back so its increments are kept and retried. A command that fails as a whole
+//! (network, server down) reports all its statements failed.
+
+use super::{Applied, Batch, CollectionBatch, Failed, Store, StoreError, SITES};
+use crate::site::Site;
+use async_trait::async_trait;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+use std::time::Duration;
+
+/// MongoDB's `maxWriteBatchSize`.
+pub const MAX_STATEMENTS: usize = 100_000;
+/// Commands are split well below MongoDB's 16 MiB document limit.
+pub const MAX_COMMAND_BYTES: usize = 8 * 1024 * 1024;
+/// Used when the connection string does not set `serverSelectionTimeoutMS`: short, so a flush
+/// against a server that is down fails (and is retried) within seconds instead of 30.
+const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct MongoStore {
+    db: Database,
+}
+
+impl MongoStore {
+    /// Parses the connection string and prepares a client; the first command connects.
+    pub async fn connect(uri: &str, database: &str) -> Result<MongoStore, StoreError> {
+        let mut options = ClientOptions::parse(uri).await?;
+        options
+            .server_selection_timeout
+            .get_or_insert(SERVER_SELECTION_TIMEOUT);
+        options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
+        options.app_name.get_or_insert_with(|| "tally".to_owned());
+        let client = Client::with_options(options)?;
+        Ok(MongoStore {
+            db: client.database(database),
+        })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Sends one collection's statements `range` as one `update` command.
+    async fn update(
+        &self,
+        ci: usize,
+        coll: &CollectionBatch,
+        range: std::ops::Range<usize>,
+        applied: &mut Applied,
+    ) {
+        let start = range.start;
+        let updates: Vec<Document> = coll.docs[range.clone()]
+            .iter()
+            .map(|d| {
+                let mut inc = Document::new();
+                for (field, by) in &d.inc {
+                    inc.insert(field.as_str(), Bson::Int64(*by));
+                }
+                doc! {"q": {"_id": &d.id}, "u": {"$inc": inc}, "upsert": true}
+            })
+            .collect();
+        let command = doc! {"update": &coll.collection, "updates": updates, "ordered": false};
+        applied.commands += 1;
+        let reply = match self.db.run_command(command).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let error = e.to_string();
+                applied
+                    .failed
+                    .extend(Batch::fail_collection(ci, range, &error));
+                return;
+            }
+        };
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for e in errors.iter().filter_map(Bson::as_document) {
+                let index = crate::reports::number(e.get("index")) as usize;
+                let error = format!(
+                    "code {}: {}",
+                    crate::reports::number(e.get("code")),
+                    e.get_str("errmsg").unwrap_or("write error")
+                );
+                if start + index < range.end {
+                    applied.failed.push(Failed {
+                        collection: ci,
+                        doc: start + index,
+                        error,
+                    });
+                }
+            }
+        }
+        if let Ok(wce) = reply.get_document("writeConcernError") {
+            applied.write_concern_errors.push(format!(
+                "{}: {}",
+                coll.collection,
+                wce.get_str("errmsg").unwrap_or("write concern error")
+            ));
+        }
+    }
+}
+
+/// Splits `coll`'s statements into runs that fit one command.
+fn chunks(coll: &CollectionBatch) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, d) in coll.docs.iter().enumerate() {
+        let size = 64
+            + d.id.len()
+            + d.inc
+                .iter()
+                .map(|(f, _)| f.as_str().len() + 10)
+                .sum::<usize>();
+        if i > start && (i - start >= MAX_STATEMENTS || bytes + size > MAX_COMMAND_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < coll.docs.len() {
+        out.push(start..coll.docs.len());
+    }
+    out
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    fn kind(&self) -> &'static str {
+        "mongodb"
+    }
+
+    async fn apply(&self, batch: &Batch) -> Applied {
+        let mut applied = Applied::default();
+        for (ci, coll) in batch.collections.iter().enumerate() {
+            for range in chunks(coll) {
+                self.update(ci, coll, range, &mut applied).await;
+            }
+        }
+        applied
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        Ok(self
+            .db
+            .collection::<Document>(collection)
+            .find_one(doc! {"_id": id})
+            .await?)
+    }
+
+    async fn insert_site(&self, site: &Site) -> Result<(), StoreError> {
+        match self
+            .db
+            .collection::<Document>(SITES)
+            .insert_one(site.to_document())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match *e.kind {
+                ErrorKind::Write(WriteFailure::WriteError(ref w)) if w.code == 11000 => {
+                    Err(StoreError::SiteExists(site.id.to_string()))
+                }
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        let mut cursor = self
+            .db
+            .collection::<Document>(SITES)
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await?;
+        let mut sites = Vec::new();
+        while cursor.advance().await? {
+            let doc: Document = cursor.deserialize_current()?;
+            sites.push(Site::from_document(&doc)?);
+        }
+        Ok(sites)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.run_command(doc! {"ping": 1}).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::FieldKey;
+    use crate::store::DocIncrement;
+
+    fn batch(docs: usize, fields: usize) -> CollectionBatch {
+        CollectionBatch {
+            collection: "traffic.2011".into(),
+            docs: (0..docs)
+                .map(|i| DocIncrement {
+                    id: format!("s{i}:2011"),
+                    inc: (0..fields)
+                        .map(|f| (FieldKey::parse(&format!("f{f}")).unwrap(), 1))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn assert_covers(coll: &CollectionBatch, ranges: &[std::ops::Range<usize>]) {
+        let mut next = 0;
+        for r in ranges {
+            assert_eq!(r.start, next);
+            assert!(r.len() <= MAX_STATEMENTS && !r.is_empty());
+            next = r.end;
+        }
+        assert_eq!(next, coll.docs.len());
+    }
+
+    #[test]
+    fn chunks_respect_the_statement_limit() {
+        let coll = batch(MAX_STATEMENTS * 2 + 5, 1);
+        let ranges = chunks(&coll);
+        assert_covers(&coll, &ranges);
+        assert!(ranges.len() >= 3);
+        assert!(chunks(&batch(0, 1)).is_empty());
+        assert_eq!(chunks(&batch(3, 1)), vec![0..3]);
+    }
+
+    #[test]
+    fn chunks_respect_the_size_limit() {
+        // 2,000 documents of 1,000 fields each: ~16 MB of statements.
+        let coll = batch(2_000, 1_000);
+        let ranges = chunks(&coll);
+        assert_covers(&coll, &ranges);
+        assert!(ranges.len() >= 2, "{ranges:?}");
+    }
+}

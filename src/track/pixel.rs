@@ -1,0 +1,43 @@
+//! `GET /t.gif`: the tracking pixel.
+//!
+//! Always answers 200 with a 1×1 transparent GIF and `Cache-Control: no-store`, whatever the
+//! input: a page must never show a broken image because of tally, and a rejection is not
+//! something to tell a stranger about. What happened is in the metrics.
+
+use super::Tracker;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// The smallest transparent GIF (43 bytes).
+pub const GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
+    // The outcome is counted and logged inside; the answer is the same either way.
+    let _ = tracker.track(req.query_string(), &user_agent);
+    gif()
+}
+
+/// The pixel's answer.
+pub fn gif() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("image/gif")))
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, max-age=0"),
+        ))
+        // Pages served with `Cross-Origin-Embedder-Policy: require-corp` may still load it.
+        .insert_header((
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        ))
+        .body(GIF)
+}
