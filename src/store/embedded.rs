@@ -65,7 +65,9 @@ impl EmbeddedStore {
                      PRIMARY KEY (coll, id)
                  ) WITHOUT ROWID;",
             )?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            if version < SCHEMA_VERSION {
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            }
             Ok(conn)
         })
         .await

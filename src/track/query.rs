@@ -18,6 +18,11 @@ pub const MAX_PAIRS: usize = 64;
 /// Screen and window sizes above this are not plausible and are ignored.
 pub const MAX_PIXELS: u32 = 100_000;
 
+/// The parameters the pixel reads.
+const KEYS: [&str; 12] = [
+    "site", "url", "ref", "title", "sw", "bw", "bh", "uh", "ud", "um", "uy", "u",
+];
+
 /// The pixel's parameters, as sent.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PixelParams<'a> {
@@ -30,7 +35,16 @@ pub struct PixelParams<'a> {
 impl<'a> PixelParams<'a> {
     pub fn parse(query: &'a str) -> PixelParams<'a> {
         let mut p = PixelParams::default();
+        // The first occurrence of a parameter wins; repeats are ignored.
+        let mut seen = 0u16;
         for (key, value) in form_urlencoded::parse(query.as_bytes()).take(MAX_PAIRS) {
+            let Some(bit) = KEYS.iter().position(|k| *k == key) else {
+                continue;
+            };
+            if seen & (1 << bit) != 0 {
+                continue;
+            }
+            seen |= 1 << bit;
             match key.as_ref() {
                 "site" => p.site = Some(value),
                 "url" => p.page.url = text(value, MAX_URL_BYTES),
@@ -125,6 +139,13 @@ mod tests {
         let long = format!("site=acme&title={}", "é".repeat(2000));
         let p = PixelParams::parse(&long);
         assert!(p.page.title.unwrap().len() <= MAX_TITLE_BYTES);
+    }
+
+    #[test]
+    fn the_first_occurrence_wins() {
+        let p = PixelParams::parse("site=acme&site=other&uh=1&uh=0");
+        assert_eq!(p.site.as_deref(), Some("acme"));
+        assert!(p.uniques.hour);
     }
 
     #[test]

@@ -8,6 +8,9 @@
   var tz = me.getAttribute('data-tz'), gif = me.src.replace(/[^\/?#]*([?#].*)?$/, 't.gif');
   var first = true, NAME = '_tally';
 
+  // tally keeps no more than this; sending less keeps every request far below URL limits.
+  function cut(s, n) { return String(s).slice(0, n); }
+
   function pad(n) { return (n < 10 ? '0' : '') + n; }
 
   // This hour as YYYYMMDDHH on the site's clock (data-tz), else on the browser's.
@@ -42,9 +45,9 @@
     o = o || {};
     var q = {
       site: site,
-      url: o.url || location.href.split('#')[0],
-      ref: o.referrer !== undefined ? o.referrer : first ? d.referrer : '',
-      title: o.title !== undefined ? o.title : d.title,
+      url: cut(o.url || location.href.split('#')[0], 2048),
+      ref: cut(o.referrer !== undefined ? o.referrer : first ? d.referrer : '', 2048),
+      title: cut(o.title !== undefined ? o.title : d.title, 512),
       sw: screen.width, bw: w.innerWidth, bh: w.innerHeight
     }, f = flags(), parts = [], k;
     first = false;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command. On a fresh machine with Rust, Go and Python it installs what the tests need
+# (FerretDB v1, the MongoDB-protocol server), starts it on a free loopback port, runs the whole
+# suite against it and the embedded store, and stops it. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FERRETDB=$(scripts/ferretdb.sh install)
+work=$(mktemp -d)
+port=$(scripts/free-port)
+pid=$(scripts/ferretdb.sh start "$work/ferretdb" "$port")
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+echo "FerretDB $("$FERRETDB" --version | awk '/version:/ {print $2}') on 127.0.0.1:$port" >&2
+
+export TEST_MONGODB_URI="mongodb://127.0.0.1:$port/"
+export TEST_FERRETDB_BIN="$FERRETDB"
+cargo test --locked "$@"

@@ -1,0 +1,459 @@
+//! Test harness: the real application on port 0, against a real store.
+//!
+//! - MongoDB: the FerretDB server `scripts/test.sh` starts (`TEST_MONGODB_URI`), a fresh
+//!   database per test; documents are read back with the `mongodb` driver, as any client would.
+//! - Embedded: a temporary data directory; documents are read back through a second,
+//!   independent connection to the same file.
+#![allow(dead_code)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use mongodb::bson::{Bson, Document};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tally::period::Clock;
+use tally::settings::ServeSettings;
+use tally::site::{parse_time_zone, Site, SiteId};
+use tally::startup::{AppHandle, Application, RunError};
+use tally::store::embedded::EmbeddedStore;
+use tally::store::mongo::MongoStore;
+use tally::store::Store;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+pub const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+pub const FIREFOX_MAC: &str =
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0";
+pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+pub const SAFARI_IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1";
+pub const CHROME_ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+pub const EDGE_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Mongo,
+    Embedded,
+}
+
+/// Runs an async test body once per store: `both_stores!(my_test);` expects
+/// `async fn my_test(backend: Backend)` and makes `mongo::my_test` and `embedded::my_test`.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Mongo).await
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Embedded).await
+                }
+            )*
+        }
+    };
+}
+
+/// The MongoDB-protocol server of this test run.
+pub fn mongodb_uri() -> String {
+    std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| {
+        panic!(
+            "TEST_MONGODB_URI is not set: run the tests with scripts/test.sh, which starts \
+             FerretDB and sets it"
+        )
+    })
+}
+
+/// A database name no other test uses.
+pub fn unique_database(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t_{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn at(instant: DateTime<Utc>) -> TestClock {
+        TestClock(Arc::new(AtomicI64::new(instant.timestamp_millis())))
+    }
+
+    pub fn set(&self, instant: DateTime<Utc>) {
+        self.0.store(instant.timestamp_millis(), Ordering::SeqCst);
+    }
+
+    pub fn clock(&self) -> Clock {
+        let millis = Arc::clone(&self.0);
+        Arc::new(move || {
+            DateTime::from_timestamp_millis(millis.load(Ordering::SeqCst)).unwrap_or_default()
+        })
+    }
+}
+
+pub fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+/// Where a test's documents live, and a way to read them back independently of the app.
+pub struct TestStore {
+    pub backend: Backend,
+    pub store: Arc<dyn Store>,
+    /// MongoDB: the database name.
+    pub database: String,
+    /// Embedded: the data directory.
+    pub dir: Option<TempDir>,
+    mongo: Option<mongodb::Database>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> TestStore {
+        match backend {
+            Backend::Mongo => Self::mongo_at(&mongodb_uri()).await,
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = EmbeddedStore::open(dir.path()).await.unwrap();
+                TestStore {
+                    backend,
+                    store: Arc::new(store),
+                    database: String::new(),
+                    dir: Some(dir),
+                    mongo: None,
+                }
+            }
+        }
+    }
+
+    /// A fresh database on the MongoDB-protocol server at `uri`.
+    pub async fn mongo_at(uri: &str) -> TestStore {
+        let database = unique_database("db");
+        let store = MongoStore::connect(uri, &database).await.unwrap();
+        let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+        TestStore {
+            backend: Backend::Mongo,
+            store: Arc::new(store),
+            mongo: Some(client.database(&database)),
+            database,
+            dir: None,
+        }
+    }
+
+    /// The driver's handle on this test's database (MongoDB only).
+    pub fn mongo(&self) -> &mongodb::Database {
+        self.mongo.as_ref().expect("a MongoDB test store")
+    }
+
+    /// Reads a document back: with the driver (MongoDB) or a second connection (embedded).
+    pub async fn doc(&self, collection: &str, id: &str) -> Option<Document> {
+        match self.backend {
+            Backend::Mongo => self
+                .mongo()
+                .collection::<Document>(collection)
+                .find_one(mongodb::bson::doc! {"_id": id})
+                .await
+                .unwrap(),
+            Backend::Embedded => {
+                let dir = self.dir.as_ref().unwrap().path();
+                let reader = EmbeddedStore::open(dir).await.unwrap();
+                reader.get(collection, id).await.unwrap()
+            }
+        }
+    }
+
+    pub async fn add_site(&self, id: &str, tz: &str) -> Site {
+        let site = Site {
+            id: SiteId::parse(id).unwrap(),
+            tz: parse_time_zone(tz).unwrap(),
+            name: id.to_owned(),
+            hosts: vec![format!("{id}.example")],
+            created_at: Utc::now(),
+        };
+        self.store.insert_site(&site).await.unwrap();
+        site
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub handle: AppHandle,
+    pub store: TestStore,
+    pub http: reqwest::Client,
+    task: JoinHandle<Result<(), RunError>>,
+}
+
+/// Settings for tests: port 0, and a flush interval long enough that only the test flushes.
+pub fn test_settings() -> ServeSettings {
+    ServeSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        flush_interval_ms: 60_000,
+        shutdown_timeout_secs: 10,
+        ..ServeSettings::default()
+    }
+}
+
+impl TestApp {
+    /// The app on a fresh store with the site `acme` in `tz`, on the system clock.
+    pub async fn with_site(backend: Backend, tz: &str) -> TestApp {
+        let store = TestStore::new(backend).await;
+        store.add_site("acme", tz).await;
+        TestApp::spawn(store, test_settings(), tally::period::system_clock()).await
+    }
+
+    pub async fn spawn(store: TestStore, settings: ServeSettings, clock: Clock) -> TestApp {
+        let app = Application::build_with(settings, Arc::clone(&store.store), clock)
+            .await
+            .expect("the application builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            handle,
+            store,
+            http: reqwest::Client::new(),
+            task,
+        }
+    }
+
+    /// Sends one pixel request and checks the pixel answer, which is the same for every input.
+    pub async fn hit(&self, query: &str, user_agent: &str) {
+        let response = self
+            .http
+            .get(format!("{}/t.gif?{query}", self.address))
+            .header("User-Agent", user_agent)
+            .send()
+            .await
+            .expect("the pixel answers");
+        assert_pixel(response).await;
+    }
+
+    pub async fn flush(&self) {
+        let report = self.handle.flush().await;
+        assert_eq!(report.failed, 0, "flush failed: {report:?}");
+    }
+
+    pub async fn doc(&self, collection: &str, id: &str) -> Option<Document> {
+        self.store.doc(collection, id).await
+    }
+
+    /// Stops the app gracefully and returns how `run_until_stopped` ended.
+    pub async fn stop(self) -> (Result<(), RunError>, TestStore) {
+        self.handle.stop().await;
+        let result = self.task.await.expect("the app task does not panic");
+        (result, self.store)
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The pixel's answer: 200, a 43-byte GIF, not cacheable.
+pub async fn assert_pixel(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/gif");
+    assert_eq!(response.headers()["cache-control"], "no-store, max-age=0");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(&body[..], tally::track::pixel::GIF);
+}
+
+/// The number at a dotted path, e.g. `b.chrome.131-0`; `None` when absent or not a number.
+pub fn get_path(doc: &Document, path: &str) -> Option<i64> {
+    let mut current = doc;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let value = current.get(part)?;
+        if parts.peek().is_none() {
+            return match value {
+                Bson::Int64(n) => Some(*n),
+                Bson::Int32(n) => Some(i64::from(*n)),
+                _ => None,
+            };
+        }
+        current = value.as_document()?;
+    }
+    None
+}
+
+/// Asserts the counter at `path` is `expected`.
+#[track_caller]
+pub fn assert_count(doc: &Document, path: &str, expected: i64) {
+    assert_eq!(get_path(doc, path), Some(expected), "{path} in {doc}");
+}
+
+/// Every key below `_id` is a safe segment and every leaf is a 64-bit integer counter.
+pub fn assert_well_formed(doc: &Document) {
+    fn walk(doc: &Document, at: &str) {
+        for (key, value) in doc {
+            assert!(
+                tally::field::is_safe_segment(key),
+                "unsafe key {key:?} at {at:?}"
+            );
+            match value {
+                Bson::Document(d) => walk(d, &format!("{at}.{key}")),
+                Bson::Int64(n) => assert!(*n > 0, "{at}.{key} = {n}"),
+                other => panic!("{at}.{key} is not a counter: {other:?}"),
+            }
+        }
+    }
+    let mut rest = doc.clone();
+    assert!(rest.remove("_id").is_some(), "no _id in {doc}");
+    walk(&rest, "");
+}
+
+/// A FerretDB server of a test's own, to stop and start at will (`TEST_FERRETDB_BIN`).
+pub struct Ferret {
+    pub port: u16,
+    pub dir: TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Ferret {
+    pub async fn start() -> Ferret {
+        let port = free_port();
+        let mut ferret = Ferret {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        ferret.restart().await;
+        ferret
+    }
+
+    /// A connection string that gives up on an unreachable server after one second.
+    pub fn uri(&self) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=1000&connectTimeoutMS=1000",
+            self.port
+        )
+    }
+
+    pub async fn restart(&mut self) {
+        let bin = std::env::var("TEST_FERRETDB_BIN").unwrap_or_else(|_| {
+            panic!("TEST_FERRETDB_BIN is not set: run the tests with scripts/test.sh")
+        });
+        let child = std::process::Command::new(bin)
+            .arg("--handler=sqlite")
+            .arg(format!("--sqlite-url=file:{}/", self.dir.path().display()))
+            .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
+            .arg("--debug-addr=-")
+            .arg("--telemetry=disable")
+            .arg("--log-level=error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("FerretDB starts");
+        self.child = Some(child);
+        wait_for_port(self.port).await;
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Ferret {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port} after 10 s");
+}
+
+/// Writes a document as is, bypassing tally (to set up a conflict the store must report).
+pub async fn put_raw(store: &TestStore, collection: &str, doc: Document) {
+    match store.backend {
+        Backend::Mongo => {
+            store
+                .mongo()
+                .collection::<Document>(collection)
+                .insert_one(doc)
+                .await
+                .unwrap();
+        }
+        Backend::Embedded => {
+            let path = store
+                .dir
+                .as_ref()
+                .unwrap()
+                .path()
+                .join(tally::store::embedded::FILE_NAME);
+            let id = doc.get_str("_id").unwrap().to_owned();
+            let mut bytes = Vec::new();
+            doc.to_writer(&mut bytes).unwrap();
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute(
+                "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)",
+                rusqlite::params![collection, id, bytes],
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Deletes a document, bypassing tally.
+pub async fn delete_raw(store: &TestStore, collection: &str, id: &str) {
+    match store.backend {
+        Backend::Mongo => {
+            store
+                .mongo()
+                .collection::<Document>(collection)
+                .delete_one(mongodb::bson::doc! {"_id": id})
+                .await
+                .unwrap();
+        }
+        Backend::Embedded => {
+            let path = store
+                .dir
+                .as_ref()
+                .unwrap()
+                .path()
+                .join(tally::store::embedded::FILE_NAME);
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute(
+                "DELETE FROM docs WHERE coll = ?1 AND id = ?2",
+                rusqlite::params![collection, id],
+            )
+            .unwrap();
+        }
+    }
+}
