@@ -1,13 +1,13 @@
 //! The parsed hit: one page view, validated, with its instant placed in the site's zone.
 //!
 //! A `Hit` exists only between parsing and counting; it is never stored. It borrows its
-//! strings from the request where it can, so building one does not copy the URL or title.
+//! text from the request, undecoded, so building one copies nothing.
 
 use crate::period::LocalTime;
 use crate::site::Site;
 use crate::track::agent::Agent;
+use crate::track::query::Text;
 use chrono::{DateTime, Utc};
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A page view ready to be counted.
@@ -24,12 +24,13 @@ pub struct Hit<'a> {
     pub agent: Agent,
 }
 
-/// What the browser said about the page. Lengths are bounded (see `track::query`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the browser said about the page, still percent-encoded: a report that needs a value
+/// decodes it (bounded in length) with [`Text::decode`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Page<'a> {
-    pub url: Option<Cow<'a, str>>,
-    pub referrer: Option<Cow<'a, str>>,
-    pub title: Option<Cow<'a, str>>,
+    pub url: Option<Text<'a>>,
+    pub referrer: Option<Text<'a>>,
+    pub title: Option<Text<'a>>,
 }
 
 /// Screen and browser-window sizes in CSS pixels, when sent and plausible.

@@ -15,7 +15,9 @@ pub mod flusher;
 use crate::field::FieldKey;
 use crate::reports::{DocKey, DocRef, Increments};
 use crate::site::SiteId;
-use std::collections::HashMap;
+// foldhash: a fast hasher with a per-process random seed, so field keys chosen by visitors
+// cannot be crafted into collisions; std's SipHash made map lookups the hit path's largest cost.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -46,7 +48,7 @@ pub type Drained = Vec<(DocKey, Vec<(FieldKey, i64)>)>;
 
 pub struct Coalescer {
     shards: Box<[Mutex<Shard>]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     entries: AtomicUsize,
     max_entries: usize,
     flush_at: usize,

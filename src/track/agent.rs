@@ -9,7 +9,7 @@
 
 use compact_str::{format_compact, CompactString};
 use std::cell::RefCell;
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use woothee::parser::Parser;
 
 /// User-Agents longer than this are cut (at a character boundary) before parsing.
@@ -38,7 +38,7 @@ impl Agent {
     pub fn parse(ua: &str) -> Agent {
         let ua = truncate(ua, MAX_UA_BYTES);
         thread_local! {
-            static CACHE: RefCell<HashMap<Box<str>, Agent>> = RefCell::new(HashMap::new());
+            static CACHE: RefCell<HashMap<Box<str>, Agent>> = RefCell::new(HashMap::default());
         }
         CACHE.with(|cache| {
             if let Some(agent) = cache.borrow().get(ua) {

@@ -1,24 +1,26 @@
 //! The pixel's query string → typed, bounded parameters.
 //!
-//! Input is hostile by default: percent-decoding is lenient (bad escapes pass through as
-//! text), invalid UTF-8 becomes U+FFFD, NUL bytes are dropped, every string is cut to a fixed
-//! length, numbers outside a plausible range are ignored, and only the first
-//! [`MAX_PAIRS`] pairs are read. Nothing here allocates unless decoding had to change the text.
+//! Input is hostile by default, and most of it is not needed on every hit, so parsing is lazy:
+//! the query is split once, the handful of parameters tally reads are matched by name, numbers
+//! and flags are read in place, and free text (`url`, `ref`, `title`) is kept in its
+//! percent-encoded wire form as a [`Text`] that decodes on demand. Only the first
+//! [`MAX_PAIRS`] pairs are read and the first occurrence of a parameter wins. Nothing here
+//! allocates unless a value has to be decoded.
 
 use crate::hit::{Page, Screen, Uniques};
 use crate::track::agent::truncate;
 use std::borrow::Cow;
 
-/// Longest `url` and `ref` kept, in bytes.
+/// Longest decoded `url` and `ref` kept, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
-/// Longest `title` kept, in bytes.
+/// Longest decoded `title` kept, in bytes.
 pub const MAX_TITLE_BYTES: usize = 512;
 /// Pairs after this many are ignored.
 pub const MAX_PAIRS: usize = 64;
 /// Screen and window sizes above this are not plausible and are ignored.
 pub const MAX_PIXELS: u32 = 100_000;
 
-/// The parameters the pixel reads.
+/// The parameters the pixel reads (names are matched as sent, not decoded).
 const KEYS: [&str; 12] = [
     "site", "url", "ref", "title", "sw", "bw", "bh", "uh", "ud", "um", "uy", "u",
 ];
@@ -35,9 +37,9 @@ pub struct PixelParams<'a> {
 impl<'a> PixelParams<'a> {
     pub fn parse(query: &'a str) -> PixelParams<'a> {
         let mut p = PixelParams::default();
-        // The first occurrence of a parameter wins; repeats are ignored.
         let mut seen = 0u16;
-        for (key, value) in form_urlencoded::parse(query.as_bytes()).take(MAX_PAIRS) {
+        for pair in query.split('&').take(MAX_PAIRS) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let Some(bit) = KEYS.iter().position(|k| *k == key) else {
                 continue;
             };
@@ -45,19 +47,19 @@ impl<'a> PixelParams<'a> {
                 continue;
             }
             seen |= 1 << bit;
-            match key.as_ref() {
-                "site" => p.site = Some(value),
-                "url" => p.page.url = text(value, MAX_URL_BYTES),
-                "ref" => p.page.referrer = text(value, MAX_URL_BYTES),
-                "title" => p.page.title = text(value, MAX_TITLE_BYTES),
-                "sw" => p.screen.screen_width = pixels(&value),
-                "bw" => p.screen.browser_width = pixels(&value),
-                "bh" => p.screen.browser_height = pixels(&value),
-                "uh" => p.uniques.hour = flag(&value),
-                "ud" => p.uniques.day = flag(&value),
-                "um" => p.uniques.month = flag(&value),
-                "uy" => p.uniques.year = flag(&value),
-                "u" => p.uniques.ever = flag(&value),
+            match key {
+                "site" => p.site = Some(decode(value)),
+                "url" => p.page.url = Text::new(value, MAX_URL_BYTES),
+                "ref" => p.page.referrer = Text::new(value, MAX_URL_BYTES),
+                "title" => p.page.title = Text::new(value, MAX_TITLE_BYTES),
+                "sw" => p.screen.screen_width = pixels(value),
+                "bw" => p.screen.browser_width = pixels(value),
+                "bh" => p.screen.browser_height = pixels(value),
+                "uh" => p.uniques.hour = value == "1",
+                "ud" => p.uniques.day = value == "1",
+                "um" => p.uniques.month = value == "1",
+                "uy" => p.uniques.year = value == "1",
+                "u" => p.uniques.ever = value == "1",
                 _ => {}
             }
         }
@@ -65,22 +67,54 @@ impl<'a> PixelParams<'a> {
     }
 }
 
-/// Drops NUL and other C0 control characters, cuts to `max` bytes; empty → `None`.
-fn text(value: Cow<'_, str>, max: usize) -> Option<Cow<'_, str>> {
-    let clean = if value.bytes().any(|b| b < 0x20) {
-        Cow::Owned(value.chars().filter(|c| *c >= ' ').collect())
-    } else {
-        value
-    };
-    let cut = truncate(&clean, max).len();
-    let clean = match clean {
-        Cow::Borrowed(s) => Cow::Borrowed(&s[..cut]),
-        Cow::Owned(mut s) => {
-            s.truncate(cut);
-            Cow::Owned(s)
-        }
-    };
-    (!clean.trim().is_empty()).then_some(clean)
+/// Free text from the query string, still percent-encoded; [`Text::decode`] gives it as a
+/// string of at most `max` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text<'a> {
+    raw: &'a str,
+    max: usize,
+}
+
+impl<'a> Text<'a> {
+    /// `None` for an empty value. The raw form is cut to what can decode to `max` bytes (an
+    /// escape is 3 bytes), so decoding work is bounded too.
+    fn new(raw: &'a str, max: usize) -> Option<Text<'a>> {
+        (!raw.is_empty()).then(|| Text {
+            raw: truncate(raw, max.saturating_mul(3)),
+            max,
+        })
+    }
+
+    /// Decodes `+` and `%XX` (invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD),
+    /// drops NUL and other control characters, and cuts to `max` bytes at a character
+    /// boundary. `None` when nothing but blanks is left.
+    pub fn decode(&self) -> Option<Cow<'a, str>> {
+        let value = decode(self.raw);
+        let value = if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            Cow::Owned(value.chars().filter(|c| !c.is_control()).collect())
+        } else {
+            value
+        };
+        let cut = truncate(&value, self.max).len();
+        let value = match value {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..cut]),
+            Cow::Owned(mut s) => {
+                s.truncate(cut);
+                Cow::Owned(s)
+            }
+        };
+        (!value.trim().is_empty()).then_some(value)
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value, borrowing when nothing changes.
+fn decode(raw: &str) -> Cow<'_, str> {
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(raw);
+    }
+    let spaced = raw.replace('+', " ");
+    let bytes: Cow<'_, [u8]> = percent_encoding::percent_decode(spaced.as_bytes()).into();
+    Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn pixels(value: &str) -> Option<u32> {
@@ -90,14 +124,14 @@ fn pixels(value: &str) -> Option<u32> {
         .filter(|&n| n > 0 && n <= MAX_PIXELS)
 }
 
-fn flag(value: &str) -> bool {
-    value == "1"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn text(t: Option<Text<'_>>) -> Option<String> {
+        t.and_then(|t| t.decode()).map(|s| s.into_owned())
+    }
 
     #[test]
     fn reads_every_parameter() {
@@ -106,9 +140,12 @@ mod tests {
              &title=Hello+world&sw=1920&bw=1280&bh=800&uh=1&ud=1&um=0&uy=1&u=1&extra=ignored",
         );
         assert_eq!(p.site.as_deref(), Some("acme"));
-        assert_eq!(p.page.url.as_deref(), Some("https://acme.example/a?b=1"));
-        assert_eq!(p.page.referrer.as_deref(), Some("https://x.example/"));
-        assert_eq!(p.page.title.as_deref(), Some("Hello world"));
+        assert_eq!(
+            text(p.page.url).as_deref(),
+            Some("https://acme.example/a?b=1")
+        );
+        assert_eq!(text(p.page.referrer).as_deref(), Some("https://x.example/"));
+        assert_eq!(text(p.page.title).as_deref(), Some("Hello world"));
         assert_eq!(
             p.screen,
             Screen {
@@ -133,12 +170,13 @@ mod tests {
     fn hostile_values_are_tamed() {
         let p =
             PixelParams::parse("site=acme&title=a%00b%ZZ&url=%FF%FE&sw=-1&bw=99999999999&bh=abc");
-        assert_eq!(p.page.title.as_deref(), Some("ab%ZZ"));
-        assert_eq!(p.page.url.as_deref(), Some("\u{fffd}\u{fffd}"));
+        assert_eq!(text(p.page.title).as_deref(), Some("ab%ZZ"));
+        assert_eq!(text(p.page.url).as_deref(), Some("\u{fffd}\u{fffd}"));
         assert_eq!(p.screen, Screen::default());
-        let long = format!("site=acme&title={}", "é".repeat(2000));
-        let p = PixelParams::parse(&long);
-        assert!(p.page.title.unwrap().len() <= MAX_TITLE_BYTES);
+        let long = format!("site=acme&title={}", "%C3%A9".repeat(2000));
+        let title = text(PixelParams::parse(&long).page.title).unwrap();
+        assert!(title.len() <= MAX_TITLE_BYTES && title.starts_with('é'));
+        assert_eq!(text(PixelParams::parse("title=+%20+").page.title), None);
     }
 
     #[test]
@@ -152,14 +190,18 @@ mod tests {
     fn missing_site_is_none() {
         assert_eq!(PixelParams::parse("url=/x").site, None);
         assert_eq!(PixelParams::parse("").site, None);
+        assert_eq!(PixelParams::parse("site").site.as_deref(), Some(""));
     }
 
     proptest! {
         #[test]
         fn never_panics_and_stays_bounded(q in ".{0,3000}") {
             let p = PixelParams::parse(&q);
-            prop_assert!(p.page.url.map_or(0, |u| u.len()) <= MAX_URL_BYTES);
-            prop_assert!(p.page.title.map_or(0, |t| t.len()) <= MAX_TITLE_BYTES);
+            let url = text(p.page.url).unwrap_or_default();
+            let title = text(p.page.title).unwrap_or_default();
+            prop_assert!(url.len() <= MAX_URL_BYTES);
+            prop_assert!(title.len() <= MAX_TITLE_BYTES);
+            prop_assert!(!title.chars().any(char::is_control));
         }
     }
 }
