@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# The test command. On a fresh machine with Rust, Go and Python it installs what the tests need
-# (FerretDB v1, the MongoDB-protocol server), starts it on a free loopback port, runs the whole
-# suite against it and the embedded store, and stops it. Extra arguments go to `cargo test`.
+# The test command. On a fresh Debian machine with Rust, Go and Python it installs what the tests
+# need (FerretDB v1, the MongoDB-protocol server, built once; Debian's chromium for the browser
+# test), starts FerretDB on a free loopback port, runs the whole suite against it and the
+# embedded store, and stops it. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Headless Chromium, for the test that runs the real snippet in a real browser.
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (Debian package) for the browser test..." >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 
 FERRETDB=$(scripts/ferretdb.sh install)
 work=$(mktemp -d)
