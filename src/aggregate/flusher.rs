@@ -30,6 +30,8 @@ pub struct FlushReport {
     pub commands: usize,
     /// Statements that failed and were put back.
     pub failed: usize,
+    /// The first failure's error, when there was one.
+    pub first_error: Option<String>,
 }
 
 /// Shutdown could not write everything before its deadline.
@@ -104,6 +106,7 @@ impl Flusher {
             statements,
             commands: applied.commands,
             failed,
+            first_error: applied.failed.first().map(|f| f.error.clone()),
         }
     }
 
@@ -135,7 +138,9 @@ impl Flusher {
             if started.elapsed() + pause > deadline {
                 return Err(Unflushed {
                     entries: left,
-                    last_error: format!("{} statements failed in the last attempt", report.failed),
+                    last_error: report
+                        .first_error
+                        .unwrap_or_else(|| "the store did not answer in time".to_owned()),
                 });
             }
             tokio::time::sleep(pause).await;
