@@ -399,6 +399,12 @@ pub async fn wait_for_port(port: u16) {
     panic!("nothing listens on port {port} after 10 s");
 }
 
+/// A connection of its own to an embedded test store's file.
+fn raw_sqlite(store: &TestStore) -> rusqlite::Connection {
+    let dir = store.dir.as_ref().expect("an embedded test store");
+    rusqlite::Connection::open(dir.path().join(tally::store::embedded::FILE_NAME)).unwrap()
+}
+
 /// Writes a document as is, bypassing tally (to set up a conflict the store must report).
 pub async fn put_raw(store: &TestStore, collection: &str, doc: Document) {
     match store.backend {
@@ -411,21 +417,15 @@ pub async fn put_raw(store: &TestStore, collection: &str, doc: Document) {
                 .unwrap();
         }
         Backend::Embedded => {
-            let path = store
-                .dir
-                .as_ref()
-                .unwrap()
-                .path()
-                .join(tally::store::embedded::FILE_NAME);
             let id = doc.get_str("_id").unwrap().to_owned();
             let mut bytes = Vec::new();
             doc.to_writer(&mut bytes).unwrap();
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.execute(
-                "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)",
-                rusqlite::params![collection, id, bytes],
-            )
-            .unwrap();
+            raw_sqlite(store)
+                .execute(
+                    "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![collection, id, bytes],
+                )
+                .unwrap();
         }
     }
 }
@@ -442,18 +442,12 @@ pub async fn delete_raw(store: &TestStore, collection: &str, id: &str) {
                 .unwrap();
         }
         Backend::Embedded => {
-            let path = store
-                .dir
-                .as_ref()
-                .unwrap()
-                .path()
-                .join(tally::store::embedded::FILE_NAME);
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.execute(
-                "DELETE FROM docs WHERE coll = ?1 AND id = ?2",
-                rusqlite::params![collection, id],
-            )
-            .unwrap();
+            raw_sqlite(store)
+                .execute(
+                    "DELETE FROM docs WHERE coll = ?1 AND id = ?2",
+                    rusqlite::params![collection, id],
+                )
+                .unwrap();
         }
     }
 }
