@@ -1,23 +1,36 @@
-//! The hit path without HTTP: query string + User-Agent → merged increments in the coalescer.
+//! The hit path without HTTP: query string + User-Agent (+ client address) → merged increments
+//! in the coalescer, for every report.
 //!
-//! `cargo bench --bench hit_path`; results and the machine in docs/performance.md.
+//! `TEST_GEOIP_DB=$(scripts/geoip.sh install) cargo bench --bench hit_path`; without the
+//! variable the country lookup is left out (and said so). Results and the machine in
+//! docs/performance.md.
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tally::aggregate::Coalescer;
+use tally::field::Key;
 use tally::metrics::Metrics;
 use tally::period::{system_clock, LocalTime};
 use tally::site::{parse_time_zone, Site, SiteId, SiteRegistry};
 use tally::track::agent::Agent;
+use tally::track::geo::GeoDb;
 use tally::track::query::PixelParams;
 use tally::track::Tracker;
 
+/// A hit carrying every field: a page with campaign parameters and a title, a search referrer
+/// with a term, sizes and flags.
 const QUERY: &str =
     "site=acme&url=https%3A%2F%2Facme.example%2Fblog%2F2024%2Fhello-world%3Futm_source%3Dnews\
-&ref=https%3A%2F%2Fwww.google.com%2F&title=Hello%2C%20world%20%E2%80%94%20Acme%20Blog\
+%26utm_medium%3Demail%26utm_campaign%3Dlaunch\
+&ref=https%3A%2F%2Fwww.google.com%2Fsearch%3Fq%3Dself%2Bhosted%2Banalytics\
+&title=Hello%2C%20world%20%E2%80%94%20Acme%20Blog\
 &sw=1920&bw=1280&bh=720&uh=1&ud=1&um=0&uy=0&u=0";
+
+/// Public addresses in several countries, so lookups do not all hit one cached path.
+const ADDRESSES: [&str; 4] = ["8.8.8.8", "81.2.69.160", "2001:4860:4860::8888", "1.1.1.1"];
 
 const AGENTS: [&str; 5] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -27,13 +40,16 @@ const AGENTS: [&str; 5] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86",
 ];
 
-fn tracker() -> Tracker {
+fn tracker(geo: Option<Arc<GeoDb>>) -> Tracker {
     let sites = SiteRegistry::default();
     sites.replace(vec![Site {
         id: SiteId::parse("acme").unwrap(),
         tz: parse_time_zone("America/New_York").unwrap(),
         name: "acme".into(),
-        hosts: vec![],
+        hosts: vec!["acme.example".into()],
+        keep_params: vec![],
+        tokens: Vec::new(),
+        public: false,
         created_at: Utc::now(),
     }]);
     Tracker {
@@ -42,6 +58,8 @@ fn tracker() -> Tracker {
         coalescer: Arc::new(Coalescer::new(usize::MAX, usize::MAX)),
         metrics: Arc::new(Metrics::new()),
         clock: system_clock(),
+        geo,
+        trusted_proxies: 0,
     }
 }
 
@@ -49,16 +67,70 @@ fn hit_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit");
     g.throughput(Throughput::Elements(1));
 
-    let t = tracker();
+    let geo = std::env::var_os("TEST_GEOIP_DB").map(|path| {
+        Arc::new(GeoDb::open(std::path::Path::new(&path)).expect("the country database opens"))
+    });
+    if geo.is_none() {
+        eprintln!("TEST_GEOIP_DB is not set: measuring without the country lookup");
+    }
+    let addresses: Vec<IpAddr> = ADDRESSES.iter().map(|a| a.parse().unwrap()).collect();
+    let name = if geo.is_some() {
+        "full hit (every report, GeoIP)->merged increments"
+    } else {
+        "full hit (every report, no GeoIP)->merged increments"
+    };
+    let t = tracker(geo.clone());
     let mut i = 0usize;
-    g.bench_function("query+ua->merged increments", |b| {
+    g.bench_function(name, |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
             let ua = AGENTS[i % AGENTS.len()];
-            black_box(t.track(black_box(QUERY), black_box(ua))).unwrap();
+            let ip = addresses[i % addresses.len()];
+            black_box(t.track(black_box(QUERY), black_box(ua), Some(ip))).unwrap();
         })
     });
     black_box(t.coalescer.drain());
+
+    // The same, with a page and a referrer never seen before on every hit (the per-thread
+    // facts caches miss): the cost of the first view of a page.
+    let fresh: Vec<String> = (0..50_000)
+        .map(|n| {
+            QUERY
+                .replace("hello-world", &format!("post-{n}"))
+                .replace("analytics", &format!("analytics-{n}"))
+        })
+        .collect();
+    let name = if geo.is_some() {
+        "full hit, new page and referrer (GeoIP)->merged increments"
+    } else {
+        "full hit, new page and referrer (no GeoIP)->merged increments"
+    };
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let ua = AGENTS[i % AGENTS.len()];
+            let ip = addresses[i % addresses.len()];
+            let q = &fresh[i % fresh.len()];
+            black_box(t.track(black_box(q), black_box(ua), Some(ip))).unwrap();
+            if i % 4096 == 0 {
+                black_box(t.coalescer.drain());
+            }
+        })
+    });
+    black_box(t.coalescer.drain());
+
+    if let Some(db) = &geo {
+        g.bench_function("country lookup", |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                black_box(db.country(black_box(addresses[i % addresses.len()])))
+            })
+        });
+    }
+    let path = "/blog/2024/hello-world.html";
+    g.bench_function("escape a path key", |b| {
+        b.iter(|| black_box(Key::escape(black_box(path))))
+    });
 
     g.bench_function("parse query", |b| {
         b.iter(|| black_box(PixelParams::parse(black_box(QUERY))))
@@ -76,5 +148,34 @@ fn hit_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hit_path);
+/// The read side of a capped report: a full content month document (1,000 pages with titles)
+/// decoded from BSON bytes, unescaped and ranked, as a dashboard reads it.
+fn read_top_pages(c: &mut Criterion) {
+    use tally::reports::content::Content;
+    use tally::reports::Report;
+    let mut pages = mongodb::bson::Document::new();
+    for n in 0..1000 {
+        let key = Key::escape(&format!("/blog/2026/{n}/a-post-about-things.html"));
+        pages.insert(
+            key.as_str(),
+            mongodb::bson::doc! {"v": (n * 7 % 1000) as i64, "t": format!("A post about things, part {n}")},
+        );
+    }
+    let doc = mongodb::bson::doc! {"_id": "acme:2026-11", "n": 1000_i64, "p": pages};
+    let bytes = mongodb::bson::to_vec(&doc).unwrap();
+    let mut g = c.benchmark_group("read");
+    g.bench_function(
+        format!("full content month ({} bytes) -> top 50", bytes.len()),
+        |b| {
+            b.iter(|| {
+                let doc = mongodb::bson::Document::from_reader(black_box(&bytes[..])).unwrap();
+                let view = Content::read(&doc);
+                black_box(view.pages.top(50).len())
+            })
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, hit_path, read_top_pages);
 criterion_main!(benches);

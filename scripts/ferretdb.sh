@@ -43,7 +43,7 @@ start() {
   mkdir -p "$dir"
   "$bin" --handler=sqlite --sqlite-url="file:$dir/" \
     --listen-addr="127.0.0.1:$port" --debug-addr=- \
-    --telemetry=disable --log-level=warn >"$dir/ferretdb.log" 2>&1 &
+    --telemetry=disable --state-dir="$dir" --log-level=warn >"$dir/ferretdb.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

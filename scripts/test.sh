@@ -29,4 +29,7 @@ echo "FerretDB $("$FERRETDB" --version | awk '/version:/ {print $2}') on 127.0.0
 
 export TEST_MONGODB_URI="mongodb://127.0.0.1:$port/"
 export TEST_FERRETDB_BIN="$FERRETDB"
+# A free country database for the locations report.
+GEOIP_DB=$(scripts/geoip.sh install)
+export TEST_GEOIP_DB="$GEOIP_DB"
 cargo test --locked "$@"

@@ -92,6 +92,12 @@ pub struct Metrics {
     registry: Registry,
     pub hits_accepted: Counter,
     rejected: Vec<Counter>,
+    /// Custom events counted.
+    pub events_accepted: Counter,
+    /// Custom events refused (bad input, unknown site, pending bound, shutdown).
+    pub events_rejected: Counter,
+    /// Visit-duration beacons counted.
+    pub beacons_accepted: Counter,
     flushes: Family<OutcomeLabel, Counter>,
     /// Statements (one per document) sent to the store.
     pub statements: Counter,
@@ -101,6 +107,8 @@ pub struct Metrics {
     pub statement_failures: Counter,
     pub write_concern_errors: Counter,
     pub flush_seconds: Histogram,
+    /// Statements (documents) per flush.
+    pub flush_statements: Histogram,
     /// Distinct (document, field) increments waiting for a flush; set when scraped.
     pub pending: Gauge,
 }
@@ -134,6 +142,24 @@ impl Metrics {
                     .clone()
             })
             .collect();
+        let events_accepted = Counter::default();
+        registry.register(
+            "events_accepted",
+            "Custom events accepted and queued for counting",
+            events_accepted.clone(),
+        );
+        let events_rejected = Counter::default();
+        registry.register(
+            "events_rejected",
+            "Custom events refused: bad input, unknown site, pending bound reached, shutdown",
+            events_rejected.clone(),
+        );
+        let beacons_accepted = Counter::default();
+        registry.register(
+            "visit_beacons_accepted",
+            "Visit-duration beacons accepted and queued for counting",
+            beacons_accepted.clone(),
+        );
         let flushes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "flushes",
@@ -170,6 +196,12 @@ impl Metrics {
             "Time to write one flush to the store",
             flush_seconds.clone(),
         );
+        let flush_statements = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        registry.register(
+            "flush_statements",
+            "Upsert statements (documents) written per flush",
+            flush_statements.clone(),
+        );
         let pending = Gauge::default();
         registry.register(
             "pending_increments",
@@ -180,12 +212,16 @@ impl Metrics {
             registry,
             hits_accepted,
             rejected,
+            events_accepted,
+            events_rejected,
+            beacons_accepted,
             flushes,
             statements,
             commands,
             statement_failures,
             write_concern_errors,
             flush_seconds,
+            flush_statements,
             pending,
         }
     }

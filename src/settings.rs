@@ -13,6 +13,7 @@ pub const DEFAULT_FLUSH_AT: usize = 50_000;
 pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 pub const DEFAULT_SITE_REFRESH_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_MAX_KEYS: usize = 1_000;
 
 /// Which store holds the documents. Global: every command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -84,6 +85,65 @@ pub struct ServeSettings {
     /// Create the site `demo` if missing and serve /demo, a page carrying the snippet.
     #[arg(long, env = "TALLY_DEMO")]
     pub demo: bool,
+
+    /// A MaxMind-format country database (.mmdb: GeoLite2-Country, DB-IP, ip-location-db).
+    /// With it, tally keeps the locations report; without it, it does not. Addresses are
+    /// looked up in memory and never written anywhere.
+    #[arg(long, env = "TALLY_GEOIP_DB")]
+    pub geoip_db: Option<std::path::PathBuf>,
+
+    /// How many reverse proxies in front of tally to believe about the visitor's address
+    /// (`Forwarded` / `X-Forwarded-For`). 0, the default, uses the connection's own address;
+    /// `--trust-proxy` alone means one (nginx, Caddy or a load balancer directly in front).
+    #[arg(long, env = "TALLY_TRUST_PROXY", default_value_t = 0, num_args = 0..=1,
+          default_missing_value = "1", value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub trust_proxy: u8,
+
+    /// Most distinct keys (pages, referrers, terms, campaign values) one month document names
+    /// (100–10000); later ones are counted under `(other)`. Bounds every document's size.
+    #[arg(long, env = "TALLY_MAX_KEYS", default_value_t = DEFAULT_MAX_KEYS,
+          value_parser = max_keys)]
+    pub max_keys: usize,
+
+    /// How long custom events' 5-minute counters are kept, in hours (0: forever).
+    #[arg(
+        long = "retain-5m-hours",
+        env = "TALLY_RETAIN_5M_HOURS",
+        default_value_t = 48
+    )]
+    pub retain_5m_hours: u32,
+
+    /// How long custom events' hourly counters are kept, in days (0: forever).
+    #[arg(long, env = "TALLY_RETAIN_HOURLY_DAYS", default_value_t = 60)]
+    pub retain_hourly_days: u32,
+
+    /// How long custom events' daily counters are kept, in days (0, the default: forever).
+    #[arg(long, env = "TALLY_RETAIN_DAILY_DAYS", default_value_t = 0)]
+    pub retain_daily_days: u32,
+
+    /// How often expired event counters are removed, in seconds (60–86400).
+    #[arg(long, env = "TALLY_SWEEP_INTERVAL_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub sweep_interval_secs: u64,
+}
+
+impl ServeSettings {
+    /// The retention of event counters these settings ask for.
+    pub fn retention(&self) -> crate::retention::Retention {
+        let keep = |d: chrono::TimeDelta, n: u32| (n > 0).then(|| d * n as i32);
+        crate::retention::Retention {
+            five_minute: keep(chrono::TimeDelta::hours(1), self.retain_5m_hours),
+            hourly: keep(chrono::TimeDelta::days(1), self.retain_hourly_days),
+            daily: keep(chrono::TimeDelta::days(1), self.retain_daily_days),
+        }
+    }
+}
+
+fn max_keys(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if (100..=10_000).contains(&n) => Ok(n),
+        _ => Err(format!("{raw:?} is not a whole number from 100 to 10000")),
+    }
 }
 
 fn positive(raw: &str) -> Result<usize, String> {
@@ -103,6 +163,13 @@ impl Default for ServeSettings {
             site_refresh_secs: DEFAULT_SITE_REFRESH_SECS,
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             demo: false,
+            geoip_db: None,
+            trust_proxy: 0,
+            max_keys: DEFAULT_MAX_KEYS,
+            retain_5m_hours: 48,
+            retain_hourly_days: 60,
+            retain_daily_days: 0,
+            sweep_interval_secs: 600,
         }
     }
 }

@@ -95,6 +95,18 @@ pub fn parse_host(raw: &str) -> Result<String, String> {
     }
 }
 
+/// Validates a query parameter name given with `--keep-param`: 1–64 printable characters.
+pub fn parse_param(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw.chars().all(|c| !c.is_control() && c != '&' && c != '=');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!("invalid query parameter name {raw:?}: 1 to 64 characters, no '&', '=' or control characters"))
+    }
+}
+
 /// A tracked site: the document `_id: <id>` in the `sites` collection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Site {
@@ -104,6 +116,21 @@ pub struct Site {
     pub name: String,
     /// The site's own hosts; a referrer from one of them is internal, not a referrer.
     pub hosts: Vec<String>,
+    /// Query parameters kept in page paths (e.g. `id` for `/item?id=7`); every other parameter
+    /// is dropped, so `/a?utm_source=x` and `/a` are one page.
+    pub keep_params: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Read tokens, as SHA-256 hashes (`api::token`); the tokens themselves are kept nowhere.
+    pub tokens: Vec<TokenHash>,
+    /// Readable through the API and the dashboard without a token.
+    pub public: bool,
+}
+
+/// A read token's stored form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHash {
+    /// Hex SHA-256 of the token.
+    pub hash: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -121,6 +148,12 @@ impl Site {
             "tz": self.tz.name(),
             "name": &self.name,
             "hosts": self.hosts.iter().map(|h| Bson::String(h.clone())).collect::<Vec<_>>(),
+            "keep_params": self.keep_params.iter().map(|p| Bson::String(p.clone())).collect::<Vec<_>>(),
+            "tokens": self.tokens.iter().map(|t| Bson::Document(doc! {
+                "hash": &t.hash,
+                "created_at": mongodb::bson::DateTime::from_millis(t.created_at.timestamp_millis()),
+            })).collect::<Vec<_>>(),
+            "public": self.public,
             "created_at": mongodb::bson::DateTime::from_millis(self.created_at.timestamp_millis()),
         }
     }
@@ -137,13 +170,33 @@ impl Site {
             .map_err(|e| bad(e.to_string()))
             .and_then(|tz| parse_time_zone(tz).map_err(bad))?;
         let name = doc.get_str("name").unwrap_or(id.as_str()).to_owned();
-        let hosts = match doc.get_array("hosts") {
+        let strings = |field: &str| match doc.get_array(field) {
             Ok(list) => list
                 .iter()
                 .filter_map(|h| h.as_str().map(str::to_owned))
                 .collect(),
             Err(_) => Vec::new(),
         };
+        let hosts = strings("hosts");
+        let keep_params = strings("keep_params");
+        let tokens = match doc.get_array("tokens") {
+            Ok(list) => list
+                .iter()
+                .filter_map(Bson::as_document)
+                .filter_map(|t| {
+                    Some(TokenHash {
+                        hash: t.get_str("hash").ok()?.to_owned(),
+                        created_at: t
+                            .get_datetime("created_at")
+                            .ok()
+                            .and_then(|d| DateTime::from_timestamp_millis(d.timestamp_millis()))
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let public = doc.get_bool("public").unwrap_or(false);
         let created_at = doc
             .get_datetime("created_at")
             .ok()
@@ -154,7 +207,10 @@ impl Site {
             tz,
             name,
             hosts,
+            keep_params,
             created_at,
+            tokens,
+            public,
         })
     }
 
@@ -196,6 +252,14 @@ impl SiteRegistry {
         let mut map = HashMap::clone(&guard);
         map.insert(site.id.clone(), Arc::new(site));
         *guard = Arc::new(map);
+    }
+
+    /// Every known site, ordered by id.
+    pub fn all(&self) -> Vec<Arc<Site>> {
+        let sites = self.sites.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<Arc<Site>> = sites.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
     }
 
     pub fn len(&self) -> usize {
@@ -253,6 +317,12 @@ mod tests {
             tz: parse_time_zone("Asia/Tokyo").unwrap(),
             name: "Acme".into(),
             hosts: vec!["acme.example".into()],
+            keep_params: vec!["id".into()],
+            tokens: vec![TokenHash {
+                hash: "ab".repeat(32),
+                created_at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            }],
+            public: true,
             created_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
         };
         assert_eq!(Site::from_document(&site.to_document()).unwrap(), site);

@@ -8,14 +8,17 @@
 
 use crate::aggregate::flusher::{FlushReport, Flusher, Unflushed};
 use crate::aggregate::Coalescer;
+use crate::api::live::Live;
 use crate::dashboard::demo;
 use crate::error;
 use crate::metrics::Metrics;
 use crate::period::{system_clock, Clock};
+use crate::retention;
 use crate::settings::{ServeSettings, Settings};
 use crate::site::SiteRegistry;
 use crate::store::{self, Store, StoreError};
-use crate::track::{pixel, script, Tracker};
+use crate::track::geo::GeoDb;
+use crate::track::{events, pixel, script, Tracker};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::ContentType;
 use actix_web::middleware::Compress;
@@ -26,10 +29,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long after start-up the first retention sweep runs.
+const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Geo(#[from] crate::track::geo::GeoError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -52,6 +60,7 @@ pub struct Application {
     stop_tasks: watch::Sender<bool>,
     flusher_task: JoinHandle<()>,
     refresher_task: JoinHandle<()>,
+    sweeper_task: JoinHandle<()>,
     shutdown_timeout: Duration,
 }
 
@@ -99,16 +108,31 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         let coalescer = Arc::new(Coalescer::new(serve.max_pending, serve.flush_at));
+        let live = Arc::new(Live::default());
         let flusher = Arc::new(Flusher::new(
             Arc::clone(&coalescer),
             Arc::clone(&store),
             Arc::clone(&metrics),
+            serve.max_keys,
+            Arc::clone(&live),
+            Arc::clone(&clock),
         ));
+        let geo = match &serve.geoip_db {
+            Some(path) => {
+                let db = GeoDb::open(path)?;
+                tracing::info!(path = %path.display(), database = %db.describe(), "country database loaded");
+                Some(Arc::new(db))
+            }
+            None => None,
+        };
+        let sweep_clock = Arc::clone(&clock);
         let tracker = web::Data::new(Tracker {
             sites: Arc::clone(&sites),
             coalescer: Arc::clone(&coalescer),
             metrics: Arc::clone(&metrics),
             clock,
+            geo,
+            trusted_proxies: serve.trust_proxy,
         });
 
         let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {
@@ -127,15 +151,38 @@ impl Application {
             web::Data::new(Arc::clone(&metrics)),
             web::Data::new(Arc::clone(&coalescer)),
         );
+        let api_state = web::Data::new(crate::api::ApiState {
+            sites: Arc::clone(&sites),
+            store: Arc::clone(&store),
+            live: Arc::clone(&live),
+            clock: Arc::clone(&sweep_clock),
+            summaries: Arc::default(),
+        });
         let demo_on = serve.demo;
+        let flusher_data = web::Data::new(Arc::clone(&flusher));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(log_request))
+                .app_data(flusher_data.clone())
                 .app_data(tracker.clone())
+                .app_data(api_state.clone())
+                .configure(crate::api::configure)
                 .app_data(shared.0.clone())
                 .app_data(shared.1.clone())
                 .app_data(shared.2.clone())
                 .app_data(shared.3.clone())
                 .route("/t.gif", web::get().to(pixel::pixel))
+                .service(
+                    web::resource("/e")
+                        .route(web::get().to(events::get))
+                        .route(web::post().to(events::post))
+                        .route(web::method(actix_web::http::Method::OPTIONS).to(events::preflight)),
+                )
+                .service(
+                    web::resource("/v")
+                        .route(web::get().to(events::visit))
+                        .route(web::post().to(events::visit)),
+                )
                 .service(
                     web::resource("/t.js")
                         .wrap(Compress::default())
@@ -143,10 +190,11 @@ impl Application {
                 )
                 .route("/metrics", web::get().to(metrics_text))
                 .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .configure(crate::dashboard::app::configure)
                 .configure(|cfg| {
                     if demo_on {
                         demo::configure(cfg);
-                        cfg.route("/", web::get().to(to_demo));
                     }
                 })
                 .default_service(web::to(error::not_found))
@@ -169,8 +217,22 @@ impl Application {
             Arc::clone(&store),
             Arc::clone(&sites),
             Duration::from_secs(serve.site_refresh_secs),
-            stop_rx,
+            stop_rx.clone(),
         ));
+        // The first sweep waits a little: starting up is for serving, and a sweep is never urgent.
+        let sweeper_task = tokio::spawn({
+            let (store, sites, retention) =
+                (Arc::clone(&store), Arc::clone(&sites), serve.retention());
+            let every = Duration::from_secs(serve.sweep_interval_secs);
+            let mut stop = stop_rx;
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(FIRST_SWEEP_AFTER.min(every)) => {}
+                    _ = stop.wait_for(|stop| *stop) => return,
+                }
+                retention::run(store, sites, retention, every, sweep_clock, stop).await
+            }
+        });
         tracing::info!(
             %addr,
             store = store.kind(),
@@ -192,6 +254,7 @@ impl Application {
             stop_tasks,
             flusher_task,
             refresher_task,
+            sweeper_task,
             shutdown_timeout: Duration::from_secs(serve.shutdown_timeout_secs),
         })
     }
@@ -212,6 +275,7 @@ impl Application {
         let _ = self.stop_tasks.send(true);
         let _ = self.flusher_task.await;
         let _ = self.refresher_task.await;
+        let _ = self.sweeper_task.await;
         let pending = self.handle.coalescer.pending();
         tracing::info!(pending, "shutting down: writing pending increments");
         self.handle.flusher.drain(self.shutdown_timeout).await?;
@@ -254,14 +318,68 @@ async fn metrics_text(
         .body(metrics.encode())
 }
 
+/// One log event per request, in a span: method, path (never the query string, which carries
+/// visitors' pages and referrers), status and latency. The tracking endpoints log at debug level
+/// (they are most of the traffic), everything else at info; no address or User-Agent is logged.
+async fn log_request(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let span = tracing::info_span!("request", %method, %path);
+    let response = next.call(req).instrument(span.clone()).await?;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let _entered = span.enter();
+    let tracking = matches!(path.as_str(), "/t.gif" | "/t.js" | "/e" | "/v");
+    if status >= 500 {
+        tracing::warn!(status, ms, "request");
+    } else if tracking {
+        tracing::debug!(status, ms, "request");
+    } else {
+        tracing::info!(status, ms, "request");
+    }
+    Ok(response)
+}
+
+/// A flush running longer than this means the flusher is stuck.
+const STUCK_FLUSH: Duration = Duration::from_secs(60);
+
+/// `/readyz`: 200 when the store answers a ping within 2 s and no flush has been running for
+/// over a minute; else 503 with the reason, as the JSON error shape.
+async fn readyz(store: web::Data<Arc<dyn Store>>, ready: web::Data<Arc<Flusher>>) -> HttpResponse {
+    if let Some(running) = ready.running_for().filter(|d| *d > STUCK_FLUSH) {
+        return error::json_error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "flusher_stuck",
+            &format!("a flush has been running for {} s", running.as_secs()),
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .body("ready\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readyz: the store does not answer");
+            error::json_error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store does not answer",
+            )
+        }
+        Err(_) => error::json_error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store did not answer within 2 s",
+        ),
+    }
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::plaintext())
         .body("ok\n")
-}
-
-async fn to_demo() -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header(("Location", "/demo"))
-        .finish()
 }

@@ -33,7 +33,8 @@ async fn a_failed_statement_keeps_its_increments(backend: Backend) {
         app.hit("site=acme", CHROME_WIN).await;
     }
     let report = app.handle.flush().await;
-    assert_eq!(report.statements, 3, "{report:?}");
+    // traffic month and year, technology, resolutions
+    assert_eq!(report.statements, 4, "{report:?}");
     assert_eq!(report.failed, 1, "{report:?}");
     assert_count(
         &app.doc("traffic.2024", "acme:2024-06").await.unwrap(),
@@ -169,4 +170,38 @@ async fn shutdown_with_the_store_down_reports_what_it_could_not_write() {
             .contains("pending increments could not be written"),
         "{err}"
     );
+}
+
+/// `/readyz` answers 503 while the MongoDB-protocol server is down and 200 once it is back;
+/// `/healthz` stays 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_store() {
+    let mut ferret = Ferret::start().await;
+    let store = TestStore::mongo_at(&ferret.uri()).await;
+    store.add_site("acme", "UTC").await;
+    let app = app_at_fixed_time(store).await;
+    let status = |path: &'static str| {
+        let (http, address) = (app.http.clone(), app.address.clone());
+        async move {
+            let r = http.get(format!("{address}{path}")).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    assert_eq!(status("/readyz").await.0, 200);
+    ferret.kill();
+    let (code, body) = status("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("store_unavailable"), "{body}");
+    assert_eq!(status("/healthz").await.0, 200);
+    ferret.restart().await;
+    let mut ready = false;
+    for _ in 0..50 {
+        if status("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ready, "ready again after the restart");
 }

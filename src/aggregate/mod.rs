@@ -10,9 +10,11 @@
 //!
 //! The flusher itself lives in [`flusher`]. This module must not touch the store.
 
+pub mod admission;
 pub mod flusher;
 
 use crate::field::FieldKey;
+pub use crate::reports::Value;
 use crate::reports::{DocKey, DocRef, Increments};
 use crate::site::SiteId;
 // foldhash: a fast hasher with a per-process random seed, so field keys chosen by visitors
@@ -26,7 +28,7 @@ use tokio::sync::Notify;
 /// Independent locks; a site always maps to the same one.
 const SHARDS: usize = 16;
 
-type Fields = HashMap<FieldKey, i64>;
+type Fields = HashMap<FieldKey, Value>;
 
 #[derive(Default)]
 struct Shard {
@@ -44,7 +46,7 @@ pub enum Refused {
 }
 
 /// Increments drained for one flush: each document with its merged fields.
-pub type Drained = Vec<(DocKey, Vec<(FieldKey, i64)>)>;
+pub type Drained = Vec<(DocKey, Vec<(FieldKey, Value)>)>;
 
 pub struct Coalescer {
     shards: Box<[Mutex<Shard>]>,
@@ -97,7 +99,7 @@ impl Coalescer {
             return Err(Refused::Full);
         }
         let mut shard = self.shard(site);
-        let added = merge(&mut shard, site, incs.entries.drain(..));
+        let added = merge(&mut shard, site, incs.entries.drain(..), Age::Newer);
         drop(shard);
         self.note_added(added);
         Ok(())
@@ -105,13 +107,14 @@ impl Coalescer {
 
     /// Puts back increments the store did not apply. Never refused (they were accepted once),
     /// so a long outage can carry the count past `max_entries`; new hits are refused instead.
-    pub fn restore(&self, key: DocKey, fields: Vec<(FieldKey, i64)>) {
+    pub fn restore(&self, key: DocKey, fields: Vec<(FieldKey, Value)>) {
         let DocKey { site, doc } = key;
         let mut shard = self.shard(&site);
         let added = merge(
             &mut shard,
             &site,
-            fields.into_iter().map(|(f, by)| (doc, f, by)),
+            fields.into_iter().map(|(f, value)| (doc, f, value)),
+            Age::Older,
         );
         drop(shard);
         self.note_added(added);
@@ -136,7 +139,7 @@ impl Coalescer {
             for (site, docs) in taken.sites {
                 for (doc, fields) in docs {
                     let mut fields: Vec<_> = fields.into_iter().collect();
-                    fields.sort_unstable();
+                    fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                     out.push((
                         DocKey {
                             site: site.clone(),
@@ -157,20 +160,34 @@ impl Coalescer {
     }
 }
 
+/// Whether merged values arrived after (a new hit) or before (a restore) what is pending.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Age {
+    Newer,
+    Older,
+}
+
 /// Adds increments into a shard; returns how many new entries appeared.
 fn merge(
     shard: &mut Shard,
     site: &SiteId,
-    incs: impl Iterator<Item = (DocRef, FieldKey, i64)>,
+    incs: impl Iterator<Item = (DocRef, FieldKey, Value)>,
+    age: Age,
 ) -> usize {
     let mut added = 0;
     let docs = shard.sites.entry(site.clone()).or_default();
-    for (doc, field, by) in incs {
+    for (doc, field, value) in incs {
         let fields = docs.entry(doc).or_default();
-        match fields.get_mut(&field) {
-            Some(n) => *n += by,
-            None => {
-                fields.insert(field, by);
+        match (fields.get_mut(&field), value) {
+            (Some(Value::Inc(n)), Value::Inc(by)) => *n += by,
+            // The latest text wins; a restored one is older than anything pending.
+            (Some(current), value) => {
+                if age == Age::Newer {
+                    *current = value;
+                }
+            }
+            (None, value) => {
+                fields.insert(field, value);
                 added += 1;
             }
         }
@@ -210,9 +227,40 @@ mod tests {
         assert_eq!(drained.len(), 1);
         assert_eq!(drained[0].0.id(), "acme:2011-06");
         assert_eq!(drained[0].0.collection(), "traffic.2011");
-        let fields: Vec<_> = drained[0].1.iter().map(|(f, n)| (f.as_str(), *n)).collect();
-        assert_eq!(fields, vec![("d.01.v", 1000), ("v", 1000)]);
+        let fields: Vec<_> = drained[0]
+            .1
+            .iter()
+            .map(|(f, n)| (f.as_str(), n.clone()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![("d.01.v", Value::Inc(1000)), ("v", Value::Inc(1000))]
+        );
         assert_eq!(c.pending(), 0);
+    }
+
+    #[test]
+    fn the_latest_text_wins_and_a_restore_does_not_overwrite_it() {
+        let c = Coalescer::new(100, 100);
+        let s = SiteId::parse("s").unwrap();
+        let set = |text: &str| {
+            let mut out = Increments::default();
+            out.set(
+                ReportKind::Traffic,
+                Period::Month(2011, 6),
+                FieldKey::parse("t").unwrap(),
+                text,
+            );
+            out
+        };
+        c.add(&s, &mut set("old")).unwrap();
+        let (key, fields) = c.drain().remove(0);
+        c.add(&s, &mut set("new")).unwrap();
+        c.restore(key, fields);
+        assert_eq!(
+            c.drain()[0].1,
+            vec![(FieldKey::parse("t").unwrap(), Value::Set("new".into()))]
+        );
     }
 
     #[test]
@@ -232,7 +280,7 @@ mod tests {
             .iter()
             .find(|(f, _)| f.as_str() == "a")
             .unwrap();
-        assert_eq!(a.1, 2);
+        assert_eq!(a.1, Value::Inc(2));
         c.close();
         assert_eq!(c.add(&s, &mut incs(&["a"])), Err(Refused::Closed));
     }

@@ -1,10 +1,14 @@
-//! The command line: `tally serve`, `tally site ...`, `tally doc ...`.
+//! The command line: `tally serve`, `tally site ...`, `tally doc ...`, `tally collections ...`,
+//! `tally capacity`, `tally import ...`.
 //!
 //! clap parses (every option also has a `TALLY_*` environment variable), this module opens the
 //! store and calls into the library. Exit codes: 0 success, 1 failure, 2 bad usage (an invalid
 //! site id, time zone or setting, named in the message).
 
+mod capacity;
+mod collections;
 mod doc;
+mod import;
 mod serve;
 mod site;
 
@@ -27,6 +31,11 @@ pub struct Cli {
     #[arg(long, env = "TALLY_LOG", global = true)]
     pub log: Option<String>,
 
+    /// Log lines as text for people (default) or as one JSON object per line for collectors.
+    #[arg(long, env = "TALLY_LOG_FORMAT", global = true, default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +49,13 @@ pub enum Command {
     Site(site::SiteCommand),
     /// Print one document as JSON (relaxed extended JSON), exactly as stored.
     Doc(doc::DocArgs),
+    /// List the yearly report collections with their sizes, or drop whole past years.
+    #[command(subcommand)]
+    Collections(collections::CollectionsCommand),
+    /// Measure documents and bytes per site-year on this store and project them for N sites.
+    Capacity(capacity::CapacityArgs),
+    /// Backfill a site's counters from nginx/Apache access logs (`-` reads stdin).
+    Import(import::ImportArgs),
 }
 
 /// Failures that end a command with exit code 1.
@@ -53,6 +69,9 @@ pub enum CliError {
     Run(#[from] crate::startup::RunError),
     #[error("{0}")]
     Failed(String),
+    /// A request refused as bad usage: exit code 2.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Parses the command line and runs the command.
@@ -69,7 +88,10 @@ pub fn run() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    init_logging(cli.log.as_deref().unwrap_or(default_log));
+    init_logging(
+        cli.log.as_deref().unwrap_or(default_log),
+        cli.log_format == "json",
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,10 +108,17 @@ pub fn run() -> ExitCode {
             Command::Serve(serve) => serve::run(cli.store, serve).await,
             Command::Site(cmd) => site::run(&cli.store, cmd).await,
             Command::Doc(args) => doc::run(&cli.store, args).await,
+            Command::Collections(cmd) => collections::run(&cli.store, cmd).await,
+            Command::Capacity(args) => capacity::run(&cli.store, args).await,
+            Command::Import(args) => import::run(&cli.store, args).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -129,14 +158,19 @@ fn collect_env_names(cmd: &clap::Command, out: &mut Vec<String>) {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
         eprintln!("warning: ignoring the log filter {filter:?}: {e}");
         tracing_subscriber::EnvFilter::new("info")
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }

@@ -1,8 +1,8 @@
-//! `tally site add|list|show`.
+//! `tally site add|update|token|revoke-token|public|list|show`.
 
 use super::CliError;
 use crate::settings::StoreSettings;
-use crate::site::{parse_host, parse_time_zone, Site, SiteId};
+use crate::site::{parse_host, parse_param, parse_time_zone, Site, SiteId};
 use crate::store::{self, StoreError};
 use chrono::{SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -24,6 +24,58 @@ pub enum SiteCommand {
         /// internal.
         #[arg(long = "host", value_parser = parse_host)]
         hosts: Vec<String>,
+        /// A query parameter to keep in page paths (repeat for several), e.g. `id` to count
+        /// `/item?id=1` and `/item?id=2` as two pages. Others are dropped.
+        #[arg(long = "keep-param", value_parser = parse_param)]
+        keep_params: Vec<String>,
+    },
+    /// Change a site. Options given replace what the site had; a running `tally serve` picks
+    /// the change up within --site-refresh-secs. Documents already written keep their buckets.
+    Update {
+        /// The site id.
+        id: SiteId,
+        /// A new IANA time zone (future hits only; past documents keep their buckets).
+        #[arg(long, value_parser = parse_time_zone)]
+        tz: Option<Tz>,
+        /// A new display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The site's own host names, replacing the current list (repeat for several).
+        #[arg(long = "host", value_parser = parse_host)]
+        hosts: Vec<String>,
+        /// Remove every host name.
+        #[arg(long, conflicts_with = "hosts")]
+        clear_hosts: bool,
+        /// Query parameters to keep in page paths, replacing the current list.
+        #[arg(long = "keep-param", value_parser = parse_param)]
+        keep_params: Vec<String>,
+        /// Keep no query parameter in page paths.
+        #[arg(long, conflicts_with = "keep_params")]
+        clear_keep_params: bool,
+    },
+    /// Create a read token for the site's API and dashboard. It is printed once: tally keeps
+    /// only its hash.
+    Token {
+        /// The site id.
+        id: SiteId,
+    },
+    /// Revoke a read token (give the token), or all of the site's tokens (--all).
+    RevokeToken {
+        /// The site id.
+        id: SiteId,
+        /// The token to revoke.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        token: Option<String>,
+        /// Revoke every token of the site.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Make the site readable without a token (on), or not (off).
+    Public {
+        /// The site id.
+        id: SiteId,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
     /// List every site.
     List,
@@ -45,13 +97,17 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
             tz,
             name,
             hosts,
+            keep_params,
         } => {
             let site = Site {
                 name: name.unwrap_or_else(|| id.to_string()),
                 id,
                 tz,
                 hosts,
+                keep_params,
                 created_at: Utc::now(),
+                tokens: Vec::new(),
+                public: false,
             };
             match store.insert_site(&site).await {
                 Ok(()) => {}
@@ -62,6 +118,89 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
             }
             println!("added site {} ({})", site.id, site.tz.name());
             println!("snippet: {}", site.snippet(ORIGIN_PLACEHOLDER));
+            Ok(())
+        }
+        SiteCommand::Update {
+            id,
+            tz,
+            name,
+            hosts,
+            clear_hosts,
+            keep_params,
+            clear_keep_params,
+        } => {
+            let Some(mut site) = store.site(id.as_str()).await? else {
+                return Err(CliError::Failed(format!("no site {:?}", id.as_str())));
+            };
+            if let Some(tz) = tz {
+                site.tz = tz;
+            }
+            if let Some(name) = name {
+                site.name = name;
+            }
+            if clear_hosts || !hosts.is_empty() {
+                site.hosts = hosts;
+            }
+            if clear_keep_params || !keep_params.is_empty() {
+                site.keep_params = keep_params;
+            }
+            store.update_site(&site).await?;
+            show(&site);
+            Ok(())
+        }
+        SiteCommand::Token { id } => {
+            let mut site = existing(store.as_ref(), &id).await?;
+            let (token, hash) = crate::api::token::generate()
+                .map_err(|e| CliError::Failed(format!("no randomness for a token: {e}")))?;
+            site.tokens.push(crate::site::TokenHash {
+                hash,
+                created_at: Utc::now(),
+            });
+            store.update_site(&site).await?;
+            println!("{token}");
+            eprintln!(
+                "a read token for {} (shown once; tally keeps only its hash). Open the dashboard at \
+                 {ORIGIN_PLACEHOLDER}/?site={}#token={token}",
+                site.id, site.id
+            );
+            Ok(())
+        }
+        SiteCommand::RevokeToken { id, token, all } => {
+            let mut site = existing(store.as_ref(), &id).await?;
+            let before = site.tokens.len();
+            match token {
+                Some(token) => {
+                    let hash = crate::api::token::hash(token.trim());
+                    site.tokens
+                        .retain(|t| !crate::api::token::matches(&hash, &t.hash));
+                }
+                None if all => site.tokens.clear(),
+                None => unreachable!("clap requires a token or --all"),
+            }
+            let revoked = before - site.tokens.len();
+            if revoked == 0 {
+                return Err(CliError::Failed(format!(
+                    "site {:?} has no such token",
+                    site.id.as_str()
+                )));
+            }
+            store.update_site(&site).await?;
+            println!("revoked {revoked} token(s) of {}", site.id);
+            Ok(())
+        }
+        SiteCommand::Public { id, state } => {
+            let mut site = existing(store.as_ref(), &id).await?;
+            site.public = state == "on";
+            store.update_site(&site).await?;
+            println!(
+                "{} is {}",
+                site.id,
+                if site.public {
+                    "public: readable without a token"
+                } else {
+                    "private: readable with a token"
+                }
+            );
             Ok(())
         }
         SiteCommand::List => {
@@ -92,16 +231,30 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
             let Some(site) = store.site(id.as_str()).await? else {
                 return Err(CliError::Failed(format!("no site {:?}", id.as_str())));
             };
-            println!("id:         {}", site.id);
-            println!("name:       {}", site.name);
-            println!("time zone:  {}", site.tz.name());
-            println!("hosts:      {}", site.hosts.join(", "));
-            println!(
-                "created at: {}",
-                site.created_at.to_rfc3339_opts(SecondsFormat::Secs, true)
-            );
-            println!("snippet:    {}", site.snippet(ORIGIN_PLACEHOLDER));
+            show(&site);
             Ok(())
         }
     }
+}
+
+async fn existing(store: &dyn crate::store::Store, id: &SiteId) -> Result<Site, CliError> {
+    store
+        .site(id.as_str())
+        .await?
+        .ok_or_else(|| CliError::Failed(format!("no site {:?}", id.as_str())))
+}
+
+fn show(site: &Site) {
+    println!("id:          {}", site.id);
+    println!("name:        {}", site.name);
+    println!("time zone:   {}", site.tz.name());
+    println!("hosts:       {}", site.hosts.join(", "));
+    println!("keep params: {}", site.keep_params.join(", "));
+    println!("public:      {}", if site.public { "yes" } else { "no" });
+    println!("tokens:      {}", site.tokens.len());
+    println!(
+        "created at:  {}",
+        site.created_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    println!("snippet:     {}", site.snippet(ORIGIN_PLACEHOLDER));
 }

@@ -36,6 +36,10 @@ pub async fn ensure_site(store: &dyn Store) -> Result<Site, StoreError> {
         tz,
         name: "tally demo".to_owned(),
         hosts: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+        keep_params: Vec::new(),
+        tokens: Vec::new(),
+        // Readable on the dashboard without a token: it is a demo on the operator's machine.
+        public: true,
         created_at: Utc::now(),
     };
     match store.insert_site(&site).await {

@@ -1,6 +1,8 @@
-//! The read side served over HTTP. For now: the `--demo` page, which carries the snippet and
-//! shows its own counters live, read back from the same documents any MongoDB client sees.
+//! The read side served over HTTP: the dashboard at `/` ([`app`], static files over the JSON
+//! API), and the `--demo` page, which carries the snippet and shows its own counters live.
 //!
-//! Reads go through the store; this module must not write anything but the demo site.
+//! Reads go through the store or the API; this module must not write anything but the demo
+//! site.
 
+pub mod app;
 pub mod demo;

@@ -7,13 +7,24 @@
 //!
 //! This module must not touch the store or the coalescer: it only says *what* to increment.
 
+pub mod campaigns;
+pub mod cohorts;
+pub mod content;
+pub mod engagement;
+pub mod events;
+pub mod facts;
+pub mod locations;
+pub mod referrers;
+pub mod resolutions;
 pub mod technology;
+pub mod terms;
 pub mod traffic;
 
 use crate::field::FieldKey;
 use crate::hit::Hit;
 use crate::period::Period;
 use crate::site::SiteId;
+use compact_str::CompactString;
 use mongodb::bson::{Bson, Document};
 use std::fmt;
 
@@ -22,16 +33,120 @@ use std::fmt;
 pub enum ReportKind {
     Traffic,
     Technology,
+    Content,
+    Referrers,
+    Terms,
+    Campaigns,
+    Resolutions,
+    Locations,
+    /// Custom events in 5-minute buckets: one document per site per hour.
+    Events5m,
+    /// Custom events per hour: one document per site per day.
+    EventsHour,
+    /// Custom events per day, and per property value: one document per site per month.
+    EventsDay,
+    Engagement,
+    Cohorts,
 }
 
-impl ReportKind {
-    pub const ALL: [ReportKind; 2] = [ReportKind::Traffic, ReportKind::Technology];
+/// A sub-document whose keys come from strangers and are capped (see
+/// `aggregate::admission`): `space.<k1>…<k_depth>.…`, where the item admitted is the `depth`
+/// levels below `space`. With `per_group`, items sharing all but their last level (the values
+/// of one event property) are also capped at that many each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capped {
+    pub space: &'static str,
+    pub depth: usize,
+    pub per_group: Option<usize>,
+}
 
-    /// The collection prefix: `traffic`, `technology`.
+const fn capped(space: &'static str) -> Capped {
+    Capped {
+        space,
+        depth: 1,
+        per_group: None,
+    }
+}
+
+/// Values kept per event property and month; the rest is `(other)`.
+pub const MAX_PROPERTY_VALUES: usize = 100;
+
+impl ReportKind {
+    pub const ALL: [ReportKind; 13] = [
+        ReportKind::Traffic,
+        ReportKind::Technology,
+        ReportKind::Content,
+        ReportKind::Referrers,
+        ReportKind::Terms,
+        ReportKind::Campaigns,
+        ReportKind::Resolutions,
+        ReportKind::Locations,
+        ReportKind::Events5m,
+        ReportKind::EventsHour,
+        ReportKind::EventsDay,
+        ReportKind::Engagement,
+        ReportKind::Cohorts,
+    ];
+
+    /// The collection prefix: `traffic`, `technology`, `content`, ….
     pub fn name(self) -> &'static str {
         match self {
             ReportKind::Traffic => "traffic",
             ReportKind::Technology => "technology",
+            ReportKind::Content => "content",
+            ReportKind::Referrers => "referrers",
+            ReportKind::Terms => "terms",
+            ReportKind::Campaigns => "campaigns",
+            ReportKind::Resolutions => "resolutions",
+            ReportKind::Locations => "locations",
+            ReportKind::Events5m => "events_5m",
+            ReportKind::EventsHour => "events_hour",
+            ReportKind::EventsDay => "events_day",
+            ReportKind::Engagement => "engagement",
+            ReportKind::Cohorts => "cohorts",
+        }
+    }
+
+    /// The sub-documents keyed by free text, whose keys are capped per month document (see
+    /// `aggregate::admission`). Empty for reports with a fixed vocabulary.
+    pub fn capped_spaces(self) -> &'static [Capped] {
+        const EVENTS: &[Capped] = &[
+            capped("e"),
+            Capped {
+                space: "p",
+                depth: 3,
+                per_group: Some(MAX_PROPERTY_VALUES),
+            },
+        ];
+        const CONTENT: &[Capped] = &[capped("p")];
+        const REFERRERS: &[Capped] = &[capped("h"), capped("l")];
+        const TERMS: &[Capped] = &[capped("t")];
+        const CAMPAIGNS: &[Capped] = &[capped("s"), capped("m"), capped("c")];
+        match self {
+            ReportKind::Content => CONTENT,
+            ReportKind::Referrers => REFERRERS,
+            ReportKind::Terms => TERMS,
+            ReportKind::Campaigns => CAMPAIGNS,
+            ReportKind::Events5m | ReportKind::EventsHour | ReportKind::EventsDay => EVENTS,
+            ReportKind::Traffic
+            | ReportKind::Technology
+            | ReportKind::Resolutions
+            | ReportKind::Locations
+            | ReportKind::Engagement
+            | ReportKind::Cohorts => &[],
+        }
+    }
+
+    pub fn capped(self) -> bool {
+        !self.capped_spaces().is_empty()
+    }
+
+    /// The report whose month document decides which keys this one names: itself, except
+    /// for the finer event resolutions, which follow the daily one.
+    pub fn governing(self) -> ReportKind {
+        match self {
+            ReportKind::Events5m | ReportKind::EventsHour => ReportKind::EventsDay,
+            other => other,
         }
     }
 
@@ -76,10 +191,17 @@ pub fn document_id(site: &SiteId, period: Period) -> String {
     format!("{site}:{period}")
 }
 
+/// What a hit asks of one field: add to a counter, or set a text (the latest title of a page).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Inc(i64),
+    Set(CompactString),
+}
+
 /// The increments one hit asks for, across all its documents.
 #[derive(Debug, Default)]
 pub struct Increments {
-    pub entries: Vec<(DocRef, FieldKey, i64)>,
+    pub entries: Vec<(DocRef, FieldKey, Value)>,
 }
 
 impl Increments {
@@ -90,7 +212,16 @@ impl Increments {
     }
 
     pub fn add(&mut self, kind: ReportKind, period: Period, field: FieldKey, by: i64) {
-        self.entries.push((DocRef { kind, period }, field, by));
+        self.entries
+            .push((DocRef { kind, period }, field, Value::Inc(by)));
+    }
+
+    pub fn set(&mut self, kind: ReportKind, period: Period, field: FieldKey, text: &str) {
+        self.entries.push((
+            DocRef { kind, period },
+            field,
+            Value::Set(CompactString::from(text)),
+        ));
     }
 
     pub fn len(&self) -> usize {
@@ -121,6 +252,80 @@ pub trait Report {
 pub fn count(hit: &Hit<'_>, out: &mut Increments) {
     traffic::Traffic::count(hit, out);
     technology::Technology::count(hit, out);
+    content::Content::count(hit, out);
+    referrers::Referrers::count(hit, out);
+    terms::Terms::count(hit, out);
+    campaigns::Campaigns::count(hit, out);
+    resolutions::Resolutions::count(hit, out);
+    locations::Locations::count(hit, out);
+    engagement::Engagement::count(hit, out);
+    cohorts::Cohorts::count(hit, out);
+}
+
+/// One entry of a report keyed by free text: the text, its views, and (pages only) its title.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Entry {
+    /// The original text (unescaped).
+    pub key: String,
+    /// The text was longer than a field name may be; `key` is its beginning.
+    pub truncated: bool,
+    pub views: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// A capped sub-document read back: its entries, largest first, and what overflowed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Ranked {
+    pub entries: Vec<Entry>,
+    /// Views of keys that arrived after the document was full (`(other)`).
+    pub other: i64,
+}
+
+impl Ranked {
+    /// Views in all, `(other)` included.
+    pub fn total(&self) -> i64 {
+        self.entries.iter().map(|e| e.views).sum::<i64>() + self.other
+    }
+
+    /// The first `n` entries (the top list a dashboard shows).
+    pub fn top(&self, n: usize) -> &[Entry] {
+        &self.entries[..n.min(self.entries.len())]
+    }
+}
+
+/// Reads the sub-document `space` of a document keyed by escaped text. Values are counters, or
+/// sub-documents with a counter `v` and a text `t` (pages). Entries with no views are left out.
+pub fn ranked(doc: &Document, space: &str) -> Ranked {
+    let mut out = Ranked::default();
+    let Ok(sub) = doc.get_document(space) else {
+        return out;
+    };
+    for (name, value) in sub {
+        let (views, title) = match value {
+            Bson::Document(d) => (number(d.get("v")), d.get_str("t").ok().map(str::to_owned)),
+            other => (number(Some(other)), None),
+        };
+        if crate::field::is_reserved(name) {
+            if name == crate::field::Key::OTHER {
+                out.other += views;
+            }
+            continue;
+        }
+        if views == 0 {
+            continue;
+        }
+        let text = crate::field::unescape(name);
+        out.entries.push(Entry {
+            key: text.text,
+            truncated: text.truncated,
+            views,
+            title,
+        });
+    }
+    out.entries
+        .sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.key.cmp(&b.key)));
+    out
 }
 
 /// A counter's value whatever numeric type a writer left (`$inc` keeps int32, int64 or

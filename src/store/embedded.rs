@@ -1,7 +1,10 @@
 //! The embedded store: the same documents as MongoDB, in one SQLite file, no server needed.
 //!
 //! One table `docs(coll, id, doc)` keyed by `(coll, id)` holds every document as BSON bytes, so
-//! a collection is a key range and a yearly collection can be dropped by range. A batch is one
+//! a collection is a key range and a yearly collection can be dropped by range. A second, small
+//! table `colls(coll)` names every collection, so listing them never reads `docs`: every write
+//! that can create a collection (a batch, a new site) adds its name in the same transaction,
+//! and dropping a collection removes it. A batch is one
 //! SQLite transaction: each document is read, incremented with [`super::inc`] (MongoDB's
 //! `$inc` semantics) and written back; a document whose increments cannot apply is skipped and
 //! reported, as MongoDB reports a write error, while the others commit.
@@ -12,7 +15,7 @@
 //! [`BUSY_TIMEOUT`] for the lock, then fails with a message instead of hanging.
 
 use super::inc::apply_all;
-use super::{Applied, Batch, Failed, Store, StoreError, SITES};
+use super::{Applied, Batch, CollectionStats, Failed, Store, StoreError, GUARD_REFUSED, SITES};
 use crate::site::Site;
 use async_trait::async_trait;
 use mongodb::bson::{doc, Document};
@@ -26,7 +29,8 @@ pub const FILE_NAME: &str = "tally.sqlite3";
 /// How long a write waits for another process's write to finish.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bumped when the table layout changes; stored as SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// 1: `docs`. 2: and `colls`, filled from `docs` when a version-1 file is first opened.
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub struct EmbeddedStore {
     conn: Arc<Mutex<Connection>>,
@@ -44,29 +48,13 @@ impl EmbeddedStore {
                 path: dir.display().to_string(),
                 message: format!("cannot create the data directory: {e}"),
             })?;
-            let conn = Connection::open(&p)?;
+            let mut conn = Connection::open(&p)?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
-            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if version > SCHEMA_VERSION {
-                return Err(StoreError::Embedded {
-                    path: p.display().to_string(),
-                    message: format!(
-                        "written by a newer tally (schema {version}, this one knows {SCHEMA_VERSION})"
-                    ),
-                });
-            }
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS docs (
-                     coll TEXT NOT NULL,
-                     id   TEXT NOT NULL,
-                     doc  BLOB NOT NULL,
-                     PRIMARY KEY (coll, id)
-                 ) WITHOUT ROWID;",
-            )?;
-            if version < SCHEMA_VERSION {
-                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            // Only an older file takes the write lock; opening a current one reads the version.
+            if schema_version(&conn, &p)? < SCHEMA_VERSION {
+                migrate(&mut conn, &p)?;
             }
             Ok(conn)
         })
@@ -97,6 +85,93 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// The documents of `ids` that exist: whole, or only `_id` and the top-level `fields`, read
+    /// from the stored bytes without decoding the rest.
+    async fn read_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+        fields: Option<Vec<String>>,
+    ) -> Result<Vec<Document>, StoreError> {
+        let (coll, ids) = (collection.to_owned(), ids.to_vec());
+        self.with_conn(move |conn| {
+            let mut select =
+                conn.prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let bytes: Option<Vec<u8>> = select
+                    .query_row(params![coll, id], |r| r.get(0))
+                    .optional()?;
+                let Some(bytes) = bytes else { continue };
+                let Some(fields) = &fields else {
+                    out.push(decode(&coll, id, &bytes)?);
+                    continue;
+                };
+                let corrupt = |e: mongodb::bson::raw::Error| StoreError::Corrupt {
+                    collection: coll.clone(),
+                    id: id.clone(),
+                    message: e.to_string(),
+                };
+                let raw = mongodb::bson::RawDocument::from_bytes(&bytes).map_err(corrupt)?;
+                let mut doc = doc! {"_id": id.as_str()};
+                for f in fields {
+                    if let Some(value) = raw.get(f).map_err(corrupt)? {
+                        let value: mongodb::bson::Bson =
+                            value.to_raw_bson().try_into().map_err(corrupt)?;
+                        doc.insert(f.as_str(), value);
+                    }
+                }
+                out.push(doc);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// The file's schema version; an error when a newer tally wrote it.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Embedded {
+            path: path.display().to_string(),
+            message: format!(
+                "written by a newer tally (schema {version}, this one knows {SCHEMA_VERSION})"
+            ),
+        });
+    }
+    Ok(version)
+}
+
+/// Brings a new or older file to [`SCHEMA_VERSION`] in one transaction, so two processes
+/// opening the same old file cannot both migrate it: the second sees the new version.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version = schema_version(&tx, path)?;
+    if version < SCHEMA_VERSION {
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS docs (
+                 coll TEXT NOT NULL,
+                 id   TEXT NOT NULL,
+                 doc  BLOB NOT NULL,
+                 PRIMARY KEY (coll, id)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS colls (coll TEXT PRIMARY KEY) WITHOUT ROWID;",
+        )?;
+        if version < 2 {
+            // The one time `docs` is read whole: a version-1 file's collections.
+            tx.execute(
+                "INSERT OR IGNORE INTO colls (coll) SELECT DISTINCT coll FROM docs",
+                [],
+            )?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 fn decode(coll: &str, id: &str, bytes: &[u8]) -> Result<Document, StoreError> {
     Document::from_reader(bytes).map_err(|e| StoreError::Corrupt {
         collection: coll.to_owned(),
@@ -125,34 +200,49 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<Vec<Failed>, Stor
             "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)
              ON CONFLICT (coll, id) DO UPDATE SET doc = excluded.doc",
         )?;
+        let mut list = tx.prepare_cached("INSERT OR IGNORE INTO colls (coll) VALUES (?1)")?;
         for (ci, coll) in batch.collections.iter().enumerate() {
+            let mut listed = false;
             for (di, inc) in coll.docs.iter().enumerate() {
                 let existing: Option<Vec<u8>> = select
                     .query_row(params![coll.collection, inc.id], |r| r.get(0))
                     .optional()?;
                 let fields = inc.inc.iter().map(|(f, by)| (f.as_str(), *by));
+                let sets = inc.set.iter().map(|(f, t)| (f.as_str(), t.as_str()));
                 let updated = match existing {
                     Some(bytes) => decode(&coll.collection, &inc.id, &bytes),
                     None => Ok(doc! {"_id": inc.id.as_str()}),
                 }
                 .and_then(|mut doc| {
-                    apply_all(&mut doc, fields).map_err(|e| StoreError::Corrupt {
+                    if let Some(guard) = &inc.guard {
+                        if crate::reports::number(doc.get(guard.field.as_str())) > guard.max {
+                            return Ok(None);
+                        }
+                    }
+                    apply_all(&mut doc, fields, sets).map_err(|e| StoreError::Corrupt {
                         collection: coll.collection.clone(),
                         id: inc.id.clone(),
                         message: e.to_string(),
                     })?;
-                    encode(&doc)
+                    encode(&doc).map(Some)
                 });
-                match updated {
-                    Ok(bytes) => {
+                let error = match updated {
+                    Ok(Some(bytes)) => {
                         upsert.execute(params![coll.collection, inc.id, bytes])?;
+                        if !listed {
+                            list.execute(params![coll.collection])?;
+                            listed = true;
+                        }
+                        continue;
                     }
-                    Err(e) => failed.push(Failed {
-                        collection: ci,
-                        doc: di,
-                        error: e.to_string(),
-                    }),
-                }
+                    Ok(None) => GUARD_REFUSED.to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                failed.push(Failed {
+                    collection: ci,
+                    doc: di,
+                    error,
+                });
             }
         }
     }
@@ -196,16 +286,55 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Document>, StoreError> {
+        self.read_many(collection, ids, None).await
+    }
+
+    async fn get_many_fields(
+        &self,
+        collection: &str,
+        ids: &[String],
+        fields: &[&str],
+    ) -> Result<Vec<Document>, StoreError> {
+        let fields = fields.iter().map(|f| (*f).to_owned()).collect();
+        self.read_many(collection, ids, Some(fields)).await
+    }
+
+    async fn update_site(&self, site: &Site) -> Result<(), StoreError> {
+        let (id, bytes) = (site.id.to_string(), encode(&site.to_document())?);
+        self.with_conn(move |conn| {
+            let updated = conn.execute(
+                "UPDATE docs SET doc = ?3 WHERE coll = ?1 AND id = ?2",
+                params![SITES, id, bytes],
+            )?;
+            if updated == 0 {
+                return Err(StoreError::NoSuchSite(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_site(&self, site: &Site) -> Result<(), StoreError> {
         let (id, bytes) = (site.id.to_string(), encode(&site.to_document())?);
         self.with_conn(move |conn| {
-            let inserted = conn.execute(
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let inserted = tx.execute(
                 "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![SITES, id, bytes],
             )?;
             if inserted == 0 {
                 return Err(StoreError::SiteExists(id));
             }
+            tx.execute(
+                "INSERT OR IGNORE INTO colls (coll) VALUES (?1)",
+                params![SITES],
+            )?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -234,5 +363,160 @@ impl Store for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+
+    async fn delete_range(
+        &self,
+        collection: &str,
+        from_id: &str,
+        to_id: &str,
+    ) -> Result<u64, StoreError> {
+        let (coll, from, to) = (collection.to_owned(), from_id.to_owned(), to_id.to_owned());
+        self.with_conn(move |conn| {
+            let deleted = conn
+                .prepare_cached("DELETE FROM docs WHERE coll = ?1 AND id >= ?2 AND id < ?3")?
+                .execute(params![coll, from, to])?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
+    async fn collections(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT coll FROM colls ORDER BY coll")?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
+        let coll = collection.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM docs WHERE coll = ?1", params![coll])?;
+            tx.execute("DELETE FROM colls WHERE coll = ?1", params![coll])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn collection_stats(&self, collection: &str) -> Result<CollectionStats, StoreError> {
+        let coll = collection.to_owned();
+        self.with_conn(move |conn| {
+            // One range of the primary key `(coll, id)`; LENGTH of a blob is its stored size.
+            let (documents, bytes): (i64, i64) = conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(doc)), 0) FROM docs WHERE coll = ?1",
+                )?
+                .query_row(params![coll], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(CollectionStats {
+                documents: documents.max(0) as u64,
+                bytes: bytes.max(0) as u64,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::FieldKey;
+    use crate::store::{CollectionBatch, DocUpdate};
+
+    fn user_version(dir: &Path) -> i64 {
+        Connection::open(dir.join(FILE_NAME))
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A file as a tally of schema 1 left it: `docs` only.
+    fn write_version_1(dir: &Path, docs: &[(&str, &str)]) {
+        let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE docs (
+                 coll TEXT NOT NULL,
+                 id   TEXT NOT NULL,
+                 doc  BLOB NOT NULL,
+                 PRIMARY KEY (coll, id)
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for (coll, id) in docs {
+            let bytes = encode(&doc! {"_id": *id, "v": 1_i64}).unwrap();
+            conn.execute(
+                "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)",
+                params![coll, id, bytes],
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_opens_and_lists_the_collections_it_had() {
+        let dir = tempfile::tempdir().unwrap();
+        write_version_1(
+            dir.path(),
+            &[
+                ("traffic.2026", "acme:2026-11"),
+                ("traffic.2026", "acme:2026"),
+                ("sites", "acme"),
+                ("events_5m.2025", "acme:2025-12-31T23"),
+            ],
+        );
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        assert_eq!(user_version(dir.path()), SCHEMA_VERSION);
+        assert_eq!(
+            store.collections().await.unwrap(),
+            ["events_5m.2025", "sites", "traffic.2026"]
+        );
+        let doc = store.get("traffic.2026", "acme:2026-11").await.unwrap();
+        assert_eq!(doc.unwrap().get_i64("v"), Ok(1));
+        drop(store);
+
+        // Opened again: already current; new collections are listed as they are written.
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let batch = Batch {
+            collections: vec![CollectionBatch {
+                collection: "content.2026".into(),
+                docs: vec![DocUpdate {
+                    id: "acme:2026-11".into(),
+                    inc: vec![(FieldKey::parse("v").unwrap(), 1)],
+                    ..DocUpdate::default()
+                }],
+            }],
+        };
+        assert!(store.apply(&batch).await.failed.is_empty());
+        assert_eq!(
+            store.collections().await.unwrap(),
+            ["content.2026", "events_5m.2025", "sites", "traffic.2026"]
+        );
+        store.drop_collection("traffic.2026").await.unwrap();
+        assert_eq!(
+            store.collections().await.unwrap(),
+            ["content.2026", "events_5m.2025", "sites"]
+        );
+        assert_eq!(store.get("traffic.2026", "acme:2026").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_file_from_a_newer_tally_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Connection::open(dir.path().join(FILE_NAME))
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let Err(e) = EmbeddedStore::open(dir.path()).await else {
+            panic!("a newer schema opened");
+        };
+        assert!(e.to_string().contains("newer tally"), "{e}");
+        assert_eq!(user_version(dir.path()), SCHEMA_VERSION + 1);
     }
 }

@@ -1,10 +1,11 @@
-//! MongoDB's `$inc` with `upsert: true`, applied to an in-memory BSON document.
+//! MongoDB's `$inc` and `$set` with `upsert: true`, applied to an in-memory BSON document.
 //!
 //! The embedded store uses this to give its documents exactly the shape MongoDB gives them: a
 //! dotted path creates the nested documents it names; a missing counter starts at the
-//! increment (as a 64-bit integer); an existing int32, int64 or double is added to; a path that
-//! runs into a non-document, or a counter that is not a number, is an error for the whole
-//! document (as MongoDB's write error is), which then stays unchanged.
+//! increment (as a 64-bit integer); an existing int32, int64 or double is added to; `$set`
+//! replaces whatever value is there; a path that runs into a non-document, or a counter that is
+//! not a number, is an error for the whole document (as MongoDB's write error is), which then
+//! stays unchanged.
 
 use mongodb::bson::{Bson, Document};
 
@@ -18,16 +19,44 @@ pub enum IncError {
     Overflow { path: String },
 }
 
-/// Applies every `(path, by)` to `doc`, all or nothing.
+/// Applies every `(path, by)` increment and every `(path, text)` set to `doc`, all or nothing.
 pub fn apply_all<'a>(
     doc: &mut Document,
     incs: impl IntoIterator<Item = (&'a str, i64)>,
+    sets: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), IncError> {
     let mut updated = doc.clone();
     for (path, by) in incs {
         apply(&mut updated, path, by)?;
     }
+    for (path, text) in sets {
+        set(&mut updated, path, Bson::String(text.to_owned()))?;
+    }
     *doc = updated;
+    Ok(())
+}
+
+/// `$set` of `value` at the dotted `path`.
+pub fn set(doc: &mut Document, path: &str, value: Bson) -> Result<(), IncError> {
+    let (parents, last) = match path.rsplit_once('.') {
+        Some((parents, last)) => (Some(parents), last),
+        None => (None, path),
+    };
+    let mut current = doc;
+    for segment in parents.into_iter().flat_map(|p| p.split('.')) {
+        if !current.contains_key(segment) {
+            current.insert(segment, Document::new());
+        }
+        current = match current.get_mut(segment) {
+            Some(Bson::Document(d)) => d,
+            _ => {
+                return Err(IncError::NotADocument {
+                    path: path.to_owned(),
+                })
+            }
+        };
+    }
+    current.insert(last, value);
     Ok(())
 }
 
@@ -90,6 +119,20 @@ mod tests {
     }
 
     #[test]
+    fn set_creates_or_replaces_text() {
+        let mut d = doc! {"p": {"/": {"v": 1_i64}}};
+        apply_all(&mut d, [("p./.v", 1)], [("p./.t", "Home"), ("p./a.t", "A")]).unwrap();
+        apply_all(&mut d, [], [("p./.t", "Home, again")]).unwrap();
+        assert_eq!(
+            d,
+            doc! {"p": {"/": {"v": 2_i64, "t": "Home, again"}, "/a": {"t": "A"}}}
+        );
+        let before = d.clone();
+        assert!(apply_all(&mut d, [("v", 1)], [("p./.v.x", "no")]).is_err());
+        assert_eq!(d, before);
+    }
+
+    #[test]
     fn keeps_other_numeric_types_as_mongodb_does() {
         let mut d = doc! {"a": 1_i32, "b": 1.5};
         apply(&mut d, "a", 2).unwrap();
@@ -101,7 +144,7 @@ mod tests {
     fn errors_leave_the_document_unchanged() {
         let mut d = doc! {"p": "oops", "v": 1_i64};
         let before = d.clone();
-        let err = apply_all(&mut d, [("v", 1), ("p.windows", 1)]).unwrap_err();
+        let err = apply_all(&mut d, [("v", 1), ("p.windows", 1)], []).unwrap_err();
         assert!(matches!(err, IncError::NotADocument { .. }));
         assert_eq!(d, before);
         assert!(matches!(

@@ -20,19 +20,37 @@ use std::sync::Arc;
 /// The collection holding one document per site.
 pub const SITES: &str = "sites";
 
-/// Increments for one document: `{_id: id}`, `$inc: {field: by, ...}`, upsert.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DocIncrement {
+/// One document's update: `{_id: id}`, `$inc: {field: by, ...}`, `$set: {field: text, ...}`,
+/// upsert; optionally guarded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DocUpdate {
     pub id: String,
     /// Sorted by field, each field once.
     pub inc: Vec<(FieldKey, i64)>,
+    /// Text values to set (a page's latest title), sorted by field, none also in `inc`.
+    pub set: Vec<(FieldKey, String)>,
+    pub guard: Option<Guard>,
 }
+
+/// Apply the update only if the existing document's `field` is at most `max` (a missing document
+/// or field counts as 0). This is how a capped document refuses new keys once it is full, even
+/// against other tally processes writing to it: MongoDB answers a refused upsert with a
+/// duplicate-key error, the embedded store with [`GUARD_REFUSED`]; either way the statement is
+/// reported failed and nothing of it is applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guard {
+    pub field: FieldKey,
+    pub max: i64,
+}
+
+/// The embedded store's error for an update its [`Guard`] refused.
+pub const GUARD_REFUSED: &str = "guard refused the update: the document is full";
 
 /// One collection's share of a flush: becomes one `update` command.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionBatch {
     pub collection: String,
-    pub docs: Vec<DocIncrement>,
+    pub docs: Vec<DocUpdate>,
 }
 
 /// Everything one flush writes.
@@ -86,6 +104,14 @@ pub struct Applied {
     pub write_concern_errors: Vec<String>,
 }
 
+/// How big a collection is: its documents, and their size in bytes as the store counts it
+/// (MongoDB: `storageStats.size`, the uncompressed BSON; embedded: the BSON bytes stored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CollectionStats {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("MongoDB: {0}")]
@@ -102,6 +128,8 @@ pub enum StoreError {
     },
     #[error("site {0:?} already exists")]
     SiteExists(String),
+    #[error("no site {0:?}")]
+    NoSuchSite(String),
     #[error(transparent)]
     MalformedSite(#[from] MalformedSite),
     #[error("store task failed: {0}")]
@@ -120,6 +148,22 @@ pub trait Store: Send + Sync {
     /// One document, or `None` when it does not exist.
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
 
+    /// The documents of `ids` that exist, in one round trip, in no particular order.
+    async fn get_many(&self, collection: &str, ids: &[String])
+        -> Result<Vec<Document>, StoreError>;
+
+    /// Like [`Store::get_many`], but each document holds only its `_id` and the top-level
+    /// `fields` (a projection): a dashboard that needs a month's totals does not read its days.
+    async fn get_many_fields(
+        &self,
+        collection: &str,
+        ids: &[String],
+        fields: &[&str],
+    ) -> Result<Vec<Document>, StoreError>;
+
+    /// Replaces a site's document (it must exist).
+    async fn update_site(&self, site: &Site) -> Result<(), StoreError>;
+
     /// Inserts a new site; [`StoreError::SiteExists`] if the id is taken.
     async fn insert_site(&self, site: &Site) -> Result<(), StoreError>;
 
@@ -128,6 +172,30 @@ pub trait Store: Send + Sync {
 
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Deletes the documents of `collection` with `from_id <= _id < to_id` (string order) and
+    /// says how many there were. One `_id` range: MongoDB walks its `_id` index, the embedded
+    /// store its primary key; neither scans the collection. A collection that does not exist
+    /// has nothing to delete.
+    async fn delete_range(
+        &self,
+        collection: &str,
+        from_id: &str,
+        to_id: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// The name of every collection, sorted. A collection stays listed once its documents are
+    /// deleted, until it is dropped.
+    async fn collections(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Drops a collection and every document in it. Dropping one that does not exist is not an
+    /// error.
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError>;
+
+    /// The number of documents in `collection` and their size, without reading them: MongoDB
+    /// answers from its collection statistics, the embedded store walks the collection's key
+    /// range. A collection that does not exist is empty.
+    async fn collection_stats(&self, collection: &str) -> Result<CollectionStats, StoreError>;
 
     /// One site by id.
     async fn site(&self, id: &str) -> Result<Option<Site>, StoreError> {

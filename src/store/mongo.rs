@@ -1,15 +1,26 @@
 //! MongoDB: each flush is one `update` command per collection, many upserts per command.
 //!
 //! A collection's share of a batch goes out as
-//! `{update: <coll>, updates: [{q: {_id}, u: {$inc: {...}}, upsert: true}, ...], ordered: false}`
-//! (split only past the server's limits: [`MAX_STATEMENTS`] statements or [`MAX_COMMAND_BYTES`]).
+//! `{update: <coll>, updates: [{q: {_id}, u: {$inc: {...}, $set: {...}}, upsert: true}, ...],
+//! ordered: false}` (split only past the server's limits: [`MAX_STATEMENTS`] statements or
+//! [`MAX_COMMAND_BYTES`]). A guarded statement (a capped document admitting new keys) adds
+//! `n: {$not: {$gt: max}}` to its filter: when the document is full the filter does not match,
+//! the upsert tries to insert a second document with the same `_id`, and the server refuses it
+//! with a duplicate-key error, which changes nothing.
 //! The driver answers `Ok` even when the reply carries `writeErrors` or a `writeConcernError`,
 //! so the reply is read here: each write error names the statement that failed (for example a
 //! duplicate-key error from two trackers racing to upsert the same new document), which is
 //! reported back so its increments are kept and retried. A command that fails as a whole
 //! (network, server down) reports all its statements failed.
+//!
+//! Ageing data out is `deleteMany` on an `_id` range (the `_id` index, never a collection
+//! scan) and `drop` of whole collections.
+//!
+//! A collection's size comes from the server's statistics, never from reading it: the
+//! `$collStats` stage (`storageStats.count`, `storageStats.size`; one result per shard, summed),
+//! or, where that stage is missing or refused, the older `collStats` command (`count`, `size`).
 
-use super::{Applied, Batch, CollectionBatch, Failed, Store, StoreError, SITES};
+use super::{Applied, Batch, CollectionBatch, CollectionStats, Failed, Store, StoreError, SITES};
 use crate::site::Site;
 use async_trait::async_trait;
 use mongodb::bson::{doc, Bson, Document};
@@ -50,6 +61,32 @@ impl MongoStore {
         &self.db
     }
 
+    /// `aggregate([{$collStats: {storageStats: {}}}])`, summed over its results (one per shard).
+    async fn coll_stats_stage(&self, collection: &str) -> Result<CollectionStats, StoreError> {
+        let mut cursor = self
+            .db
+            .collection::<Document>(collection)
+            .aggregate(vec![doc! {"$collStats": {"storageStats": {}}}])
+            .await?;
+        let mut stats = CollectionStats::default();
+        while cursor.advance().await? {
+            let result: Document = cursor.deserialize_current()?;
+            let storage = result.get_document("storageStats").ok();
+            stats.documents += count(storage.and_then(|s| s.get("count")));
+            stats.bytes += count(storage.and_then(|s| s.get("size")));
+        }
+        Ok(stats)
+    }
+
+    /// The `collStats` command (deprecated in MongoDB 6.2, still answered; FerretDB v1 has it).
+    async fn coll_stats_command(&self, collection: &str) -> Result<CollectionStats, StoreError> {
+        let reply = self.db.run_command(doc! {"collStats": collection}).await?;
+        Ok(CollectionStats {
+            documents: count(reply.get("count")),
+            bytes: count(reply.get("size")),
+        })
+    }
+
     /// Sends one collection's statements `range` as one `update` command.
     async fn update(
         &self,
@@ -59,16 +96,7 @@ impl MongoStore {
         applied: &mut Applied,
     ) {
         let start = range.start;
-        let updates: Vec<Document> = coll.docs[range.clone()]
-            .iter()
-            .map(|d| {
-                let mut inc = Document::new();
-                for (field, by) in &d.inc {
-                    inc.insert(field.as_str(), Bson::Int64(*by));
-                }
-                doc! {"q": {"_id": &d.id}, "u": {"$inc": inc}, "upsert": true}
-            })
-            .collect();
+        let updates: Vec<Document> = coll.docs[range.clone()].iter().map(statement).collect();
         let command = doc! {"update": &coll.collection, "updates": updates, "ordered": false};
         applied.commands += 1;
         let reply = match self.db.run_command(command).await {
@@ -108,6 +136,61 @@ impl MongoStore {
     }
 }
 
+/// A statistic as a count: servers answer int32, int64 or double; anything else is 0.
+fn count(value: Option<&Bson>) -> u64 {
+    crate::reports::number(value).max(0) as u64
+}
+
+/// One upsert statement of an `update` command.
+fn statement(d: &super::DocUpdate) -> Document {
+    let mut q = doc! {"_id": &d.id};
+    if let Some(guard) = &d.guard {
+        q.insert(guard.field.as_str(), doc! {"$not": {"$gt": guard.max}});
+    }
+    let mut u = Document::new();
+    if !d.inc.is_empty() {
+        let mut inc = Document::new();
+        for (field, by) in &d.inc {
+            inc.insert(field.as_str(), Bson::Int64(*by));
+        }
+        u.insert("$inc", inc);
+    }
+    if !d.set.is_empty() {
+        let mut set = Document::new();
+        for (field, text) in &d.set {
+            set.insert(field.as_str(), text.as_str());
+        }
+        u.insert("$set", set);
+    }
+    doc! {"q": q, "u": u, "upsert": true}
+}
+
+impl MongoStore {
+    /// The documents of `ids` that exist, whole or with a projection, in one `find`.
+    async fn find_ids(
+        &self,
+        collection: &str,
+        ids: &[String],
+        projection: Option<Document>,
+    ) -> Result<Vec<Document>, StoreError> {
+        let mut cursor = self
+            .db
+            .collection::<Document>(collection)
+            .find(doc! {"_id": {"$in": ids}})
+            .with_options(
+                mongodb::options::FindOptions::builder()
+                    .projection(projection)
+                    .build(),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        while cursor.advance().await? {
+            out.push(cursor.deserialize_current()?);
+        }
+        Ok(out)
+    }
+}
+
 /// Splits `coll`'s statements into runs that fit one command.
 fn chunks(coll: &CollectionBatch) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
@@ -118,6 +201,10 @@ fn chunks(coll: &CollectionBatch) -> Vec<std::ops::Range<usize>> {
             + d.inc
                 .iter()
                 .map(|(f, _)| f.as_str().len() + 10)
+                .sum::<usize>()
+            + d.set
+                .iter()
+                .map(|(f, t)| f.as_str().len() + t.len() + 8)
                 .sum::<usize>();
         if i > start && (i - start >= MAX_STATEMENTS || bytes + size > MAX_COMMAND_BYTES) {
             out.push(start..i);
@@ -153,6 +240,39 @@ impl Store for MongoStore {
             .collection::<Document>(collection)
             .find_one(doc! {"_id": id})
             .await?)
+    }
+
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Document>, StoreError> {
+        self.find_ids(collection, ids, None).await
+    }
+
+    async fn get_many_fields(
+        &self,
+        collection: &str,
+        ids: &[String],
+        fields: &[&str],
+    ) -> Result<Vec<Document>, StoreError> {
+        let mut projection = Document::new();
+        for f in fields {
+            projection.insert(*f, 1);
+        }
+        self.find_ids(collection, ids, Some(projection)).await
+    }
+
+    async fn update_site(&self, site: &Site) -> Result<(), StoreError> {
+        let result = self
+            .db
+            .collection::<Document>(SITES)
+            .replace_one(doc! {"_id": site.id.as_str()}, site.to_document())
+            .await?;
+        if result.matched_count == 0 {
+            return Err(StoreError::NoSuchSite(site.id.to_string()));
+        }
+        Ok(())
     }
 
     async fn insert_site(&self, site: &Site) -> Result<(), StoreError> {
@@ -191,23 +311,61 @@ impl Store for MongoStore {
         self.db.run_command(doc! {"ping": 1}).await?;
         Ok(())
     }
+
+    async fn delete_range(
+        &self,
+        collection: &str,
+        from_id: &str,
+        to_id: &str,
+    ) -> Result<u64, StoreError> {
+        let result = self
+            .db
+            .collection::<Document>(collection)
+            .delete_many(doc! {"_id": {"$gte": from_id, "$lt": to_id}})
+            .await?;
+        Ok(result.deleted_count)
+    }
+
+    async fn collections(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = self.db.list_collection_names().await?;
+        names.sort();
+        Ok(names)
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
+        // The driver treats "ns not found" (an older server dropping a missing collection) as
+        // success.
+        self.db.collection::<Document>(collection).drop().await?;
+        Ok(())
+    }
+
+    async fn collection_stats(&self, collection: &str) -> Result<CollectionStats, StoreError> {
+        match self.coll_stats_stage(collection).await {
+            Ok(stats) => Ok(stats),
+            Err(stage) => {
+                tracing::debug!(collection, error = %stage, "$collStats failed; trying collStats");
+                self.coll_stats_command(collection).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::field::FieldKey;
-    use crate::store::DocIncrement;
+    use crate::store::DocUpdate;
 
     fn batch(docs: usize, fields: usize) -> CollectionBatch {
         CollectionBatch {
             collection: "traffic.2011".into(),
             docs: (0..docs)
-                .map(|i| DocIncrement {
+                .map(|i| DocUpdate {
                     id: format!("s{i}:2011"),
                     inc: (0..fields)
                         .map(|f| (FieldKey::parse(&format!("f{f}")).unwrap(), 1))
                         .collect(),
+                    ..DocUpdate::default()
                 })
                 .collect(),
         }

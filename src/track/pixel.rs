@@ -21,8 +21,16 @@ pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .unwrap_or_default();
+    // The address is worked out only for the country lookup, and never kept.
+    let client = tracker.geo.as_ref().and_then(|_| {
+        super::client::client_ip(
+            req.peer_addr().map(|a| a.ip()),
+            req.headers(),
+            tracker.trusted_proxies,
+        )
+    });
     // The outcome is counted and logged inside; the answer is the same either way.
-    let _ = tracker.track(req.query_string(), &user_agent);
+    let _ = tracker.track(req.query_string(), &user_agent, client);
     gif()
 }
 

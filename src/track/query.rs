@@ -7,7 +7,8 @@
 //! [`MAX_PAIRS`] pairs are read and the first occurrence of a parameter wins. Nothing here
 //! allocates unless a value has to be decoded.
 
-use crate::hit::{Page, Screen, Uniques};
+use crate::hit::{Cohort, Page, Screen, Uniques, Visit};
+use crate::period::Period;
 use crate::track::agent::truncate;
 use std::borrow::Cow;
 
@@ -21,9 +22,13 @@ pub const MAX_PAIRS: usize = 64;
 pub const MAX_PIXELS: u32 = 100_000;
 
 /// The parameters the pixel reads (names are matched as sent, not decoded).
-const KEYS: [&str; 12] = [
-    "site", "url", "ref", "title", "sw", "bw", "bh", "uh", "ud", "um", "uy", "u",
+const KEYS: [&str; 16] = [
+    "site", "url", "ref", "title", "sw", "bw", "bh", "uh", "ud", "um", "uy", "u", "vp", "vt", "cw",
+    "cm",
 ];
+
+/// Page numbers within a visit above this are not plausible and are ignored.
+pub const MAX_VISIT_PAGES: u32 = 100_000;
 
 /// The pixel's parameters, as sent.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub struct PixelParams<'a> {
     pub page: Page<'a>,
     pub screen: Screen,
     pub uniques: Uniques,
+    pub visit: Visit,
+    pub cohort: Cohort,
 }
 
 impl<'a> PixelParams<'a> {
@@ -60,6 +67,19 @@ impl<'a> PixelParams<'a> {
                 "um" => p.uniques.month = value == "1",
                 "uy" => p.uniques.year = value == "1",
                 "u" => p.uniques.ever = value == "1",
+                "vp" => {
+                    p.visit.page = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_VISIT_PAGES).contains(n))
+                }
+                "vt" => p.visit.start = value.parse().ok().filter(|t: &i64| *t > 0),
+                "cw" => {
+                    p.cohort.week = Period::parse(value).filter(|p| matches!(p, Period::Week(..)))
+                }
+                "cm" => {
+                    p.cohort.month = Period::parse(value).filter(|p| matches!(p, Period::Month(..)))
+                }
                 _ => {}
             }
         }
@@ -85,6 +105,11 @@ impl<'a> Text<'a> {
         })
     }
 
+    /// The value as sent (cut to what can decode to the limit), e.g. as a cache key.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
     /// Decodes `+` and `%XX` (invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD),
     /// drops NUL and other control characters, and cuts to `max` bytes at a character
     /// boundary. `None` when nothing but blanks is left.
@@ -107,14 +132,41 @@ impl<'a> Text<'a> {
     }
 }
 
-/// `application/x-www-form-urlencoded` decoding of one value, borrowing when nothing changes.
-fn decode(raw: &str) -> Cow<'_, str> {
+/// `application/x-www-form-urlencoded` decoding of one value, borrowing when nothing changes:
+/// one pass, one allocation (invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD).
+pub(crate) fn decode(raw: &str) -> Cow<'_, str> {
     if !raw.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(raw);
     }
-    let spaced = raw.replace('+', " ");
-    let bytes: Cow<'_, [u8]> = percent_encoding::percent_decode(spaced.as_bytes()).into();
-    Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(hex),
+                bytes.get(i + 2).and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+fn hex(b: &u8) -> Option<u8> {
+    (*b as char).to_digit(16).map(|d| d as u8)
 }
 
 fn pixels(value: &str) -> Option<u32> {

@@ -1,17 +1,24 @@
 /* tally: <script async src="https://TALLY/t.js" data-site="ID" data-tz="Area/City"></script>
-   Sends one pixel per page view; tally('track') sends another (single-page apps).
-   See docs/tracking.md. */
-(function (w, d) {
+   One pixel per page view; tally('track') sends another (single-page apps), tally('event',
+   name, {value, props}) a custom event, and a beacon reports time on site. docs/tracking.md */
+(function (w, d, nav) {
   'use strict';
   var me = d.currentScript, site = me && me.getAttribute('data-site');
   if (!site) return;
-  var tz = me.getAttribute('data-tz'), gif = me.src.replace(/[^\/?#]*([?#].*)?$/, 't.gif');
-  var first = true, NAME = '_tally';
+  var tz = me.getAttribute('data-tz'), base = me.src.replace(/[^\/?#]*([?#].*)?$/, '');
+  var first = true, GAP = 18e5; // a visit ends after 30 minutes without a hit
+  var vt = 0, sent; // the start of this page's visit (0: none), and reported since hidden?
 
   // tally keeps no more than this; sending less keeps every request far below URL limits.
   function cut(s, n) { return String(s).slice(0, n); }
 
   function pad(n) { return (n < 10 ? '0' : '') + n; }
+
+  function enc(q) {
+    var parts = [], k;
+    for (k in q) if (q[k] !== undefined && q[k] !== '') parts.push(k + '=' + encodeURIComponent(q[k]));
+    return parts.join('&');
+  }
 
   // This hour as YYYYMMDDHH on the site's clock (data-tz), else on the browser's.
   function hourKey(now) {
@@ -28,17 +35,53 @@
       pad(now.getHours());
   }
 
-  // Gaug.es's flags: is this visitor new this hour, day, month, year, ever? One first-party
-  // cookie keeps the hour of the last view; a flag is 1 when that hour is in another period.
-  // Without cookies every flag is 0.
-  function flags() {
-    var now = hourKey(new Date()), m = d.cookie.match(/(?:^|; )_tally=(\d{10})/);
-    var last = m && m[1];
-    d.cookie = NAME + '=' + now + '; max-age=63072000; path=/; SameSite=Lax' +
+  // ISO week (YYYY-Www, of the week-year) and month (YYYY-MM) of a key starting YYYYMMDD.
+  function week(k) {
+    var t = new Date(Date.UTC(k.slice(0, 4), k.slice(4, 6) - 1, k.slice(6, 8))), y;
+    t.setUTCDate(t.getUTCDate() + 4 - (t.getUTCDay() || 7)); // that week's Thursday
+    y = t.getUTCFullYear();
+    return y + '-W' + pad(Math.ceil(((t - Date.UTC(y, 0, 1)) / 864e5 + 1) / 7));
+  }
+  function month(k) { return k.slice(0, 4) + '-' + k.slice(4, 6); }
+
+  // One first-party cookie, _tally=HOUR.FIRST.VT.VP.LAST.PVD: the last view's hour
+  // (YYYYMMDDHH), the first visit's day (YYYYMMDD, empty if unknown), then in base 36 the
+  // visit's start (ms), page count, last hit or report (ms), last reported duration (ms).
+  // An old cookie, HOUR alone, reads as: first visit unknown, no visit.
+  function read() {
+    var m = d.cookie.match(/(?:^|; )_tally=(\d{10})([.\w]*)/), v;
+    if (!m) return;
+    v = m[2].split('.');
+    function num(i) { return /^[0-9a-z]+$/.test(v[i] || '') ? parseInt(v[i], 36) : 0; }
+    return { h: m[1], f: /^\d{8}$/.test(v[1]) ? v[1] : '', vt: num(2), vp: num(3), last: num(4),
+      pvd: num(5) };
+  }
+  function write(c) {
+    var val = '_tally=' + [c.h, c.f].concat([c.vt, c.vp, c.last, c.pvd].map(function (x) {
+      return x.toString(36); })).join('.');
+    d.cookie = val + '; max-age=63072000; path=/; SameSite=Lax' +
       (location.protocol === 'https:' ? '; Secure' : '');
-    var on = navigator.cookieEnabled && d.cookie.indexOf(NAME + '=' + now) >= 0;
+    return nav.cookieEnabled && d.cookie.indexOf(val) >= 0;
+  }
+
+  // Gaug.es's flags (new this hour, day, month, year, ever: the last view's hour is in another
+  // period), the visit (vp, vt), and on a week's or month's first view the first visit's week
+  // or month (cw, cm). Without cookies: flags 0, nothing else.
+  function visitor(t) {
+    var now = hourKey(new Date(t)), c = read(), last = c && c.h, f = c ? c.f : now.slice(0, 8);
+    var same = c && c.vt && c.vp && t >= c.vt && t - c.last <= GAP, vp = same ? c.vp + 1 : 1, on;
+    vt = same ? c.vt : t;
+    on = write({ h: now, f: f, vt: vt, vp: vp, last: t, pvd: same ? c.pvd : 0 });
     function fresh(n) { return on && (!last || last.slice(0, n) !== now.slice(0, n)) ? 1 : 0; }
-    return { uh: fresh(10), ud: fresh(8), um: fresh(6), uy: fresh(4), u: on && !last ? 1 : 0 };
+    var r = { uh: fresh(10), ud: fresh(8), um: fresh(6), uy: fresh(4), u: on && !last ? 1 : 0 };
+    if (!on) vt = 0;
+    else {
+      r.vp = vp;
+      r.vt = vt;
+      if (f && (!last || week(last) !== week(now))) r.cw = week(f);
+      if (f && (!last || r.um)) r.cm = month(f);
+    }
+    return r;
   }
 
   function track(o) {
@@ -49,15 +92,63 @@
       ref: cut(o.referrer !== undefined ? o.referrer : first ? d.referrer : '', 2048),
       title: cut(o.title !== undefined ? o.title : d.title, 512),
       sw: screen.width, bw: w.innerWidth, bh: w.innerHeight
-    }, f = flags(), parts = [], k;
+    }, v = visitor(Date.now()), k;
     first = false;
-    for (k in f) q[k] = f[k];
-    for (k in q) if (q[k] !== undefined && q[k] !== '') parts.push(k + '=' + encodeURIComponent(q[k]));
-    new Image(1, 1).src = gif + '?' + parts.join('&');
+    for (k in v) q[k] = v[k];
+    new Image(1, 1).src = base + 't.gif?' + enc(q);
+  }
+
+  // Time on site: once per hide, report how long this page's visit has lasted (vd) and what
+  // was last reported for it (pvd), and keep vd. Not once the visit ended while hidden.
+  function hidden() {
+    if (sent || !vt) return;
+    sent = true;
+    var t = Date.now(), c = read(), vd = t - vt, u;
+    if (!c || c.vt !== vt || vd <= c.pvd) return;
+    u = base + 'v?' + enc({ site: site, vt: vt, vd: vd, pvd: c.pvd, ts: t });
+    c.pvd = vd;
+    c.last = t;
+    write(c);
+    if (!(nav.sendBeacon && nav.sendBeacon(u))) new Image(1, 1).src = u; // empty POST, or GET
+  }
+  function shown() {
+    var c = read();
+    sent = false;
+    if (!c || c.vt !== vt || Date.now() - c.last > GAP) vt = 0;
+  }
+  d.addEventListener('visibilitychange', function () {
+    if (d.visibilityState === 'hidden') hidden(); else shown();
+  });
+  w.addEventListener('pagehide', hidden);
+  w.addEventListener('pageshow', function (e) { if (e.persisted) shown(); });
+
+  // A custom event, cut to tally's limits: name 200, value an integer (default 1), the first 5
+  // props, keys cut to 100, values as strings to 200. POSTed as JSON, else a GET.
+  function event(name, o) {
+    if (name == null || name === '') return;
+    o = o || {};
+    var v = o.value, ps = o.props, p = {}, t = Date.now(), url = base + 'e', body, k;
+    v = typeof v === 'number' && isFinite(v) ? Math.round(v) : 1;
+    name = cut(name, 200);
+    if (ps && typeof ps === 'object') {
+      Object.keys(ps).slice(0, 5).forEach(function (k) { p[cut(k, 100)] = cut(ps[k], 200); });
+    }
+    body = JSON.stringify({ site: site, name: name, value: v, props: p, ts: t });
+    if (nav.sendBeacon && nav.sendBeacon(url, body)) return;
+    if (w.fetch) {
+      fetch(url, { method: 'POST', body: body, keepalive: true })['catch'](function () {});
+      return;
+    }
+    url += '?' + enc({ site: site, name: name, value: v });
+    for (k in p) url += '&p.' + encodeURIComponent(k) + '=' + encodeURIComponent(p[k]);
+    new Image(1, 1).src = url + '&ts=' + t;
   }
 
   var queued = (w.tally && w.tally.q) || [];
-  w.tally = function (command, options) { if (command === 'track') track(options); };
+  w.tally = function (command, a, b) {
+    if (command === 'track') track(a);
+    else if (command === 'event') event(a, b);
+  };
 
   function start() {
     if (me.getAttribute('data-auto') !== 'false') track();
@@ -72,4 +163,4 @@
   } else {
     start();
   }
-})(window, document);
+})(window, document, navigator);

@@ -148,6 +148,35 @@ impl TestStore {
         }
     }
 
+    /// A second, independent handle on the same data, as another tally process would open it.
+    /// (Embedded: it does not own the directory; read documents through the first handle.)
+    pub async fn another_handle(&self) -> TestStore {
+        match self.backend {
+            Backend::Mongo => {
+                let store = MongoStore::connect(&mongodb_uri(), &self.database)
+                    .await
+                    .unwrap();
+                TestStore {
+                    backend: self.backend,
+                    store: Arc::new(store),
+                    database: self.database.clone(),
+                    dir: None,
+                    mongo: self.mongo.clone(),
+                }
+            }
+            Backend::Embedded => {
+                let dir = self.dir.as_ref().unwrap().path();
+                TestStore {
+                    backend: self.backend,
+                    store: Arc::new(EmbeddedStore::open(dir).await.unwrap()),
+                    database: String::new(),
+                    dir: None,
+                    mongo: None,
+                }
+            }
+        }
+    }
+
     /// The driver's handle on this test's database (MongoDB only).
     pub fn mongo(&self) -> &mongodb::Database {
         self.mongo.as_ref().expect("a MongoDB test store")
@@ -176,6 +205,9 @@ impl TestStore {
             tz: parse_time_zone(tz).unwrap(),
             name: id.to_owned(),
             hosts: vec![format!("{id}.example")],
+            keep_params: Vec::new(),
+            tokens: Vec::new(),
+            public: false,
             created_at: Utc::now(),
         };
         self.store.insert_site(&site).await.unwrap();
@@ -235,6 +267,30 @@ impl TestApp {
             .await
             .expect("the pixel answers");
         assert_pixel(response).await;
+    }
+
+    /// A GET of any tracking path answered with the pixel (e.g. `/e?...`).
+    pub async fn hit_path(&self, path_and_query: &str, user_agent: &str) {
+        let response = self
+            .http
+            .get(format!("{}{path_and_query}", self.address))
+            .header("User-Agent", user_agent)
+            .send()
+            .await
+            .expect("the pixel answers");
+        assert_pixel(response).await;
+    }
+
+    /// A pixel request with extra headers (e.g. `X-Forwarded-For`).
+    pub async fn hit_with(&self, query: &str, user_agent: &str, headers: &[(&str, &str)]) {
+        let mut request = self
+            .http
+            .get(format!("{}/t.gif?{query}", self.address))
+            .header("User-Agent", user_agent);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        assert_pixel(request.send().await.expect("the pixel answers")).await;
     }
 
     pub async fn flush(&self) {
@@ -298,17 +354,22 @@ pub fn assert_count(doc: &Document, path: &str, expected: i64) {
     assert_eq!(get_path(doc, path), Some(expected), "{path} in {doc}");
 }
 
-/// Every key below `_id` is a safe segment and every leaf is a 64-bit integer counter.
+/// Every key below `_id` is a safe field name (a vocabulary segment or an escaped key) and
+/// every leaf is a non-negative 64-bit counter, or a page's title text (`t`).
 pub fn assert_well_formed(doc: &Document) {
     fn walk(doc: &Document, at: &str) {
         for (key, value) in doc {
             assert!(
-                tally::field::is_safe_segment(key),
+                tally::field::is_field_name(key),
                 "unsafe key {key:?} at {at:?}"
             );
             match value {
                 Bson::Document(d) => walk(d, &format!("{at}.{key}")),
-                Bson::Int64(n) => assert!(*n > 0, "{at}.{key} = {n}"),
+                // Zero: a visit moved out of an engagement segment.
+                Bson::Int64(n) => assert!(*n >= 0, "{at}.{key} = {n}"),
+                Bson::String(t) if key == "t" => {
+                    assert!(!t.chars().any(char::is_control), "{at}.t = {t:?}")
+                }
                 other => panic!("{at}.{key} is not a counter: {other:?}"),
             }
         }
@@ -355,6 +416,7 @@ impl Ferret {
             .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
             .arg("--debug-addr=-")
             .arg("--telemetry=disable")
+            .arg(format!("--state-dir={}", self.dir.path().display()))
             .arg("--log-level=error")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -449,5 +511,19 @@ pub async fn delete_raw(store: &TestStore, collection: &str, id: &str) {
                 )
                 .unwrap();
         }
+    }
+}
+
+/// Writes a document as is, like [`put_raw`], and lists its collection as the store's own writes
+/// do (embedded: in `colls`; MongoDB creates it anyway), so that `Store::collections` sees it.
+pub async fn put_raw_listed(store: &TestStore, collection: &str, doc: Document) {
+    put_raw(store, collection, doc).await;
+    if store.backend == Backend::Embedded {
+        raw_sqlite(store)
+            .execute(
+                "INSERT OR IGNORE INTO colls (coll) VALUES (?1)",
+                rusqlite::params![collection],
+            )
+            .unwrap();
     }
 }

@@ -1,0 +1,191 @@
+//! The JSON API, `/api/v1`: one site's summary and reports, Glow's metrics over events, CSV
+//! exports and the live stream — read from the same documents any MongoDB client sees.
+//!
+//! Every route is under `/api/v1/sites/{id}` and goes through [`authorize`]: a token
+//! (`Authorization: Bearer tly_…`) is hashed and compared in constant time with the hashes the
+//! sites hold. No token, or a token no site holds: 401. A token of another site: 404. A public
+//! site needs no token. A site that does not exist answers exactly as a private one without
+//! the right token, so the API never tells which sites exist. This module reads; it must not
+//! write counters.
+
+pub mod live;
+pub mod metrics;
+pub mod reports;
+pub mod summary;
+pub mod table;
+pub mod token;
+
+use crate::error::json_error;
+use crate::period::Clock;
+use crate::site::{Site, SiteId, SiteRegistry};
+use crate::store::{Store, StoreError};
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+/// What the read side needs.
+#[derive(Clone)]
+pub struct ApiState {
+    pub sites: Arc<SiteRegistry>,
+    pub store: Arc<dyn Store>,
+    pub live: Arc<live::Live>,
+    pub clock: Clock,
+    pub summaries: Arc<summary::Cache>,
+}
+
+/// Why a read was refused; each maps to one answer with the JSON error shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid token is required: Authorization: Bearer <token>")]
+    Unauthorized,
+    #[error("no such site for this token")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the store could not be read")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn answer(&self) -> HttpResponse {
+        match self {
+            ApiError::Unauthorized => {
+                let mut r = json_error(StatusCode::UNAUTHORIZED, "unauthorized", &self.to_string());
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            ApiError::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", &self.to_string()),
+            ApiError::BadRequest(m) => json_error(StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Store(e) => {
+                tracing::warn!(error = %e, "api: store read failed");
+                json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    &self.to_string(),
+                )
+            }
+        }
+    }
+}
+
+/// The site `id` if the request may read it (see the module docs).
+pub fn authorize(req: &HttpRequest, sites: &SiteRegistry, id: &str) -> Result<Arc<Site>, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(token) => {
+            let hash = token::hash(token);
+            // Every stored hash is compared, so the time taken does not depend on which matched.
+            let mut holder = None;
+            for site in sites.all() {
+                for t in &site.tokens {
+                    if token::matches(&hash, &t.hash) {
+                        holder = Some(Arc::clone(&site));
+                    }
+                }
+            }
+            match holder {
+                None => Err(ApiError::Unauthorized),
+                Some(site) if site.id.as_str() == id => Ok(site),
+                Some(_) => Err(ApiError::NotFound),
+            }
+        }
+        None => SiteId::parse(id)
+            .ok()
+            .and_then(|id| sites.get(&id))
+            .filter(|s| s.public)
+            .ok_or(ApiError::Unauthorized),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/sites/{id}")
+            .route("", web::get().to(site_info))
+            .route("/summary", web::get().to(summary::summary))
+            .route("/reports/{report}", web::get().to(reports::report))
+            .route("/metrics/count", web::get().to(metrics::count))
+            .route("/metrics/group", web::get().to(metrics::group))
+            .route("/metrics/retention", web::get().to(metrics::retention))
+            .route("/live", web::get().to(live_stream)),
+    );
+}
+
+async fn site_info(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    match authorize(&req, &state.sites, &id) {
+        Ok(site) => {
+            let today = crate::period::LocalTime::at((state.clock)(), site.tz).day_period();
+            HttpResponse::Ok().json(serde_json::json!({
+                "id": site.id.as_str(),
+                "name": site.name,
+                "zone": site.tz.name(),
+                "public": site.public,
+                "today": today.to_string(),
+            }))
+        }
+        Err(e) => e.answer(),
+    }
+}
+
+/// `GET /api/v1/sites/{id}/live`: Server-Sent Events. A `snapshot` at once, an `update` after
+/// every flush that wrote something for the site, and a keep-alive comment every 15 s.
+async fn live_stream(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let site = match authorize(&req, &state.sites, &id) {
+        Ok(site) => site,
+        Err(e) => return e.answer(),
+    };
+    let event = |name: &str, snapshot: &live::Snapshot| {
+        let data = serde_json::to_string(snapshot).unwrap_or_default();
+        web::Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+    };
+    let first = event("snapshot", &state.live.snapshot(&site.id, (state.clock)()));
+    let changes = state.live.subscribe();
+    let state = state.into_inner();
+    let stream = futures_util::stream::unfold(
+        (Some(first), changes, site.id.clone(), state),
+        move |(first, mut changes, id, state)| async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, actix_web::Error>(first), (None, changes, id, state)));
+            }
+            loop {
+                let wait = tokio::time::timeout(std::time::Duration::from_secs(15), changes.recv());
+                match wait.await {
+                    Err(_) => {
+                        let ping = web::Bytes::from_static(b": keep-alive\n\n");
+                        return Some((Ok(ping), (None, changes, id, state)));
+                    }
+                    Ok(Ok(changed)) if changed != id => continue,
+                    Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        let snap = state.live.snapshot(&id, (state.clock)());
+                        let data = serde_json::to_string(&snap).unwrap_or_default();
+                        let bytes = web::Bytes::from(format!("event: update\ndata: {data}\n\n"));
+                        return Some((Ok(bytes), (None, changes, id, state)));
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+                }
+            }
+        },
+    );
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}

@@ -1,0 +1,257 @@
+//! `GET /api/v1/sites/{id}/summary`: Gaug.es's first screen — today, yesterday, the last 24
+//! hours by hour, the last 30 days by day, the last 12 months, all time — views and people.
+//!
+//! Read from a handful of documents: the traffic month documents of the last 12 months (one
+//! `find` per yearly collection, so one or two; only `v` and `u` of the ten older ones) and the
+//! year document of each `traffic.<YYYY>` collection for all time. Every bucket is the site's
+//! local hour, day or month.
+//!
+//! The answer changes only when a flush writes for the site or the hour turns, so it is kept
+//! (serialised) per site until either happens: a dashboard polling it costs a lookup.
+
+use super::{authorize, ApiError, ApiState};
+use crate::period::{LocalTime, Period};
+use crate::reports::number;
+use crate::site::{Site, SiteId};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{Datelike, NaiveDate, TimeDelta};
+use mongodb::bson::Document;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+#[derive(Serialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub views: i64,
+    pub people: i64,
+}
+
+#[derive(Serialize)]
+struct Dated {
+    #[serde(flatten)]
+    counts: Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hour: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    month: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    site: String,
+    zone: String,
+    today: Dated,
+    yesterday: Dated,
+    hours: Vec<Dated>,
+    days: Vec<Dated>,
+    months: Vec<Dated>,
+    all_time: Counts,
+}
+
+fn counts(doc: Option<&Document>) -> Counts {
+    Counts {
+        views: doc.map_or(0, |d| number(d.get("v"))),
+        people: doc.map_or(0, |d| number(d.get("u"))),
+    }
+}
+
+fn dated(counts: Counts) -> Dated {
+    Dated {
+        counts,
+        date: None,
+        hour: None,
+        month: None,
+    }
+}
+
+/// Month `(year, month)` of `date`, `n` months back.
+fn months_back(year: i32, month: u8, n: i32) -> (i32, u8) {
+    let index = year * 12 + i32::from(month) - 1 - n;
+    (index.div_euclid(12), (index.rem_euclid(12) + 1) as u8)
+}
+
+/// Reads the summary of `site` at the current time.
+pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
+    let now = (state.clock)();
+    let local = LocalTime::at(now, site.tz);
+    // The month documents of the last 12 months, by yearly collection.
+    let months: Vec<(i32, u8)> = (0..12)
+        .rev()
+        .map(|n| months_back(local.year, local.month, n))
+        .collect();
+    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (y, m) in &months {
+        by_year
+            .entry(*y)
+            .or_default()
+            .push(format!("{}:{}", site.id, Period::Month(*y, *m)));
+    }
+    let mut docs: HashMap<String, Document> = HashMap::new();
+    for (year, ids) in by_year {
+        for doc in state
+            .store
+            .get_many(&format!("traffic.{year:04}"), &ids)
+            .await?
+        {
+            if let Ok(id) = doc.get_str("_id") {
+                docs.insert(id.to_owned(), doc.clone());
+            }
+        }
+    }
+    let month_doc = |y: i32, m: u8| docs.get(&format!("{}:{}", site.id, Period::Month(y, m)));
+    let day = |date: NaiveDate| -> Counts {
+        counts(
+            month_doc(date.year(), date.month() as u8)
+                .and_then(|d| d.get_document("d").ok())
+                .and_then(|d| d.get_document(format!("{:02}", date.day())).ok()),
+        )
+    };
+    let today = local.date();
+    let yesterday = today - TimeDelta::days(1);
+
+    // The last 24 hours, as the site's clock labels them (a DST change makes 23 or 25 labels
+    // collapse or repeat; a repeated label is shown once).
+    let mut hours: Vec<Dated> = Vec::with_capacity(24);
+    for back in (0..24).rev() {
+        let l = LocalTime::at(now - TimeDelta::hours(back), site.tz);
+        let label = l.hour_period().to_string();
+        if hours.last().and_then(|h| h.hour.as_deref()) == Some(label.as_str()) {
+            continue;
+        }
+        let c = counts(
+            month_doc(l.year, l.month)
+                .and_then(|d| d.get_document("h").ok())
+                .and_then(|h| h.get_document(format!("{:02}", l.day)).ok())
+                .and_then(|d| d.get_document(format!("{:02}", l.hour)).ok()),
+        );
+        hours.push(Dated {
+            hour: Some(label),
+            ..dated(c)
+        });
+    }
+    let days = (0..30)
+        .rev()
+        .map(|back| {
+            let date = today - TimeDelta::days(back);
+            Dated {
+                date: Some(date.format("%Y-%m-%d").to_string()),
+                ..dated(day(date))
+            }
+        })
+        .collect();
+    let month_list = months
+        .iter()
+        .map(|(y, m)| Dated {
+            month: Some(Period::Month(*y, *m).to_string()),
+            ..dated(counts(month_doc(*y, *m)))
+        })
+        .collect();
+
+    // All time: the year documents of every traffic collection.
+    let mut all_time = Counts::default();
+    for collection in state.store.collections().await? {
+        let Some(year) = collection.strip_prefix("traffic.") else {
+            continue;
+        };
+        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let doc = state
+            .store
+            .get(&collection, &format!("{}:{year}", site.id))
+            .await?;
+        let c = counts(doc.as_ref());
+        all_time.views += c.views;
+        all_time.people += c.people;
+    }
+
+    Ok(Summary {
+        site: site.id.to_string(),
+        zone: site.tz.name().to_owned(),
+        today: Dated {
+            date: Some(today.format("%Y-%m-%d").to_string()),
+            ..dated(day(today))
+        },
+        yesterday: Dated {
+            date: Some(yesterday.format("%Y-%m-%d").to_string()),
+            ..dated(day(yesterday))
+        },
+        hours,
+        days,
+        months: month_list,
+        all_time,
+    })
+}
+
+pub async fn summary(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let site = match authorize(&req, &state.sites, &id) {
+        Ok(site) => site,
+        Err(e) => return e.answer(),
+    };
+    let generation = state.live.generation(&site.id);
+    let hour = LocalTime::at((state.clock)(), site.tz)
+        .hour_period()
+        .to_string();
+    if let Some(body) = state.summaries.get(&site.id, generation, &hour) {
+        return json_body(body);
+    }
+    match read(&state, &site).await {
+        Ok(summary) => {
+            let body: Arc<[u8]> = serde_json::to_vec(&summary).unwrap_or_default().into();
+            state
+                .summaries
+                .put(&site.id, generation, hour, Arc::clone(&body));
+            json_body(body)
+        }
+        Err(e) => e.answer(),
+    }
+}
+
+fn json_body(body: Arc<[u8]>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.to_vec())
+}
+
+/// A serialised summary with the flush generation and local hour it is valid for.
+type Entry = (u64, String, Arc<[u8]>);
+
+/// Serialised summaries per site, valid for one flush generation and one local hour.
+#[derive(Default)]
+pub struct Cache {
+    entries: Mutex<HashMap<SiteId, Entry>>,
+}
+
+impl Cache {
+    fn get(&self, site: &SiteId, generation: u64, hour: &str) -> Option<Arc<[u8]>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(site)
+            .filter(|(g, h, _)| *g == generation && h == hour)
+            .map(|(_, _, body)| Arc::clone(body))
+    }
+
+    fn put(&self, site: &SiteId, generation: u64, hour: String, body: Arc<[u8]>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.insert(site.clone(), (generation, hour, body));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_back_cross_years() {
+        assert_eq!(months_back(2026, 11, 0), (2026, 11));
+        assert_eq!(months_back(2026, 11, 11), (2025, 12));
+        assert_eq!(months_back(2026, 1, 1), (2025, 12));
+        assert_eq!(months_back(2026, 1, 13), (2024, 12));
+    }
+}

@@ -1,0 +1,474 @@
+//! `/e`: custom events, and `/v`: visit-duration beacons.
+//!
+//! - `POST /e` takes a JSON event `{"site", "name", "value"?, "props"?, "ts"?}` or an array of
+//!   up to [`MAX_BATCH`] of them (one site per request), from servers and from the snippet's
+//!   `navigator.sendBeacon` (any content type). The whole request is checked first and counted
+//!   all or nothing: `202 {"accepted": n}`, or a 4xx with the JSON error shape and nothing
+//!   counted. Bodies over [`MAX_BODY`] get 413 before they are read.
+//! - `GET /e?site=&name=&value=&p.KEY=VAL&ts=` is the same for one event from an `<img>`: it
+//!   always answers the pixel, like `/t.gif`.
+//! - `GET|POST /v?site=&vt=&vd=&pvd=&ts=` moves a visit between duration segments
+//!   (`reports::engagement`); it always answers 204.
+//!
+//! Like the pixel, these only validate and enqueue.
+
+use super::query::decode;
+use super::{client_time, pixel, Tracker};
+use crate::aggregate::Refused;
+use crate::error::json_error;
+use crate::field::Key;
+use crate::period::LocalTime;
+use crate::reports::engagement;
+use crate::reports::events::{self, Event, MAX_PROPERTIES};
+use crate::reports::Increments;
+use crate::site::SiteId;
+use crate::track::agent::Agent;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// Largest `POST /e` body read.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Most events in one `POST /e`.
+pub const MAX_BATCH: usize = 100;
+
+/// An event as sent, before it is checked against its site; text borrowed from the request
+/// where it needs no unescaping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent<'a> {
+    pub site: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub value: i64,
+    pub props: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub ts: Option<i64>,
+}
+
+/// The JSON form of an event, deserialised without building a tree of values.
+#[derive(serde::Deserialize)]
+struct JsonEvent<'a> {
+    #[serde(borrow)]
+    site: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    value: Option<i64>,
+    #[serde(borrow)]
+    props: Option<BTreeMap<Cow<'a, str>, PropValue<'a>>>,
+    ts: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PropValue<'a> {
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+    Integer(i64),
+    Number(f64),
+    Flag(bool),
+}
+
+/// Why events were not counted; each maps to one answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown site {0:?}")]
+    UnknownSite(String),
+    #[error("tally is busy writing what it has; retry later")]
+    Busy,
+    #[error("tally is shutting down")]
+    ShuttingDown,
+}
+
+impl EventError {
+    fn answer(&self) -> HttpResponse {
+        let (status, code) = match self {
+            EventError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
+            EventError::UnknownSite(_) => (StatusCode::BAD_REQUEST, "unknown_site"),
+            EventError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            EventError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        };
+        json_error(status, code, &self.to_string())
+    }
+}
+
+fn invalid(at: Option<usize>, message: impl std::fmt::Display) -> EventError {
+    EventError::Invalid(match at {
+        Some(i) => format!("event {i}: {message}"),
+        None => message.to_string(),
+    })
+}
+
+/// Parses a `POST /e` body: one event object or an array of them.
+pub fn parse_json(body: &[u8]) -> Result<Vec<RawEvent<'_>>, EventError> {
+    let bad_json = |e: serde_json::Error| {
+        invalid(
+            None,
+            format!("the body is not a valid event or array of events: {e}"),
+        )
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let items: Vec<JsonEvent<'_>> = serde_json::from_slice(body).map_err(bad_json)?;
+        if items.is_empty() {
+            return Err(invalid(None, "an empty array holds no event"));
+        }
+        if items.len() > MAX_BATCH {
+            return Err(invalid(
+                None,
+                format!(
+                    "{} events in one request; send at most {MAX_BATCH}",
+                    items.len()
+                ),
+            ));
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| event_from_json(item).map_err(|m| invalid(Some(i), m)))
+            .collect()
+    } else {
+        let item: JsonEvent<'_> = serde_json::from_slice(body).map_err(bad_json)?;
+        Ok(vec![event_from_json(item).map_err(|m| invalid(None, m))?])
+    }
+}
+
+fn event_from_json(json: JsonEvent<'_>) -> Result<RawEvent<'_>, String> {
+    let props = json.props.unwrap_or_default();
+    if props.len() > MAX_PROPERTIES {
+        return Err(format!(
+            "{} properties; an event has at most {MAX_PROPERTIES}",
+            props.len()
+        ));
+    }
+    Ok(RawEvent {
+        site: json.site.ok_or("\"site\" is missing")?,
+        name: json.name.ok_or("\"name\" is missing")?,
+        value: json.value.unwrap_or(1),
+        props: props
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    PropValue::Text(t) => t,
+                    PropValue::Integer(n) => Cow::Owned(n.to_string()),
+                    PropValue::Number(n) => Cow::Owned(n.to_string()),
+                    PropValue::Flag(b) => Cow::Owned(b.to_string()),
+                };
+                (k, v)
+            })
+            .collect(),
+        ts: json.ts,
+    })
+}
+
+/// Parses `GET /e`'s query string (the first occurrence of each parameter wins).
+pub fn parse_query(query: &str) -> Result<RawEvent<'_>, EventError> {
+    let mut event = RawEvent {
+        site: Cow::Borrowed(""),
+        name: Cow::Borrowed(""),
+        value: 1,
+        props: Vec::new(),
+        ts: None,
+    };
+    let (mut site, mut name, mut value, mut ts) = (None, None, None, None);
+    for pair in query.split('&').take(64) {
+        let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(key);
+        let raw = decode(raw);
+        match &*key {
+            "site" => site = site.or(Some(raw)),
+            "name" => name = name.or(Some(raw)),
+            "value" => value = value.or(Some(raw)),
+            "ts" => ts = ts.or(Some(raw)),
+            k => {
+                if let Some(prop) = k.strip_prefix("p.") {
+                    if !event.props.iter().any(|(p, _)| p == prop) {
+                        event.props.push((Cow::Owned(prop.to_owned()), raw));
+                    }
+                }
+            }
+        }
+    }
+    if event.props.len() > MAX_PROPERTIES {
+        return Err(invalid(
+            None,
+            format!("an event has at most {MAX_PROPERTIES} properties"),
+        ));
+    }
+    event.site = site.ok_or_else(|| invalid(None, "\"site\" is missing"))?;
+    event.name = name.ok_or_else(|| invalid(None, "\"name\" is missing"))?;
+    if let Some(v) = value {
+        event.value = v
+            .parse()
+            .map_err(|_| invalid(None, format!("\"value\" must be an integer, not {v:?}")))?;
+    }
+    if let Some(t) = ts {
+        event.ts = Some(
+            t.parse()
+                .map_err(|_| invalid(None, "\"ts\" must be an integer (ms)"))?,
+        );
+    }
+    Ok(event)
+}
+
+impl Tracker {
+    /// Checks every event and enqueues them all, or none. All events of one call must be for
+    /// one site.
+    pub fn track_events(&self, raw: &[RawEvent<'_>]) -> Result<usize, EventError> {
+        let result = self.try_track_events(raw);
+        match &result {
+            Ok(n) => {
+                self.metrics.events_accepted.inc_by(*n as u64);
+            }
+            Err(e) => {
+                self.metrics.events_rejected.inc_by(raw.len().max(1) as u64);
+                tracing::debug!(error = %e, "events not counted");
+            }
+        }
+        result
+    }
+
+    fn try_track_events(&self, raw: &[RawEvent<'_>]) -> Result<usize, EventError> {
+        let Some(first) = raw.first() else {
+            return Err(invalid(None, "no event"));
+        };
+        let id = SiteId::parse(&first.site).map_err(|e| invalid(None, e))?;
+        if let Some(i) = raw.iter().position(|e| e.site != first.site) {
+            return Err(invalid(
+                Some(i),
+                "all events of one request must be for one site",
+            ));
+        }
+        let site = self
+            .sites
+            .get(&id)
+            .ok_or_else(|| EventError::UnknownSite(first.site.to_string()))?;
+        let now = (self.clock)();
+        let now_local = LocalTime::at(now, site.tz);
+        let mut incs = Increments::with_capacity(raw.len() * 8);
+        for (i, e) in raw.iter().enumerate() {
+            let at = |m: &str| {
+                if raw.len() > 1 {
+                    invalid(Some(i), m)
+                } else {
+                    invalid(None, m)
+                }
+            };
+            if e.name.trim().is_empty() {
+                return Err(at("\"name\" is empty"));
+            }
+            let local = match client_time(now, e.ts) {
+                Some(at) => LocalTime::at(at, site.tz),
+                None => now_local,
+            };
+            let event = Event {
+                name: Key::escape(&e.name),
+                value: e.value,
+                props: e
+                    .props
+                    .iter()
+                    .map(|(k, v)| (Key::escape(k), Key::escape(v)))
+                    .collect(),
+                local,
+            };
+            events::count(&event, &mut incs);
+        }
+        self.coalescer
+            .add(&site.id, &mut incs)
+            .map_err(|refused| match refused {
+                Refused::Full => EventError::Busy,
+                Refused::Closed => EventError::ShuttingDown,
+            })?;
+        Ok(raw.len())
+    }
+
+    /// A visit-duration beacon: `vt` the visit's start (ms), `vd` its duration now and `pvd`
+    /// the duration reported before (ms). `false` when it was not counted.
+    pub fn track_duration(&self, query: &str, user_agent: &str) -> bool {
+        let counted = self.try_track_duration(query, user_agent).is_some();
+        if counted {
+            self.metrics.beacons_accepted.inc();
+        }
+        counted
+    }
+
+    fn try_track_duration(&self, query: &str, user_agent: &str) -> Option<()> {
+        let (mut site, mut vt, mut vd, mut pvd) = (None, None, None, None);
+        for pair in query.split('&').take(64) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let number = || value.parse::<i64>().ok();
+            match key {
+                "site" => site = site.or(Some(decode(value))),
+                "vt" => vt = vt.or(number()),
+                "vd" => vd = vd.or(number()),
+                "pvd" => pvd = pvd.or(number()),
+                _ => {}
+            }
+        }
+        let site = self.sites.get(&SiteId::parse(&site?).ok()?)?;
+        if Agent::parse(user_agent).bot {
+            return None;
+        }
+        let (vd, pvd) = (vd?, pvd.unwrap_or(0));
+        if vd < 0 || pvd < 0 || pvd > vd {
+            return None;
+        }
+        let now = (self.clock)();
+        let started = client_time(now, vt).unwrap_or(now);
+        let mut incs = Increments::with_capacity(2);
+        engagement::count_duration(LocalTime::at(started, site.tz), pvd, vd, &mut incs);
+        if incs.is_empty() {
+            return Some(());
+        }
+        self.coalescer.add(&site.id, &mut incs).ok()
+    }
+}
+
+fn cors(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// `POST /e`.
+pub async fn post(
+    req: HttpRequest,
+    body: web::Payload,
+    tracker: web::Data<Tracker>,
+) -> HttpResponse {
+    let too_large = || {
+        cors(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is over {MAX_BODY} bytes"),
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        tracker.metrics.events_rejected.inc();
+        return too_large();
+    }
+    let bytes = match body.to_bytes_limited(MAX_BODY).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            tracker.metrics.events_rejected.inc();
+            return too_large();
+        }
+        Err(_) => {
+            return cors(json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "the body could not be read",
+            ))
+        }
+    };
+    let result = match parse_json(&bytes) {
+        Ok(events) => tracker.track_events(&events),
+        Err(e) => {
+            tracker.metrics.events_rejected.inc();
+            Err(e)
+        }
+    };
+    cors(match result {
+        Ok(n) => HttpResponse::Accepted().json(serde_json::json!({ "accepted": n })),
+        Err(e) => e.answer(),
+    })
+}
+
+/// `GET /e`: one event from an `<img>`; always the pixel.
+pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
+    if !Agent::parse(&user_agent).bot {
+        match parse_query(req.query_string()) {
+            Ok(event) => {
+                let _ = tracker.track_events(&[event]);
+            }
+            Err(e) => {
+                tracker.metrics.events_rejected.inc();
+                tracing::debug!(error = %e, "event not counted");
+            }
+        }
+    }
+    pixel::gif()
+}
+
+/// `OPTIONS /e`: lets pages `fetch` JSON to `/e` from their own origin.
+pub async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, GET"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type"))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
+/// `GET|POST /v`: a visit-duration beacon; always 204.
+pub async fn visit(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
+    tracker.track_duration(req.query_string(), &user_agent);
+    cors(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_bodies_are_checked_whole() {
+        let one = parse_json(
+            br#"{"site":"acme","name":"signup","props":{"plan":"pro","seats":3,"trial":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(one[0].value, 1);
+        assert_eq!(one[0].props.len(), 3);
+        assert!(one[0].props.contains(&(Cow::from("seats"), Cow::from("3"))));
+        let many = format!(
+            "[{}]",
+            vec![r#"{"site":"a","name":"x","value":2}"#; 100].join(",")
+        );
+        assert_eq!(parse_json(many.as_bytes()).unwrap().len(), 100);
+        let too_many = format!("[{}]", vec![r#"{"site":"a","name":"x"}"#; 101].join(","));
+        for bad in [
+            too_many.as_str(),
+            r#"{"site":"a","name":"x","value":1.5}"#,
+            r#"{"site":"a","name":"x","value":"3"}"#,
+            r#"{"site":"a"}"#,
+            r#"{"site":"a","name":"x","props":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}}"#,
+            r#"{"site":"a","name":"x","props":{"a":[1]}}"#,
+            r#"[{"site":"a","name":"x"}, 7]"#,
+            r#"[]"#,
+            r#"{"site":"a","name":"x""#,
+            r#"{"__proto__":{"site":"a"},"name":"x"}"#,
+        ] {
+            assert!(parse_json(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_events() {
+        let e = parse_query("site=acme&name=sign%20up&value=3&p.plan=pro&p.plan=x&ts=5").unwrap();
+        assert_eq!(e.site, "acme");
+        assert_eq!(e.name, "sign up");
+        assert_eq!(e.value, 3);
+        assert_eq!(e.props, vec![(Cow::from("plan"), Cow::from("pro"))]);
+        assert_eq!(e.ts, Some(5));
+        assert!(parse_query("site=acme&name=x&value=1.5").is_err());
+        assert!(parse_query("site=acme").is_err());
+        assert!(parse_query("site=a&name=x&p.a=1&p.b=1&p.c=1&p.d=1&p.e=1&p.f=1").is_err());
+    }
+}
