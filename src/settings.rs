@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
-pub const DEFAULT_FLUSH_AT: usize = 50_000;
+pub const DEFAULT_FLUSH_AT: usize = 250_000;
 pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 pub const DEFAULT_SITE_REFRESH_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -35,6 +35,14 @@ pub struct StoreSettings {
     /// MongoDB database name.
     #[arg(long, env = "TALLY_DATABASE", global = true, default_value = "tally")]
     pub database: String,
+
+    /// At most this many statements (documents) per MongoDB `update` command; a flush's
+    /// collection is split into several commands past it. MongoDB needs nothing below its own
+    /// limit (the default); FerretDB v1 on SQLite needs 50 or less (see docs/operations.md).
+    #[arg(long, env = "TALLY_MONGODB_BATCH", global = true,
+          default_value_t = crate::store::mongo::MAX_STATEMENTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub mongodb_batch: usize,
 }
 
 impl Default for StoreSettings {
@@ -43,6 +51,7 @@ impl Default for StoreSettings {
             mongodb_uri: None,
             data_dir: PathBuf::from("./tally-data"),
             database: "tally".to_owned(),
+            mongodb_batch: crate::store::mongo::MAX_STATEMENTS,
         }
     }
 }

@@ -210,7 +210,9 @@ pub trait Store: Send + Sync {
 pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
     match &settings.mongodb_uri {
         Some(uri) => Ok(Arc::new(
-            mongo::MongoStore::connect(uri, &settings.database).await?,
+            mongo::MongoStore::connect(uri, &settings.database)
+                .await?
+                .with_max_statements(settings.mongodb_batch),
         )),
         None => Ok(Arc::new(
             embedded::EmbeddedStore::open(&settings.data_dir).await?,

@@ -40,6 +40,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct MongoStore {
     db: Database,
+    /// Statements per `update` command, at most [`MAX_STATEMENTS`] (`--mongodb-batch`).
+    max_statements: usize,
 }
 
 impl MongoStore {
@@ -54,7 +56,18 @@ impl MongoStore {
         let client = Client::with_options(options)?;
         Ok(MongoStore {
             db: client.database(database),
+            max_statements: MAX_STATEMENTS,
         })
+    }
+
+    /// At most `n` statements per `update` command (1 to [`MAX_STATEMENTS`]). MongoDB needs no
+    /// limit below its own; FerretDB v1 on SQLite does: it keeps a cursor open for every
+    /// statement that matched a document until the command ends, and an update command with
+    /// as many such statements as its connection pool holds (100) waits for a connection
+    /// forever. Seen with the ingest benchmark's 100 sites; 50 avoids it.
+    pub fn with_max_statements(mut self, n: usize) -> MongoStore {
+        self.max_statements = n.clamp(1, MAX_STATEMENTS);
+        self
     }
 
     pub fn database(&self) -> &Database {
@@ -192,7 +205,7 @@ impl MongoStore {
 }
 
 /// Splits `coll`'s statements into runs that fit one command.
-fn chunks(coll: &CollectionBatch) -> Vec<std::ops::Range<usize>> {
+fn chunks(coll: &CollectionBatch, max_statements: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, d) in coll.docs.iter().enumerate() {
@@ -206,7 +219,7 @@ fn chunks(coll: &CollectionBatch) -> Vec<std::ops::Range<usize>> {
                 .iter()
                 .map(|(f, t)| f.as_str().len() + t.len() + 8)
                 .sum::<usize>();
-        if i > start && (i - start >= MAX_STATEMENTS || bytes + size > MAX_COMMAND_BYTES) {
+        if i > start && (i - start >= max_statements || bytes + size > MAX_COMMAND_BYTES) {
             out.push(start..i);
             (start, bytes) = (i, 0);
         }
@@ -227,7 +240,7 @@ impl Store for MongoStore {
     async fn apply(&self, batch: &Batch) -> Applied {
         let mut applied = Applied::default();
         for (ci, coll) in batch.collections.iter().enumerate() {
-            for range in chunks(coll) {
+            for range in chunks(coll, self.max_statements) {
                 self.update(ci, coll, range, &mut applied).await;
             }
         }
@@ -382,20 +395,26 @@ mod tests {
     }
 
     #[test]
+    fn chunks_respect_a_smaller_statement_limit() {
+        let ranges = chunks(&batch(120, 1), 50);
+        assert_eq!(ranges, vec![0..50, 50..100, 100..120]);
+    }
+
+    #[test]
     fn chunks_respect_the_statement_limit() {
         let coll = batch(MAX_STATEMENTS * 2 + 5, 1);
-        let ranges = chunks(&coll);
+        let ranges = chunks(&coll, MAX_STATEMENTS);
         assert_covers(&coll, &ranges);
         assert!(ranges.len() >= 3);
-        assert!(chunks(&batch(0, 1)).is_empty());
-        assert_eq!(chunks(&batch(3, 1)), vec![0..3]);
+        assert!(chunks(&batch(0, 1), MAX_STATEMENTS).is_empty());
+        assert_eq!(chunks(&batch(3, 1), MAX_STATEMENTS), vec![0..3]);
     }
 
     #[test]
     fn chunks_respect_the_size_limit() {
         // 2,000 documents of 1,000 fields each: ~16 MB of statements.
         let coll = batch(2_000, 1_000);
-        let ranges = chunks(&coll);
+        let ranges = chunks(&coll, MAX_STATEMENTS);
         assert_covers(&coll, &ranges);
         assert!(ranges.len() >= 2, "{ranges:?}");
     }
