@@ -7,13 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Headless Chromium, for the test that runs the real snippet in a real browser.
-if ! command -v chromium >/dev/null; then
-  echo "installing chromium (Debian package) for the browser test..." >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
-fi
+scripts/apt-ensure chromium chromium "for the browser test"
 
 FERRETDB=$(scripts/ferretdb.sh install)
 work=$(mktemp -d)
