@@ -199,17 +199,23 @@ def bench_tally(args, store):
         wait_http(f"{base}/healthz")
         phase = lambda name: Phase(name, server.pid, base)
         results = {}
+        want = set(args.phases.split(","))
         # Warm-up: the year's collections are created, caches filled; its hits count too.
         warm = phase("warm-up").run(args, base, "tally", 3, args.connections)
-        results["empty"] = phase("empty handler").run(args, base, "empty", args.secs,
-                                                      args.connections)
-        results["uncounted"] = phase("pixel, unknown site (nothing counted)").run(
-            args, base, "uncounted", args.secs, args.connections)
-        results["max"] = phase("pixel, full speed").run(args, base, "tally", args.secs,
-                                                       args.connections)
-        results["half"] = paced(phase("pixel, half of full speed"), args, base, "tally",
-                                results["max"]["rate"] / 2)
-        results["10k"] = paced(phase("pixel, about 10,000/s"), args, base, "tally", 10_000)
+        if "empty" in want:
+            results["empty"] = phase("empty handler").run(args, base, "empty", args.secs,
+                                                          args.connections)
+        if "uncounted" in want:
+            results["uncounted"] = phase("pixel, unknown site (nothing counted)").run(
+                args, base, "uncounted", args.secs, args.connections)
+        if "max" in want or "half" in want:
+            results["max"] = phase("pixel, full speed").run(args, base, "tally", args.secs,
+                                                           args.connections)
+        if "half" in want:
+            results["half"] = paced(phase("pixel, half of full speed"), args, base, "tally",
+                                    results["max"]["rate"] / 2)
+        if "10k" in want:
+            results["10k"] = paced(phase("pixel, about 10,000/s"), args, base, "tally", 10_000)
         rss = peak_rss_mb(server.pid)
         # A store slower than the hits (FerretDB on these same two cores) leaves a backlog in
         # tally's memory: wait until it is written, and say how long that took.
@@ -226,8 +232,8 @@ def bench_tally(args, store):
         if code != 0:
             print(f"{store}: tally exited with {code}; the documents are not checked",
                   file=sys.stderr)
-        pixel_runs = [warm, results["max"], results["half"], results["10k"],
-                      results["half"]["probe"], results["10k"]["probe"]]
+        pixel_runs = [warm] + [results[k] for k in ("max", "half", "10k") if k in results] \
+            + [results[k]["probe"] for k in ("half", "10k") if k in results]
         answered = sum(r["ok"] for r in pixel_runs)
         accepted = sum(r["accepted"] for r in pixel_runs)
         rejected = sum(r["rejected"] for r in pixel_runs)
@@ -333,6 +339,8 @@ def report(args, runs):
         if store not in by:
             continue
         p = by[store]["phases"]
+        if not all(k in p for k in ("empty", "uncounted", "max")):
+            continue
         lines.append(f"- {store}: pixel ÷ empty handler = "
                      f"{p['max']['rate'] / p['empty']['rate']:.2f} (unknown-site pixel ÷ empty "
                      f"handler = {p['uncounted']['rate'] / p['empty']['rate']:.2f}); server CPU "
@@ -360,6 +368,8 @@ def main():
     p.add_argument("--mongodb-uri", help="for the mongo store: this MongoDB instead of FerretDB "
                    "(the database `bench` in it must not exist)")
     p.add_argument("--secs", type=int, default=20)
+    p.add_argument("--phases", default="empty,uncounted,max,half,10k",
+                   help="which phases to run (half needs max, and runs it)")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
