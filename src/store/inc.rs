@@ -36,8 +36,12 @@ pub fn apply_all<'a>(
     Ok(())
 }
 
-/// `$set` of `value` at the dotted `path`.
-pub fn set(doc: &mut Document, path: &str, value: Bson) -> Result<(), IncError> {
+/// The document that holds the last segment of the dotted `path`, creating the documents the
+/// path names on the way, and that last segment.
+fn parent<'d, 'p>(
+    doc: &'d mut Document,
+    path: &'p str,
+) -> Result<(&'d mut Document, &'p str), IncError> {
     let (parents, last) = match path.rsplit_once('.') {
         Some((parents, last)) => (Some(parents), last),
         None => (None, path),
@@ -56,47 +60,35 @@ pub fn set(doc: &mut Document, path: &str, value: Bson) -> Result<(), IncError> 
             }
         };
     }
-    current.insert(last, value);
+    Ok((current, last))
+}
+
+/// `$set` of `value` at the dotted `path`.
+pub fn set(doc: &mut Document, path: &str, value: Bson) -> Result<(), IncError> {
+    let (parent, last) = parent(doc, path)?;
+    parent.insert(last, value);
     Ok(())
 }
 
 /// Applies one `$inc` of `by` at the dotted `path`.
 pub fn apply(doc: &mut Document, path: &str, by: i64) -> Result<(), IncError> {
-    let mut current = doc;
-    let mut segments = path.split('.').peekable();
-    while let Some(segment) = segments.next() {
-        if segments.peek().is_none() {
-            let slot = current.get_mut(segment);
-            let next = match slot {
-                None => Bson::Int64(by),
-                Some(Bson::Int64(n)) => {
-                    Bson::Int64(n.checked_add(by).ok_or_else(|| IncError::Overflow {
-                        path: path.to_owned(),
-                    })?)
-                }
-                Some(Bson::Int32(n)) => Bson::Int64(i64::from(*n) + by),
-                Some(Bson::Double(d)) => Bson::Double(*d + by as f64),
-                Some(_) => {
-                    return Err(IncError::NotNumeric {
-                        path: path.to_owned(),
-                    })
-                }
-            };
-            current.insert(segment, next);
-            return Ok(());
+    let (parent, last) = parent(doc, path)?;
+    let next = match parent.get(last) {
+        None => Bson::Int64(by),
+        Some(Bson::Int64(n)) => {
+            Bson::Int64(n.checked_add(by).ok_or_else(|| IncError::Overflow {
+                path: path.to_owned(),
+            })?)
         }
-        if !current.contains_key(segment) {
-            current.insert(segment, Document::new());
+        Some(Bson::Int32(n)) => Bson::Int64(i64::from(*n) + by),
+        Some(Bson::Double(d)) => Bson::Double(*d + by as f64),
+        Some(_) => {
+            return Err(IncError::NotNumeric {
+                path: path.to_owned(),
+            })
         }
-        current = match current.get_mut(segment) {
-            Some(Bson::Document(d)) => d,
-            _ => {
-                return Err(IncError::NotADocument {
-                    path: path.to_owned(),
-                })
-            }
-        };
-    }
+    };
+    parent.insert(last, next);
     Ok(())
 }
 
