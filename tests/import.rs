@@ -37,6 +37,24 @@ fn import(store: &TestStore, args: &[&str]) -> Output {
         .expect("tally runs")
 }
 
+/// `tally import --site acme --format json -` with `log` on its standard input.
+fn import_json_stdin(store: &TestStore, log: &str) -> Output {
+    let mut child = tally(store)
+        .args(["import", "--site", "acme", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(log.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -368,20 +386,7 @@ async fn json_from_stdin(backend: Backend) {
         r#"{"time":"not a time","request":"GET / HTTP/1.1","status":200}"#,
     ]
     .join("\n");
-    let mut child = tally(&store)
-        .args(["import", "--site", "acme", "--format", "json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(log.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = import_json_stdin(&store, &log);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let got = summary(&out);
     assert_eq!(
@@ -401,19 +406,8 @@ async fn json_from_stdin(backend: Backend) {
     assert_count(&content, "p./about.v", 2);
 
     // stdin has no fingerprint: the same lines again are counted again.
-    let mut child = tally(&store)
-        .args(["import", "--site", "acme", "--format", "json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(log.as_bytes())
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let again = import_json_stdin(&store, &log);
+    assert!(again.status.success(), "{}", text(&again.stderr));
     let traffic = store.doc("traffic.2026", "acme:2026-11").await.unwrap();
     assert_count(&traffic, "v", 4);
 }
