@@ -112,7 +112,7 @@ fn hit_path(c: &mut Criterion) {
             let ip = addresses[i % addresses.len()];
             let q = &fresh[i % fresh.len()];
             black_box(t.track(black_box(q), black_box(ua), Some(ip))).unwrap();
-            if i % 4096 == 0 {
+            if i.is_multiple_of(4096) {
                 black_box(t.coalescer.drain());
             }
         })

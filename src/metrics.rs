@@ -111,6 +111,16 @@ pub struct Metrics {
     pub flush_statements: Histogram,
     /// Distinct (document, field) increments waiting for a flush; set when scraped.
     pub pending: Gauge,
+    /// Statements found already applied when sent again (a lost reply, or a replay).
+    pub statement_duplicates: Counter,
+    /// Statements sent whose outcome is not known yet, to be sent again; set when scraped.
+    pub owed: Gauge,
+    /// `--durable`: checkpoints that could not be written.
+    pub checkpoint_failures: Counter,
+    /// `--durable`: hits counted but answered 503 because the log could not be written.
+    pub durable_unacknowledged: Counter,
+    /// `--durable`: hits read back from the log at start.
+    pub replayed_hits: Counter,
 }
 
 impl Default for Metrics {
@@ -208,7 +218,42 @@ impl Metrics {
             "Distinct (document, field) increments waiting for a flush",
             pending.clone(),
         );
+        let statement_duplicates = Counter::default();
+        registry.register(
+            "store_statement_duplicates",
+            "Statements sent again (after a lost reply or a replay) and found already applied, so not applied twice",
+            statement_duplicates.clone(),
+        );
+        let owed = Gauge::default();
+        registry.register(
+            "statements_owed",
+            "Statements sent whose outcome is not known yet; they are sent again as they are",
+            owed.clone(),
+        );
+        let checkpoint_failures = Counter::default();
+        registry.register(
+            "durable_checkpoint_failures",
+            "Durable mode: checkpoints that could not be written",
+            checkpoint_failures.clone(),
+        );
+        let durable_unacknowledged = Counter::default();
+        registry.register(
+            "durable_unacknowledged",
+            "Durable mode: requests counted but answered 503 because the log could not be written in time",
+            durable_unacknowledged.clone(),
+        );
+        let replayed_hits = Counter::default();
+        registry.register(
+            "durable_replayed_hits",
+            "Durable mode: hits read back from the log at start",
+            replayed_hits.clone(),
+        );
         Metrics {
+            statement_duplicates,
+            owed,
+            checkpoint_failures,
+            durable_unacknowledged,
+            replayed_hits,
             registry,
             hits_accepted,
             rejected,

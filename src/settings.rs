@@ -14,6 +14,8 @@ pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 pub const DEFAULT_SITE_REFRESH_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_KEYS: usize = 1_000;
+pub const DEFAULT_DURABLE_SYNC_MS: u64 = 50;
+pub const DEFAULT_STORE_TIMEOUT_SECS: u64 = 60;
 
 /// Which store holds the documents. Global: every command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -134,6 +136,29 @@ pub struct ServeSettings {
     #[arg(long, env = "TALLY_SWEEP_INTERVAL_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
     pub sweep_interval_secs: u64,
+
+    /// Write every accepted hit to a local write-ahead log before answering, and replay it on
+    /// start, so a killed process loses nothing it acknowledged (see docs/reliability.md).
+    /// Without it, a crash loses at most the last flush interval's hits.
+    #[arg(long, env = "TALLY_DURABLE")]
+    pub durable: bool,
+
+    /// Directory of the durable log (default: `durable` under --data-dir). One process per
+    /// directory.
+    #[arg(long, env = "TALLY_DURABLE_DIR")]
+    pub durable_dir: Option<PathBuf>,
+
+    /// How often the durable log is fsync'd, in milliseconds (0: after every write). A hit is
+    /// acknowledged once written to the file; this bounds what a power loss can take.
+    #[arg(long, env = "TALLY_DURABLE_SYNC_MS", default_value_t = DEFAULT_DURABLE_SYNC_MS,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub durable_sync_ms: u64,
+
+    /// How long one store call of a flush may take, in seconds (1–3600); past it the call is
+    /// abandoned and its statements are sent again (marked, so never counted twice).
+    #[arg(long, env = "TALLY_STORE_TIMEOUT_SECS", default_value_t = DEFAULT_STORE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub store_timeout_secs: u64,
 }
 
 impl ServeSettings {
@@ -179,6 +204,10 @@ impl Default for ServeSettings {
             retain_hourly_days: 60,
             retain_daily_days: 0,
             sweep_interval_secs: 600,
+            durable: false,
+            durable_dir: None,
+            durable_sync_ms: DEFAULT_DURABLE_SYNC_MS,
+            store_timeout_secs: DEFAULT_STORE_TIMEOUT_SECS,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! [`AppHandle::stop`] (or a signal, wired by `cli`), then shuts down in order: stop accepting
 //! connections, finish the requests in flight, refuse new hits, flush what is pending.
 
+use crate::aggregate::checkpoint::Checkpoint;
 use crate::aggregate::flusher::{FlushReport, Flusher, Unflushed};
+use crate::aggregate::journal::Journal;
 use crate::aggregate::Coalescer;
 use crate::api::live::Live;
 use crate::dashboard::demo;
@@ -38,6 +40,10 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Geo(#[from] crate::track::geo::GeoError),
+    #[error("cannot open the durable log: {0}")]
+    Durable(#[from] crate::aggregate::checkpoint::CheckpointError),
+    #[error("--durable needs --durable-dir")]
+    NoDurableDir,
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -91,7 +97,11 @@ impl Application {
     /// Opens the store named by `settings` and builds the application on it.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let store = store::open(&settings.store).await?;
-        Application::build_with(settings.serve, store, system_clock()).await
+        let mut serve = settings.serve;
+        if serve.durable && serve.durable_dir.is_none() {
+            serve.durable_dir = Some(settings.store.data_dir.join("durable"));
+        }
+        Application::build_with(serve, store, system_clock()).await
     }
 
     /// Builds the application on an open store with the given clock.
@@ -107,16 +117,54 @@ impl Application {
         sites.replace(store.sites().await?);
 
         let metrics = Arc::new(Metrics::new());
-        let coalescer = Arc::new(Coalescer::new(serve.max_pending, serve.flush_at));
+        let mut coalescer = Coalescer::new(serve.max_pending, serve.flush_at);
+        let durable = match (serve.durable, &serve.durable_dir) {
+            (false, _) => None,
+            (true, None) => return Err(StartupError::NoDurableDir),
+            (true, Some(dir)) => {
+                let (recovered, pending) = Checkpoint::open(dir)?;
+                let sync = Duration::from_millis(serve.durable_sync_ms);
+                let (journal, replayed) = Journal::open(dir, recovered.consumed, sync)
+                    .map_err(crate::aggregate::checkpoint::CheckpointError::from)?;
+                let checkpoint = pending.start(Arc::clone(&journal), &recovered)?;
+                coalescer = coalescer.with_journal(journal);
+                Some((checkpoint, recovered, replayed, dir.clone()))
+            }
+        };
+        let coalescer = Arc::new(coalescer);
         let live = Arc::new(Live::default());
-        let flusher = Arc::new(Flusher::new(
+        let mut flusher = Flusher::new(
             Arc::clone(&coalescer),
             Arc::clone(&store),
             Arc::clone(&metrics),
             serve.max_keys,
             Arc::clone(&live),
             Arc::clone(&clock),
-        ));
+        )
+        .with_store_timeout(Duration::from_secs(serve.store_timeout_secs));
+        if let Some((checkpoint, recovered, mut replayed, dir)) = durable {
+            let (owed, carried) = (recovered.statements.len(), recovered.carried.len());
+            flusher = flusher.with_checkpoint(checkpoint, recovered);
+            for (site, incs) in &mut replayed.hits {
+                coalescer.replay(site, incs);
+            }
+            metrics.replayed_hits.inc_by(replayed.hits.len() as u64);
+            if replayed.torn_bytes > 0 {
+                tracing::warn!(
+                    bytes = replayed.torn_bytes,
+                    "durable log: the end of a segment was cut short by a crash (never acknowledged); ignored"
+                );
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                replayed_hits = replayed.hits.len(),
+                segments = replayed.segments,
+                owed_statements = owed,
+                carried_documents = carried,
+                "durable log open"
+            );
+        }
+        let flusher = Arc::new(flusher);
         let geo = match &serve.geoip_db {
             Some(path) => {
                 let db = GeoDb::open(path)?;
@@ -278,7 +326,14 @@ impl Application {
         let _ = self.sweeper_task.await;
         let pending = self.handle.coalescer.pending();
         tracing::info!(pending, "shutting down: writing pending increments");
-        self.handle.flusher.drain(self.shutdown_timeout).await?;
+        let drained = self.handle.flusher.drain(self.shutdown_timeout).await;
+        if let Some(journal) = self.handle.coalescer.journal() {
+            journal.close();
+            if drained.is_err() {
+                tracing::warn!("what could not be written stays in the durable log and is replayed at the next start");
+            }
+        }
+        drained?;
         tracing::info!("shutdown complete: every accepted hit is in the store");
         served.map_err(RunError::from)
     }
@@ -311,8 +366,10 @@ async fn refresh_sites(
 async fn metrics_text(
     metrics: web::Data<Arc<Metrics>>,
     coalescer: web::Data<Arc<Coalescer>>,
+    flusher: web::Data<Arc<Flusher>>,
 ) -> HttpResponse {
     metrics.pending.set(coalescer.pending() as i64);
+    metrics.owed.set(flusher.queued() as i64);
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.encode())
@@ -357,9 +414,25 @@ async fn log_request(
 /// A flush running longer than this means the flusher is stuck.
 const STUCK_FLUSH: Duration = Duration::from_secs(60);
 
-/// `/readyz`: 200 when the store answers a ping within 2 s and no flush has been running for
-/// over a minute; else 503 with the reason, as the JSON error shape.
-async fn readyz(store: web::Data<Arc<dyn Store>>, ready: web::Data<Arc<Flusher>>) -> HttpResponse {
+/// `/readyz`: 200 when the store answers a ping within 2 s, no flush has been running for
+/// over a minute and the pending bound is not reached; else 503 with the reason, as the JSON
+/// error shape.
+async fn readyz(
+    store: web::Data<Arc<dyn Store>>,
+    ready: web::Data<Arc<Flusher>>,
+    coalescer: web::Data<Arc<Coalescer>>,
+) -> HttpResponse {
+    if coalescer.pending() >= coalescer.max_entries() {
+        return error::json_error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "pending_full",
+            &format!(
+                "{} increments are waiting for the store (the bound, --max-pending): new hits are refused with 503; {} statements are owed",
+                coalescer.pending(),
+                ready.queued()
+            ),
+        );
+    }
     if let Some(running) = ready.running_for().filter(|d| *d > STUCK_FLUSH) {
         return error::json_error(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,

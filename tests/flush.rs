@@ -47,9 +47,10 @@ async fn a_failed_statement_keeps_its_increments(backend: Backend) {
         "in the way",
         "left unchanged"
     );
-    assert!(
-        app.handle.coalescer.pending() > 0,
-        "the increments are kept"
+    assert_eq!(
+        app.handle.flusher.queued(),
+        1,
+        "the statement is kept, to be sent again as it is"
     );
     assert!(app
         .metrics()
@@ -68,6 +69,7 @@ async fn a_failed_statement_keeps_its_increments(backend: Backend) {
         4,
     );
     assert_eq!(app.handle.coalescer.pending(), 0);
+    assert_eq!(app.handle.flusher.queued(), 0);
 }
 
 /// Stopping the app writes what is pending before `run_until_stopped` returns.
@@ -99,8 +101,9 @@ both_stores!(
     graceful_stop_flushes_pending_hits,
 );
 
-/// MongoDB goes away mid-stream: the pixel keeps answering, flushes fail and keep everything,
-/// and once the server is back the totals are exact.
+/// MongoDB goes away mid-stream: the pixel keeps answering, flushes fail and keep everything
+/// (the failed statements as they were, the new hits in the coalescer, untouched while the
+/// store is away), and once the server is back the totals are exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_loses_nothing() {
     let mut ferret = Ferret::start().await;
@@ -120,12 +123,25 @@ async fn an_outage_loses_nothing() {
     let report = app.handle.flush().await;
     assert_eq!(report.failed, report.statements, "{report:?}");
     assert!(report.failed > 0);
-    let pending = app.handle.coalescer.pending();
-    assert!(pending > 0);
+    let owed = app.handle.flusher.queued();
+    assert_eq!(owed, report.failed, "every failed statement is owed");
+    assert_eq!(app.handle.coalescer.pending(), 0);
     for _ in 0..5 {
         app.hit("site=acme", CHROME_WIN).await;
     }
-    assert_eq!(app.handle.coalescer.pending(), pending, "merged, not grown");
+    let pending = app.handle.coalescer.pending();
+    assert!(pending > 0);
+    let again = app.handle.flush().await;
+    assert_eq!(
+        again.statements, owed,
+        "only the owed statements are tried: {again:?}"
+    );
+    assert_eq!(app.handle.flusher.queued(), owed);
+    assert_eq!(
+        app.handle.coalescer.pending(),
+        pending,
+        "left alone, not grown"
+    );
 
     ferret.restart().await;
     // The driver may need a moment to find the server again.
@@ -146,7 +162,7 @@ async fn an_outage_loses_nothing() {
     assert!(app
         .metrics()
         .await
-        .contains("tally_flushes_total{outcome=\"failed\"} 1\n"));
+        .contains("tally_flushes_total{outcome=\"failed\"} 2\n"));
 }
 
 /// If the store stays down past the shutdown deadline, shutdown says how much it could not write

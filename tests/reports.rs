@@ -570,6 +570,7 @@ async fn the_guard_refuses_a_full_document_and_changes_nothing(backend: Backend)
                     field: FieldKey::parse("n").unwrap(),
                     max,
                 }),
+                mark: None,
             }],
         }],
     };

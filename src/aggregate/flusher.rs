@@ -8,6 +8,7 @@
 //! how much it could not write.
 
 use super::admission::{governing, Admission, ADMITTED};
+use super::checkpoint::{Checkpoint, Recovered};
 use super::{Coalescer, Drained, Value};
 use crate::api::live::{Live, Written};
 use crate::metrics::{FlushOutcome, Metrics};
@@ -15,8 +16,9 @@ use crate::period::{Clock, Period};
 use crate::reports::DocKey;
 use crate::reports::ReportKind;
 use crate::site::SiteId;
-use crate::store::{Batch, CollectionBatch, DocUpdate, Guard, Store, StoreError};
+use crate::store::{Applied, Batch, CollectionBatch, DocUpdate, Guard, Mark, Store, DUPLICATE_KEY};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
@@ -28,10 +30,63 @@ pub struct Flusher {
     /// Told what each flush wrote.
     live: Arc<Live>,
     clock: Clock,
+    /// How long one store call may take before its statements are treated as not known to
+    /// be applied (and sent again, marked, by the next flush).
+    store_timeout: Duration,
     /// When the flush now running started (for `/readyz`: a flush that never ends is stuck).
     running_since: std::sync::Mutex<Option<Instant>>,
-    /// Held for the whole of a flush: one at a time, and the admission books with it.
-    one_at_a_time: Mutex<Admission>,
+    /// Statements waiting to be sent again (for `/metrics` and `/readyz`; the truth is in
+    /// [`State::queue`]).
+    queued: AtomicUsize,
+    /// Held for the whole of a flush: one at a time, and the books with it.
+    one_at_a_time: Mutex<State>,
+}
+
+/// What the flusher keeps between flushes.
+struct State {
+    admission: Admission,
+    /// Statements sent whose outcome is unknown (the store did not answer, timed out, or failed
+    /// them for a reason that may pass): sent again exactly as they were, mark included, before
+    /// anything newer touches their documents. Their mark makes that safe: a statement that did
+    /// apply is recognised and skipped.
+    queue: Vec<(DocKey, DocUpdate)>,
+    writer: Writer,
+    /// `--durable`: the checkpoint of what is not yet known to be in the store.
+    checkpoint: Option<Checkpoint>,
+}
+
+/// Which flushes a document has seen: the writer's identity and its next flush number.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// 12 lowercase hex digits.
+    pub id: String,
+    /// Flush numbers are `epoch << 32 | n`: a durable writer's epoch grows at every start, so
+    /// its numbers never go back; a writer without a log is new at every start (epoch 0).
+    pub epoch: u32,
+    n: u32,
+}
+
+impl Writer {
+    pub fn new(id: String, epoch: u32) -> Writer {
+        Writer { id, epoch, n: 0 }
+    }
+
+    /// A writer with a random identity, for a process without a durable log.
+    pub fn random() -> Writer {
+        let mut bytes = [0u8; 6];
+        // A constant identity would only weaken retries across restarts; never fail for it.
+        let _ = getrandom::fill(&mut bytes);
+        Writer::new(hex::encode(bytes), 0)
+    }
+
+    /// The mark of the next flush.
+    fn next(&mut self) -> Mark {
+        self.n += 1;
+        Mark {
+            writer: self.id.clone(),
+            seq: (i64::from(self.epoch) << 32) | i64::from(self.n),
+        }
+    }
 }
 
 /// What one flush did.
@@ -41,8 +96,10 @@ pub struct FlushReport {
     pub statements: usize,
     /// Store commands sent.
     pub commands: usize,
-    /// Statements that failed and were put back.
+    /// Statements that failed and were put back or queued.
     pub failed: usize,
+    /// Statements found already applied by an earlier send.
+    pub duplicates: usize,
     /// The first failure's error, when there was one.
     pub first_error: Option<String>,
 }
@@ -54,6 +111,9 @@ pub struct Unflushed {
     pub entries: usize,
     pub last_error: String,
 }
+
+/// The default for [`Flusher::with_store_timeout`].
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Flusher {
     /// `max_keys`: the cap on keys named by one capped document (see [`Admission`]).
@@ -71,9 +131,47 @@ impl Flusher {
             metrics,
             live,
             clock,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
             running_since: std::sync::Mutex::new(None),
-            one_at_a_time: Mutex::new(Admission::new(max_keys)),
+            queued: AtomicUsize::new(0),
+            one_at_a_time: Mutex::new(State {
+                admission: Admission::new(max_keys),
+                queue: Vec::new(),
+                writer: Writer::random(),
+                checkpoint: None,
+            }),
         }
+    }
+
+    /// Store calls taking longer than `timeout` are abandoned; their statements are sent again.
+    pub fn with_store_timeout(mut self, timeout: Duration) -> Flusher {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// `--durable`: what [`Checkpoint::open`] recovered becomes this flusher's state (its
+    /// writer, the statements to send again, the increments to count again), and every flush
+    /// records its batch in the checkpoint before sending it.
+    pub fn with_checkpoint(self, checkpoint: Checkpoint, recovered: Recovered) -> Flusher {
+        {
+            let mut state = self
+                .one_at_a_time
+                .try_lock()
+                .expect("a new flusher is not locked");
+            state.writer = recovered.writer;
+            state.queue = recovered.statements;
+            state.checkpoint = Some(checkpoint);
+            self.queued.store(state.queue.len(), Ordering::Relaxed);
+        }
+        for (key, fields) in recovered.carried {
+            self.coalescer.restore(key, fields);
+        }
+        self
+    }
+
+    /// Statements waiting to be sent again.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Reads the books of the month documents `drained` needs, one `find` per collection.
@@ -82,7 +180,7 @@ impl Flusher {
         &self,
         admission: &mut Admission,
         drained: &Drained,
-    ) -> (BTreeSet<DocKey>, Option<StoreError>) {
+    ) -> (BTreeSet<DocKey>, Option<String>) {
         let mut by_collection: BTreeMap<String, Vec<DocKey>> = BTreeMap::new();
         for key in admission.missing(drained) {
             by_collection.entry(key.collection()).or_default().push(key);
@@ -90,21 +188,35 @@ impl Flusher {
         let (mut unread, mut error) = (BTreeSet::new(), None);
         for (collection, keys) in by_collection {
             let ids: Vec<String> = keys.iter().map(DocKey::id).collect();
-            match self.store.get_many(&collection, &ids).await {
-                Ok(docs) => {
+            let read =
+                tokio::time::timeout(self.store_timeout, self.store.get_many(&collection, &ids))
+                    .await;
+            match read {
+                Ok(Ok(docs)) => {
                     for key in keys {
                         let id = key.id();
                         let doc = docs.iter().find(|d| d.get_str("_id").ok() == Some(&id));
                         admission.load(key, doc);
                     }
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     unread.extend(keys);
-                    error.get_or_insert(e);
+                    error.get_or_insert(e.to_string());
+                }
+                Err(_) => {
+                    unread.extend(keys);
+                    error.get_or_insert(self.timed_out());
                 }
             }
         }
         (unread, error)
+    }
+
+    fn timed_out(&self) -> String {
+        format!(
+            "the store did not answer within {} s",
+            self.store_timeout.as_secs_f64()
+        )
     }
 
     /// How long the flush now running has been running, if one is.
@@ -117,99 +229,193 @@ impl Flusher {
 
     /// Writes everything pending now.
     pub async fn flush(&self) -> FlushReport {
-        let mut admission = self.one_at_a_time.lock().await;
+        let mut state = self.one_at_a_time.lock().await;
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        let report = self.flush_locked(&mut admission).await;
+        let report = self.flush_locked(&mut state).await;
+        self.queued.store(state.queue.len(), Ordering::Relaxed);
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         report
     }
 
-    async fn flush_locked(&self, admission: &mut Admission) -> FlushReport {
-        let mut drained = self.coalescer.drain();
-        if drained.is_empty() {
-            return FlushReport::default();
+    async fn flush_locked(&self, state: &mut State) -> FlushReport {
+        let mut report = FlushReport::default();
+        // First what is owed: statements sent before whose outcome is not known.
+        if !state.queue.is_empty() {
+            let queued = std::mem::take(&mut state.queue);
+            let total = queued.len();
+            let (keys, docs): (Vec<DocKey>, Vec<DocUpdate>) = queued.into_iter().unzip();
+            let (batch, keys) = group(keys, docs);
+            let left = self.send(state, &batch, &keys, &mut report).await;
+            if left == total {
+                // The store is still away: leave the new increments where they are.
+                self.metrics.flushed(FlushOutcome::Failed);
+                return report;
+            }
         }
-        admission.evict_idle();
-        let (unread, load_error) = self.load_books(admission, &drained).await;
+
+        let (mut drained, cut) = self.coalescer.drain_cut();
+        if drained.is_empty() && state.queue.is_empty() {
+            if let Some(checkpoint) = &mut state.checkpoint {
+                self.save(checkpoint, cut, &[], &[], &Vec::new());
+            }
+            return report;
+        }
+        // A document with a statement still owed gets nothing newer until that one is known.
+        let owed: HashSet<(String, String)> = state
+            .queue
+            .iter()
+            .map(|(key, update)| (key.collection(), update.id.clone()))
+            .collect();
+        let mut carried: Drained = Vec::new();
+        if !owed.is_empty() {
+            let (wait, go): (Drained, Drained) = drained
+                .into_iter()
+                .partition(|(key, _)| owed.contains(&(key.collection(), key.id())));
+            carried.extend(wait);
+            drained = go;
+        }
+        state.admission.evict_idle();
+        let (unread, load_error) = self.load_books(&mut state.admission, &drained).await;
         // Capped documents whose keys could not be read wait for the next flush, untouched.
-        let mut deferred = 0;
         if !unread.is_empty() {
             let (wait, go): (Drained, Drained) = drained
                 .into_iter()
                 .partition(|(key, _)| governing(key).is_some_and(|g| unread.contains(&g)));
-            deferred = wait.len();
-            for (key, fields) in wait {
-                self.coalescer.restore(key, fields);
-            }
+            carried.extend(wait);
             drained = go;
         }
-        let guards = admission.resolve(&mut drained);
-        let (batch, keys) = build_batch(drained, guards);
-        let started = Instant::now();
-        let applied = self.store.apply(&batch).await;
-        let elapsed = started.elapsed();
+        if let Some(e) = &load_error {
+            tracing::warn!(deferred = carried.len(), error = %e, "flush: could not read capped documents; their increments are kept for the next flush");
+            report.first_error.get_or_insert_with(|| e.clone());
+        }
+        let guards = state.admission.resolve(&mut drained);
+        let mark = state.writer.next();
+        let (mut batch, keys) = build_batch(drained, guards);
+        for coll in &mut batch.collections {
+            for update in &mut coll.docs {
+                update.mark = Some(mark.clone());
+            }
+        }
+        if let Some(checkpoint) = &mut state.checkpoint {
+            self.save(checkpoint, cut, &state.queue, &[(&batch, &keys)], &carried);
+        }
+        report.failed += carried.len();
+        for (key, fields) in carried {
+            self.coalescer.restore(key, fields);
+        }
+        if batch.statements() > 0 {
+            self.send(state, &batch, &keys, &mut report).await;
+        }
+        let m = &self.metrics;
+        m.flushed(match report.failed {
+            0 => FlushOutcome::Ok,
+            n if n >= report.statements => FlushOutcome::Failed,
+            _ => FlushOutcome::Partial,
+        });
+        report
+    }
 
+    /// Records the flusher's state in the durable checkpoint; a checkpoint that cannot be
+    /// written stops nothing but is logged (the log segments it would have retired stay, so a
+    /// replay after a crash may then count their increments again; see docs/reliability.md).
+    fn save(
+        &self,
+        checkpoint: &mut Checkpoint,
+        cut: Option<u64>,
+        queue: &[(DocKey, DocUpdate)],
+        batches: &[(&Batch, &Vec<Vec<DocKey>>)],
+        carried: &Drained,
+    ) {
+        if let Err(e) = checkpoint.save(cut, queue, batches, carried) {
+            tracing::error!(error = %e, "durable log: cannot write the checkpoint");
+            self.metrics.checkpoint_failures.inc();
+        }
+    }
+
+    /// Sends one batch; statements not known to be applied go to the queue (or back to the
+    /// coalescer when the store said for sure it did not apply them). Returns how many did not
+    /// apply.
+    async fn send(
+        &self,
+        state: &mut State,
+        batch: &Batch,
+        keys: &[Vec<DocKey>],
+        report: &mut FlushReport,
+    ) -> usize {
         let statements = batch.statements();
+        let started = Instant::now();
+        let applied = match tokio::time::timeout(self.store_timeout, self.store.apply(batch)).await
+        {
+            Ok(applied) => applied,
+            Err(_) => Applied {
+                commands: 1,
+                failed: batch.fail_all(&self.timed_out()),
+                ..Applied::default()
+            },
+        };
+        let elapsed = started.elapsed();
         let failed = applied.failed.len();
         if let Some(first) = applied.failed.first() {
             tracing::warn!(
                 failed,
                 statements,
                 error = %first.error,
-                "flush: statements not applied; their increments are kept for the next flush"
+                "flush: statements not applied; they are kept and sent again"
             );
-        }
-        if let Some(e) = &load_error {
-            tracing::warn!(deferred, error = %e, "flush: could not read capped documents; their increments are kept for the next flush");
+            report
+                .first_error
+                .get_or_insert_with(|| first.error.clone());
         }
         for f in &applied.failed {
             let update = &batch.collections[f.collection].docs[f.doc];
             let key = &keys[f.collection][f.doc];
-            if update.guard.is_some() {
-                // Full, or another process raced us: read its keys again before admitting more.
-                if let Some(month) = governing(key) {
-                    admission.forget(&month);
+            if f.code == Some(DUPLICATE_KEY) {
+                // Refused, and known not applied: a full capped document, or another process
+                // created the document first. Its increments go back to be decided again.
+                if update.guard.is_some() {
+                    if let Some(month) = governing(key) {
+                        state.admission.forget(&month);
+                    }
                 }
+                self.coalescer.restore(key.clone(), restorable(update));
+            } else {
+                state.queue.push((key.clone(), update.clone()));
             }
-            self.coalescer.restore(key.clone(), restorable(update));
         }
+        let mut skip: HashSet<(usize, usize)> = applied
+            .failed
+            .iter()
+            .map(|f| (f.collection, f.doc))
+            .collect();
+        skip.extend(applied.duplicates.iter().copied());
         self.live
-            .record((self.clock)(), written(&batch, &keys, &applied.failed));
+            .record((self.clock)(), written(batch, keys, &skip));
         for e in &applied.write_concern_errors {
             tracing::warn!(error = %e, "flush: applied, but the write concern was not confirmed");
         }
-
         let m = &self.metrics;
         m.statements.inc_by(statements as u64);
         m.commands.inc_by(applied.commands as u64);
         m.statement_failures.inc_by(failed as u64);
+        m.statement_duplicates
+            .inc_by(applied.duplicates.len() as u64);
         m.write_concern_errors
             .inc_by(applied.write_concern_errors.len() as u64);
         m.flush_seconds.observe(elapsed.as_secs_f64());
         m.flush_statements.observe(statements as f64);
-        let failed = failed + deferred;
-        m.flushed(match failed {
-            0 => FlushOutcome::Ok,
-            n if n == statements + deferred => FlushOutcome::Failed,
-            _ => FlushOutcome::Partial,
-        });
         tracing::debug!(
             statements,
             commands = applied.commands,
             failed,
+            duplicates = applied.duplicates.len(),
             ms = elapsed.as_secs_f64() * 1e3,
             "flushed"
         );
-        FlushReport {
-            statements,
-            commands: applied.commands,
-            failed,
-            first_error: applied
-                .failed
-                .first()
-                .map(|f| f.error.clone())
-                .or_else(|| load_error.map(|e| e.to_string())),
-        }
+        report.statements += statements;
+        report.commands += applied.commands;
+        report.failed += failed;
+        report.duplicates += applied.duplicates.len();
+        failed
     }
 
     /// Flushes every `interval`, or as soon as the coalescer asks, until `stop` turns true.
@@ -227,14 +433,16 @@ impl Flusher {
         }
     }
 
-    /// Flushes until nothing is pending, retrying failures, for at most `deadline`.
+    /// Flushes until nothing is pending or owed, retrying failures, for at most `deadline`.
     pub async fn drain(&self, deadline: Duration) -> Result<(), Unflushed> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
             let report = self.flush().await;
-            let left = self.coalescer.pending();
+            let left = self.coalescer.pending() + self.queued();
             if left == 0 {
+                // A last, empty flush records in the checkpoint that nothing is owed.
+                self.flush().await;
                 return Ok(());
             }
             if started.elapsed() + pause > deadline {
@@ -251,14 +459,30 @@ impl Flusher {
     }
 }
 
+/// Groups queued statements by collection again, keeping each one's key.
+fn group(keys: Vec<DocKey>, docs: Vec<DocUpdate>) -> (Batch, Vec<Vec<DocKey>>) {
+    let mut by_collection: BTreeMap<String, (Vec<DocUpdate>, Vec<DocKey>)> = BTreeMap::new();
+    for (key, update) in keys.into_iter().zip(docs) {
+        let (docs, keys) = by_collection.entry(key.collection()).or_default();
+        docs.push(update);
+        keys.push(key);
+    }
+    let mut batch = Batch::default();
+    let mut keys = Vec::with_capacity(by_collection.len());
+    for (collection, (docs, k)) in by_collection {
+        batch.collections.push(CollectionBatch { collection, docs });
+        keys.push(k);
+    }
+    (batch, keys)
+}
+
 /// Per site, the views and page views a flush wrote (its statements that did not fail), for the
 /// live panel: `v` of traffic month documents, `p.<page>.v` of content day documents.
 fn written(
     batch: &Batch,
     keys: &[Vec<DocKey>],
-    failed: &[crate::store::Failed],
+    failed: &HashSet<(usize, usize)>,
 ) -> HashMap<SiteId, Written> {
-    let failed: HashSet<(usize, usize)> = failed.iter().map(|f| (f.collection, f.doc)).collect();
     let mut out: HashMap<SiteId, Written> = HashMap::new();
     for (ci, coll) in batch.collections.iter().enumerate() {
         for (di, update) in coll.docs.iter().enumerate() {

@@ -11,7 +11,9 @@
 //! The flusher itself lives in [`flusher`]. This module must not touch the store.
 
 pub mod admission;
+pub mod checkpoint;
 pub mod flusher;
+pub mod journal;
 
 use crate::field::FieldKey;
 pub use crate::reports::Value;
@@ -20,9 +22,11 @@ use crate::site::SiteId;
 // foldhash: a fast hasher with a per-process random seed, so field keys chosen by visitors
 // cannot be crafted into collisions; std's SipHash made map lookups the hit path's largest cost.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use journal::Journal;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Independent locks; a site always maps to the same one.
@@ -57,7 +61,15 @@ pub struct Coalescer {
     closed: AtomicBool,
     /// Woken when `flush_at` entries are pending, so the flusher need not wait for its tick.
     pub wake: Notify,
+    /// `--durable`: every accepted hit is appended here too.
+    journal: Option<Arc<Journal>>,
+    /// With a journal, an add holds this shared and a drain exclusively, so the journal's cut
+    /// divides the hits exactly where the drain does.
+    cut: RwLock<()>,
 }
+
+/// How long a handler waits for its hit to reach the durable log before answering 503.
+pub const DURABLE_WAIT: Duration = Duration::from_secs(5);
 
 impl Coalescer {
     /// `max_entries`: the bound on pending entries; `flush_at`: the count that triggers an early
@@ -71,6 +83,28 @@ impl Coalescer {
             flush_at: flush_at.min(max_entries).max(1),
             closed: AtomicBool::new(false),
             wake: Notify::new(),
+            journal: None,
+            cut: RwLock::new(()),
+        }
+    }
+
+    /// Appends every accepted hit to `journal` (`--durable`).
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Coalescer {
+        self.journal = Some(journal);
+        self
+    }
+
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
+    }
+
+    /// Waits until every hit accepted so far is in the durable log; `true` at once without
+    /// one. `false`: the log could not be written in [`DURABLE_WAIT`], so the hit (which is
+    /// counted) must not be acknowledged.
+    pub async fn durable(&self) -> bool {
+        match &self.journal {
+            None => true,
+            Some(journal) => journal.written(journal.appended(), DURABLE_WAIT).await,
         }
     }
 
@@ -98,11 +132,27 @@ impl Coalescer {
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
             return Err(Refused::Full);
         }
+        let _shared = self
+            .journal
+            .as_ref()
+            .map(|_| self.cut.read().unwrap_or_else(|e| e.into_inner()));
+        if let Some(journal) = &self.journal {
+            journal.append(site, incs);
+        }
         let mut shard = self.shard(site);
         let added = merge(&mut shard, site, incs.entries.drain(..), Age::Newer);
         drop(shard);
         self.note_added(added);
         Ok(())
+    }
+
+    /// Merges a hit read back from the durable log at start: never refused, not logged again
+    /// (it is still in its segment until a checkpoint consumes it).
+    pub fn replay(&self, site: &SiteId, incs: &mut Increments) {
+        let mut shard = self.shard(site);
+        let added = merge(&mut shard, site, incs.entries.drain(..), Age::Newer);
+        drop(shard);
+        self.note_added(added);
     }
 
     /// Puts back increments the store did not apply. Never refused (they were accepted once),
@@ -125,6 +175,17 @@ impl Coalescer {
         if now >= self.flush_at && now - added < self.flush_at {
             self.wake.notify_one();
         }
+    }
+
+    /// [`Coalescer::drain`], and with a journal its cut: the first segment after the drained
+    /// hits.
+    pub fn drain_cut(&self) -> (Drained, Option<u64>) {
+        let Some(journal) = &self.journal else {
+            return (self.drain(), None);
+        };
+        let _exclusive = self.cut.write().unwrap_or_else(|e| e.into_inner());
+        let drained = self.drain();
+        (drained, Some(journal.rotate()))
     }
 
     /// Takes everything pending, leaving the coalescer empty.

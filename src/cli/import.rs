@@ -223,6 +223,7 @@ async fn record(
             ),
         ],
         guard: None,
+        mark: None,
     };
     let batch = Batch {
         collections: vec![CollectionBatch {

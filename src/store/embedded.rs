@@ -14,11 +14,13 @@
 //! while `tally serve` runs: readers never block, and a writer waits at most
 //! [`BUSY_TIMEOUT`] for the lock, then fails with a message instead of hanging.
 
-use super::inc::apply_all;
-use super::{Applied, Batch, CollectionStats, Failed, Store, StoreError, GUARD_REFUSED, SITES};
+use super::inc::{apply_all, set, IncError};
+use super::{
+    Applied, Batch, CollectionStats, Failed, Store, StoreError, DUPLICATE_KEY, GUARD_REFUSED, SITES,
+};
 use crate::site::Site;
 use async_trait::async_trait;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -190,10 +192,13 @@ fn encode(doc: &Document) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
+/// What one transaction did: the statements that failed, and those already applied before.
+type BatchOutcome = (Vec<Failed>, Vec<(usize, usize)>);
+
 /// Applies a whole batch in one transaction; see the module docs.
-fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<Vec<Failed>, StoreError> {
+fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut failed = Vec::new();
+    let (mut failed, mut duplicates) = (Vec::new(), Vec::new());
     {
         let mut select = tx.prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?;
         let mut upsert = tx.prepare_cached(
@@ -214,20 +219,30 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<Vec<Failed>, Stor
                     None => Ok(doc! {"_id": inc.id.as_str()}),
                 }
                 .and_then(|mut doc| {
-                    if let Some(guard) = &inc.guard {
-                        if crate::reports::number(doc.get(guard.field.as_str())) > guard.max {
-                            return Ok(None);
+                    if let Some(mark) = &inc.mark {
+                        if mark.applied_in(&doc) {
+                            return Ok(Outcome::Duplicate);
                         }
                     }
-                    apply_all(&mut doc, fields, sets).map_err(|e| StoreError::Corrupt {
+                    if let Some(guard) = &inc.guard {
+                        if crate::reports::number(doc.get(guard.field.as_str())) > guard.max {
+                            return Ok(Outcome::Refused);
+                        }
+                    }
+                    let corrupt = |e: IncError| StoreError::Corrupt {
                         collection: coll.collection.clone(),
                         id: inc.id.clone(),
                         message: e.to_string(),
-                    })?;
-                    encode(&doc).map(Some)
+                    };
+                    apply_all(&mut doc, fields, sets).map_err(corrupt)?;
+                    if let Some(mark) = &inc.mark {
+                        set(&mut doc, &mark.field(), Bson::Int64(mark.seq)).map_err(corrupt)?;
+                    }
+                    encode(&doc).map(Outcome::Write)
                 });
+                let mut code = None;
                 let error = match updated {
-                    Ok(Some(bytes)) => {
+                    Ok(Outcome::Write(bytes)) => {
                         upsert.execute(params![coll.collection, inc.id, bytes])?;
                         if !listed {
                             list.execute(params![coll.collection])?;
@@ -235,19 +250,38 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<Vec<Failed>, Stor
                         }
                         continue;
                     }
-                    Ok(None) => GUARD_REFUSED.to_owned(),
+                    Ok(Outcome::Duplicate) => {
+                        duplicates.push((ci, di));
+                        continue;
+                    }
+                    Ok(Outcome::Refused) => {
+                        // As MongoDB answers a refused guarded upsert: known not applied.
+                        code = Some(DUPLICATE_KEY);
+                        GUARD_REFUSED.to_owned()
+                    }
                     Err(e) => e.to_string(),
                 };
                 failed.push(Failed {
                     collection: ci,
                     doc: di,
                     error,
+                    code,
                 });
             }
         }
     }
     tx.commit()?;
-    Ok(failed)
+    Ok((failed, duplicates))
+}
+
+/// What becomes of one statement in [`apply_batch`].
+enum Outcome {
+    /// The updated document, to store.
+    Write(Vec<u8>),
+    /// Its guard refused it.
+    Refused,
+    /// Its mark is already in the document.
+    Duplicate,
 }
 
 #[async_trait]
@@ -260,16 +294,20 @@ impl Store for EmbeddedStore {
         let owned = batch.clone();
         let result = self.with_conn(move |conn| apply_batch(conn, &owned)).await;
         match result {
-            Ok(failed) => Applied {
+            Ok((failed, duplicates)) => Applied {
                 commands: 1,
                 failed,
+                duplicates,
                 write_concern_errors: Vec::new(),
+                unaccounted: false,
             },
             // The transaction rolled back: nothing of the batch was applied.
             Err(e) => Applied {
                 commands: 1,
                 failed: batch.fail_all(&e.to_string()),
+                duplicates: Vec::new(),
                 write_concern_errors: Vec::new(),
+                unaccounted: false,
             },
         }
     }

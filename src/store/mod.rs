@@ -30,6 +30,41 @@ pub struct DocUpdate {
     /// Text values to set (a page's latest title), sorted by field, none also in `inc`.
     pub set: Vec<(FieldKey, String)>,
     pub guard: Option<Guard>,
+    /// The flush that wrote this statement, recorded in the document (see [`Mark`]).
+    pub mark: Option<Mark>,
+}
+
+/// The top-level field of a report document recording, per tally writer, the last flush it
+/// applied there: `_w: {<writer>: <seq>}`.
+pub const MARKS: &str = "_w";
+
+/// Makes a statement idempotent. The update sets `_w.<writer>` to `seq` and applies only if the
+/// document's `_w.<writer>` is below `seq` (or missing). Sending the same statement again (a
+/// retry after a lost reply, or a replay of the durable log after a crash) changes nothing, and
+/// the store reports it in [`Applied::duplicates`]. A writer's flushes are numbered in order and
+/// a document never gets a newer flush of a writer before an older one of the same writer that
+/// may still be pending (the flusher holds it back), so "below" is exact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// 12 lowercase hex digits: the writer's identity (a tally process or a durable log).
+    pub writer: String,
+    /// The flush's number, increasing per writer.
+    pub seq: i64,
+}
+
+impl Mark {
+    /// The dotted path of this writer's mark: `_w.<writer>`.
+    pub fn field(&self) -> String {
+        format!("{MARKS}.{}", self.writer)
+    }
+
+    /// Whether `doc` already carries this statement (its mark is at or past `seq`).
+    pub fn applied_in(&self, doc: &Document) -> bool {
+        doc.get_document(MARKS)
+            .ok()
+            .and_then(|marks| marks.get(&self.writer))
+            .is_some_and(|seq| crate::reports::number(Some(seq)) >= self.seq)
+    }
 }
 
 /// Apply the update only if the existing document's `field` is at most `max` (a missing document
@@ -77,6 +112,7 @@ impl Batch {
             collection: ci,
             doc: di,
             error: error.to_owned(),
+            code: None,
         })
         .collect()
     }
@@ -90,7 +126,12 @@ pub struct Failed {
     /// Index into that collection's `docs`.
     pub doc: usize,
     pub error: String,
+    /// The server's error code, when it answered one for this statement (11000: duplicate key).
+    pub code: Option<i64>,
 }
+
+/// MongoDB's duplicate-key error code.
+pub const DUPLICATE_KEY: i64 = 11000;
 
 /// What happened to a batch. Every statement not listed in `failed` was applied.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -99,9 +140,15 @@ pub struct Applied {
     /// batch limits; embedded: one transaction).
     pub commands: usize,
     pub failed: Vec<Failed>,
+    /// Statements found already applied by an earlier send of the same flush (their [`Mark`]
+    /// was in the document): not applied again, and not failed. `(collection, doc)` indices.
+    pub duplicates: Vec<(usize, usize)>,
     /// Writes that were applied but whose write concern was not confirmed; they are not
     /// retried (retrying would count them twice), only reported.
     pub write_concern_errors: Vec<String>,
+    /// MongoDB: the reply did not say what became of every statement (FerretDB v1 stops at
+    /// the first write error); the store sends them again one by one.
+    pub unaccounted: bool,
 }
 
 /// How big a collection is: its documents, and their size in bytes as the store counts it

@@ -16,17 +16,27 @@
 //! Ageing data out is `deleteMany` on an `_id` range (the `_id` index, never a collection
 //! scan) and `drop` of whole collections.
 //!
+//! Every statement of a flush also carries the flush's mark (see [`super::Mark`]):
+//! `"_w.<writer>": {$not: {$gte: seq}}` in its filter and `$set` of it. A statement sent again
+//! after it was applied matches nothing and is refused with a duplicate-key error like a full
+//! capped document; [`MongoStore::apply`] then reads the marks of the refused documents to tell
+//! "already applied" from "refused".
+//!
 //! A collection's size comes from the server's statistics, never from reading it: the
 //! `$collStats` stage (`storageStats.count`, `storageStats.size`; one result per shard, summed),
 //! or, where that stage is missing or refused, the older `collStats` command (`count`, `size`).
 
-use super::{Applied, Batch, CollectionBatch, CollectionStats, Failed, Store, StoreError, SITES};
+use super::{
+    Applied, Batch, CollectionBatch, CollectionStats, Failed, Store, StoreError, DUPLICATE_KEY,
+    MARKS, SITES,
+};
 use crate::site::Site;
 use async_trait::async_trait;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// MongoDB's `maxWriteBatchSize`.
@@ -100,8 +110,37 @@ impl MongoStore {
         })
     }
 
-    /// Sends one collection's statements `range` as one `update` command.
+    /// Sends one collection's statements `range` as one `update` command. When the reply does
+    /// not account for every statement (see [`accounts_for_every_statement`]), the statements
+    /// are sent again one command each, which is safe because each carries its mark.
     async fn update(
+        &self,
+        ci: usize,
+        coll: &CollectionBatch,
+        range: std::ops::Range<usize>,
+        applied: &mut Applied,
+    ) {
+        let mut alone = Applied::default();
+        self.update_once(ci, coll, range.clone(), &mut alone).await;
+        if range.len() > 1 && alone.unaccounted {
+            tracing::debug!(
+                statements = range.len(),
+                "the server stopped at a write error without saying where; sending each statement alone"
+            );
+            applied.commands += alone.commands;
+            for i in range {
+                Box::pin(self.update(ci, coll, i..i + 1, applied)).await;
+            }
+            return;
+        }
+        applied.commands += alone.commands;
+        applied.failed.extend(alone.failed);
+        applied
+            .write_concern_errors
+            .extend(alone.write_concern_errors);
+    }
+
+    async fn update_once(
         &self,
         ci: usize,
         coll: &CollectionBatch,
@@ -123,6 +162,7 @@ impl MongoStore {
             }
         };
         if let Ok(errors) = reply.get_array("writeErrors") {
+            applied.unaccounted = !accounts_for_every_statement(&reply, errors.len(), range.len());
             for e in errors.iter().filter_map(Bson::as_document) {
                 let index = crate::reports::number(e.get("index")) as usize;
                 let error = format!(
@@ -135,6 +175,7 @@ impl MongoStore {
                         collection: ci,
                         doc: start + index,
                         error,
+                        code: Some(crate::reports::number(e.get("code"))),
                     });
                 }
             }
@@ -149,6 +190,17 @@ impl MongoStore {
     }
 }
 
+/// Whether an `update` reply with `errors` write errors says what became of each of its
+/// `statements`. MongoDB runs an unordered command to the end, so every statement either matched
+/// or upserted one document (counted in `n`) or has a write error: `n + errors = statements`.
+/// FerretDB v1 stops at the first failing statement, applies none after it, and reports that
+/// one error at index 0 whatever its position, without `n`: then the sum falls short and no
+/// index in the reply can be believed.
+fn accounts_for_every_statement(reply: &Document, errors: usize, statements: usize) -> bool {
+    let n = crate::reports::number(reply.get("n")).max(0) as usize;
+    n + errors == statements
+}
+
 /// A statistic as a count: servers answer int32, int64 or double; anything else is 0.
 fn count(value: Option<&Bson>) -> u64 {
     crate::reports::number(value).max(0) as u64
@@ -160,6 +212,9 @@ fn statement(d: &super::DocUpdate) -> Document {
     if let Some(guard) = &d.guard {
         q.insert(guard.field.as_str(), doc! {"$not": {"$gt": guard.max}});
     }
+    if let Some(mark) = &d.mark {
+        q.insert(mark.field(), doc! {"$not": {"$gte": mark.seq}});
+    }
     let mut u = Document::new();
     if !d.inc.is_empty() {
         let mut inc = Document::new();
@@ -168,10 +223,13 @@ fn statement(d: &super::DocUpdate) -> Document {
         }
         u.insert("$inc", inc);
     }
-    if !d.set.is_empty() {
+    if !d.set.is_empty() || d.mark.is_some() {
         let mut set = Document::new();
         for (field, text) in &d.set {
             set.insert(field.as_str(), text.as_str());
+        }
+        if let Some(mark) = &d.mark {
+            set.insert(mark.field(), Bson::Int64(mark.seq));
         }
         u.insert("$set", set);
     }
@@ -179,6 +237,60 @@ fn statement(d: &super::DocUpdate) -> Document {
 }
 
 impl MongoStore {
+    /// Sorts out the statements refused with a duplicate-key error whose document already
+    /// carries their mark: they were applied by an earlier send of the same flush (whose reply
+    /// was lost), so they move from `failed` to `duplicates`. The others stay failed: a full
+    /// capped document refused them, or another process created the document first (the next
+    /// flush sends them again). One `find` per collection, for the few statements concerned.
+    async fn sort_duplicates(&self, batch: &Batch, applied: &mut Applied) {
+        let mut suspects: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, f) in applied.failed.iter().enumerate() {
+            let update = &batch.collections[f.collection].docs[f.doc];
+            if f.code == Some(DUPLICATE_KEY) && update.mark.is_some() {
+                suspects.entry(f.collection).or_default().push(i);
+            }
+        }
+        let mut done = BTreeSet::new();
+        for (ci, failures) in suspects {
+            let coll = &batch.collections[ci];
+            let ids: Vec<String> = failures
+                .iter()
+                .map(|&i| coll.docs[applied.failed[i].doc].id.clone())
+                .collect();
+            let Ok(docs) = self
+                .find_ids(&coll.collection, &ids, Some(doc! {MARKS: 1}))
+                .await
+            else {
+                // Unknown whether applied: failed without a code, so they are sent again as
+                // they are (marked), never merged into newer increments.
+                for &i in &failures {
+                    applied.failed[i].code = None;
+                }
+                continue;
+            };
+            for i in failures {
+                let update = &coll.docs[applied.failed[i].doc];
+                let stored = docs
+                    .iter()
+                    .find(|d| d.get_str("_id") == Ok(update.id.as_str()));
+                if let (Some(mark), Some(stored)) = (&update.mark, stored) {
+                    if mark.applied_in(stored) {
+                        done.insert(i);
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        applied.failed.retain(|f| {
+            let keep = !done.contains(&i);
+            if !keep {
+                applied.duplicates.push((f.collection, f.doc));
+            }
+            i += 1;
+            keep
+        });
+    }
+
     /// The documents of `ids` that exist, whole or with a projection, in one `find`.
     async fn find_ids(
         &self,
@@ -244,6 +356,7 @@ impl Store for MongoStore {
                 self.update(ci, coll, range, &mut applied).await;
             }
         }
+        self.sort_duplicates(batch, &mut applied).await;
         applied
     }
 

@@ -377,7 +377,10 @@ pub async fn post(
         }
     };
     cors(match result {
-        Ok(n) => HttpResponse::Accepted().json(serde_json::json!({ "accepted": n })),
+        Ok(n) if tracker.durable().await => {
+            HttpResponse::Accepted().json(serde_json::json!({ "accepted": n }))
+        }
+        Ok(_) => pixel::not_durable(),
         Err(e) => e.answer(),
     })
 }
@@ -391,9 +394,11 @@ pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse 
         .unwrap_or_default();
     if !Agent::parse(&user_agent).bot {
         match parse_query(req.query_string()) {
-            Ok(event) => {
-                let _ = tracker.track_events(&[event]);
-            }
+            Ok(event) => match tracker.track_events(&[event]) {
+                Ok(_) if !tracker.durable().await => return pixel::busy(),
+                Err(EventError::Busy | EventError::ShuttingDown) => return pixel::busy(),
+                _ => {}
+            },
             Err(e) => {
                 tracker.metrics.events_rejected.inc();
                 tracing::debug!(error = %e, "event not counted");
@@ -420,7 +425,9 @@ pub async fn visit(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .unwrap_or_default();
-    tracker.track_duration(req.query_string(), &user_agent);
+    if tracker.track_duration(req.query_string(), &user_agent) && !tracker.durable().await {
+        return cors(pixel::not_durable());
+    }
     cors(HttpResponse::NoContent().finish())
 }
 

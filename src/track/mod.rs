@@ -54,6 +54,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// With `--durable`, waits until the hits accepted so far are in the log (see
+    /// [`Coalescer::durable`]); `false` (counted in /metrics) means they must not be
+    /// acknowledged. Without it, `true` at once.
+    pub async fn durable(&self) -> bool {
+        let ok = self.coalescer.durable().await;
+        if !ok {
+            self.metrics.durable_unacknowledged.inc();
+        }
+        ok
+    }
+
     /// Parses, checks and enqueues one pixel request; `client` is the visitor's address (only
     /// read when a country database is configured, and never kept). Every outcome is counted
     /// in the metrics; a rejection is also logged at debug level.

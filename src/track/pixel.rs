@@ -1,10 +1,14 @@
 //! `GET /t.gif`: the tracking pixel.
 //!
-//! Always answers 200 with a 1×1 transparent GIF and `Cache-Control: no-store`, whatever the
-//! input: a page must never show a broken image because of tally, and a rejection is not
-//! something to tell a stranger about. What happened is in the metrics.
+//! Answers 200 with a 1×1 transparent GIF and `Cache-Control: no-store` whatever the input: a
+//! page must never show a broken image because of tally, and a rejection is not something to
+//! tell a stranger about. What happened is in the metrics. Only when tally itself cannot take
+//! a hit it wanted (the pending bound is reached, it is shutting down, or with `--durable` its
+//! log cannot be written) is the answer 503, still with the GIF: a 200 from the pixel then
+//! means a counted hit, which is what load tests compare against the counters.
 
 use super::Tracker;
+use crate::metrics::Rejection;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -29,9 +33,35 @@ pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
             tracker.trusted_proxies,
         )
     });
-    // The outcome is counted and logged inside; the answer is the same either way.
-    let _ = tracker.track(req.query_string(), &user_agent, client);
-    gif()
+    // The outcome is counted and logged inside. The answer is the same for every reason the
+    // hit itself gives; only tally's own state (full, stopping, its log unwritable) is told,
+    // so that "answered 200" means "counted" for every hit tally wanted.
+    match tracker.track(req.query_string(), &user_agent, client) {
+        Ok(()) if !tracker.durable().await => busy(),
+        Err(Rejection::PendingFull | Rejection::ShuttingDown) => busy(),
+        _ => gif(),
+    }
+}
+
+/// The pixel's answer when tally could not take the hit (pending bound reached, shutting
+/// down, durable log unwritable): 503 with `Retry-After`, and still the GIF, so nothing on the
+/// page shows broken.
+pub fn busy() -> HttpResponse {
+    let mut answer = gif();
+    *answer.status_mut() = actix_web::http::StatusCode::SERVICE_UNAVAILABLE;
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    answer
+}
+
+/// The JSON answer for a request counted but not written to the durable log in time.
+pub fn not_durable() -> HttpResponse {
+    crate::error::json_error(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "not_durable",
+        "counted, but the durable log could not be written in time",
+    )
 }
 
 /// The pixel's answer.

@@ -6,6 +6,8 @@
 //!   independent connection to the same file.
 #![allow(dead_code)]
 
+pub mod load;
+
 use chrono::{DateTime, TimeZone, Utc};
 use mongodb::bson::{Bson, Document};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};

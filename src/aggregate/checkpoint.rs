@@ -1,0 +1,438 @@
+//! `--durable`: the flusher's checkpoint, the half of the durable log that says what is not yet
+//! known to be in the store.
+//!
+//! One small BSON file, `checkpoint.bson`, replaced atomically (written aside, `fsync`ed,
+//! renamed over the old one, directory `fsync`ed) once per flush, before the flush sends its
+//! batch. It holds:
+//!
+//! - the writer's identity and **epoch** (raised and saved at every start, so flush numbers
+//!   `epoch << 32 | n` never repeat);
+//! - **consumed**: the journal segments below it are in this checkpoint and are deleted;
+//! - **statements**: every statement sent or about to be sent whose outcome is not known, each
+//!   with its mark. Replaying them is safe: a statement that reached the store is recognised
+//!   by its mark and skipped (see [`crate::store::Mark`]), so a crash right after a flush
+//!   counts nothing twice;
+//! - **carried**: increments put back into the coalescer without being sent (their documents
+//!   were busy or unreadable); they are counted again from here.
+//!
+//! Every accepted increment is therefore in exactly one place at every moment: a journal
+//! segment not yet consumed, or this file. A lock file keeps a second process off the same
+//! directory. This module must not talk to the store.
+
+use super::flusher::Writer;
+use super::journal::JournalError;
+use super::{Drained, Value};
+use crate::field::FieldKey;
+use crate::period::Period;
+use crate::reports::{DocKey, DocRef, ReportKind};
+use crate::site::SiteId;
+use crate::store::{Batch, DocUpdate, Guard, Mark};
+use mongodb::bson::{doc, Bson, Document};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const FILE: &str = "checkpoint.bson";
+const LOCK: &str = "lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("durable log {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("durable log {path}: another tally process uses this directory (give each process its own --durable-dir)")]
+    Locked { path: String },
+    #[error("durable log {path}: the checkpoint is unreadable: {message}")]
+    Corrupt { path: String, message: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+pub struct Checkpoint {
+    dir: PathBuf,
+    writer_id: String,
+    epoch: u32,
+    consumed: u64,
+    /// The last saved checkpoint owed nothing (so an idle flusher does not rewrite it).
+    empty: bool,
+    journal: Arc<super::journal::Journal>,
+    /// Held while the process lives: the directory is ours.
+    _lock: File,
+}
+
+/// What a start finds in the checkpoint.
+pub struct Recovered {
+    pub writer: Writer,
+    pub statements: Vec<(DocKey, DocUpdate)>,
+    pub carried: Drained,
+    pub consumed: u64,
+}
+
+impl Checkpoint {
+    /// Locks `dir`, reads its checkpoint (if any), raises the epoch and saves it at once.
+    /// The journal is opened by the caller with the returned `consumed`; see [`super::journal`].
+    pub fn open(dir: &Path) -> Result<(Recovered, PendingCheckpoint), CheckpointError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock_path = dir.join(LOCK);
+        let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(CheckpointError::Locked {
+                path: dir.display().to_string(),
+            });
+        }
+        let path = dir.join(FILE);
+        let corrupt = |message: String| CheckpointError::Corrupt {
+            path: path.display().to_string(),
+            message,
+        };
+        let (writer_id, epoch, consumed, statements, carried) = match fs::read(&path) {
+            Ok(bytes) => {
+                let doc =
+                    Document::from_reader(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+                read(&doc).map_err(corrupt)?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (new_writer_id(), 0, 0, Vec::new(), Vec::new())
+            }
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let epoch = epoch
+            .checked_add(1)
+            .ok_or_else(|| corrupt("the epoch is exhausted".into()))?;
+        let recovered = Recovered {
+            writer: Writer::new(writer_id.clone(), epoch),
+            statements,
+            carried,
+            consumed,
+        };
+        Ok((
+            recovered,
+            PendingCheckpoint {
+                dir: dir.to_owned(),
+                writer_id,
+                epoch,
+                consumed,
+                lock,
+            },
+        ))
+    }
+
+    /// Saves the flusher's state: `cut` (the journal's first open segment after the drain this
+    /// flush took, if any), the statements owed from earlier flushes, this flush's batches,
+    /// and what it carried over. Then deletes the consumed segments.
+    pub fn save(
+        &mut self,
+        cut: Option<u64>,
+        queue: &[(DocKey, DocUpdate)],
+        batches: &[(&Batch, &Vec<Vec<DocKey>>)],
+        carried: &Drained,
+    ) -> Result<(), CheckpointError> {
+        let consumed = cut.unwrap_or(self.consumed).max(self.consumed);
+        let empty = queue.is_empty()
+            && carried.is_empty()
+            && batches.iter().all(|(b, _)| b.statements() == 0);
+        if empty && self.empty && consumed == self.consumed {
+            return Ok(());
+        }
+        let mut statements = Vec::new();
+        for (key, update) in queue {
+            statements.push(Bson::Document(statement(key, update)));
+        }
+        for (batch, keys) in batches {
+            for (coll, keys) in batch.collections.iter().zip(keys.iter()) {
+                for (update, key) in coll.docs.iter().zip(keys) {
+                    statements.push(Bson::Document(statement(key, update)));
+                }
+            }
+        }
+        let carried: Vec<Bson> = carried
+            .iter()
+            .map(|(key, fields)| {
+                let mut d = key_doc(key);
+                d.insert("fields", fields_array(fields));
+                Bson::Document(d)
+            })
+            .collect();
+        let doc = doc! {
+            "v": 1,
+            "writer": &self.writer_id,
+            "epoch": i64::from(self.epoch),
+            "consumed": consumed as i64,
+            "statements": statements,
+            "carried": carried,
+        };
+        write_atomically(&self.dir, &doc)?;
+        self.consumed = consumed;
+        self.empty = empty;
+        self.journal.retire(consumed);
+        Ok(())
+    }
+}
+
+/// A checkpoint opened and locked, waiting for its journal.
+pub struct PendingCheckpoint {
+    dir: PathBuf,
+    writer_id: String,
+    epoch: u32,
+    consumed: u64,
+    lock: File,
+}
+
+impl PendingCheckpoint {
+    /// Saves the raised epoch with the recovered state unchanged, and binds the journal.
+    pub fn start(
+        self,
+        journal: Arc<super::journal::Journal>,
+        recovered: &Recovered,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let mut checkpoint = Checkpoint {
+            dir: self.dir,
+            writer_id: self.writer_id,
+            epoch: self.epoch,
+            consumed: self.consumed,
+            empty: false,
+            journal,
+            _lock: self.lock,
+        };
+        checkpoint.save(None, &recovered.statements, &[], &recovered.carried)?;
+        Ok(checkpoint)
+    }
+}
+
+fn new_writer_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn write_atomically(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
+    let path = dir.join(FILE);
+    let aside = dir.join(format!("{FILE}.new"));
+    let mut bytes = Vec::new();
+    doc.to_writer(&mut bytes)
+        .map_err(|e| CheckpointError::Corrupt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let mut file = File::create(&aside).map_err(io_error(&aside))?;
+    file.write_all(&bytes).map_err(io_error(&aside))?;
+    file.sync_data().map_err(io_error(&aside))?;
+    drop(file);
+    fs::rename(&aside, &path).map_err(io_error(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))?;
+    Ok(())
+}
+
+fn key_doc(key: &DocKey) -> Document {
+    doc! {
+        "site": key.site.as_str(),
+        "kind": key.doc.kind.name(),
+        "period": key.doc.period.to_string(),
+    }
+}
+
+fn fields_array(fields: &[(FieldKey, Value)]) -> Vec<Bson> {
+    fields
+        .iter()
+        .map(|(f, v)| {
+            let value = match v {
+                Value::Inc(n) => Bson::Int64(*n),
+                Value::Set(t) => Bson::String(t.to_string()),
+            };
+            Bson::Array(vec![Bson::String(f.as_str().to_owned()), value])
+        })
+        .collect()
+}
+
+fn statement(key: &DocKey, update: &DocUpdate) -> Document {
+    let mut d = key_doc(key);
+    let mut fields: Vec<(FieldKey, Value)> = update
+        .inc
+        .iter()
+        .map(|(f, n)| (f.clone(), Value::Inc(*n)))
+        .collect();
+    fields.extend(
+        update
+            .set
+            .iter()
+            .map(|(f, t)| (f.clone(), Value::Set(t.as_str().into()))),
+    );
+    d.insert("fields", fields_array(&fields));
+    if let Some(guard) = &update.guard {
+        d.insert(
+            "guard",
+            doc! {"field": guard.field.as_str(), "max": guard.max},
+        );
+    }
+    if let Some(mark) = &update.mark {
+        d.insert("mark", doc! {"writer": &mark.writer, "seq": mark.seq});
+    }
+    d
+}
+
+type Read = (String, u32, u64, Vec<(DocKey, DocUpdate)>, Drained);
+
+fn read(doc: &Document) -> Result<Read, String> {
+    let writer = doc.get_str("writer").map_err(|e| e.to_string())?;
+    if writer.len() != 12 || !writer.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("bad writer id {writer:?}"));
+    }
+    let number = |field: &str| -> Result<i64, String> {
+        match doc.get(field) {
+            Some(Bson::Int64(n)) => Ok(*n),
+            Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+            _ => Err(format!("no {field}")),
+        }
+    };
+    let epoch = u32::try_from(number("epoch")?).map_err(|e| e.to_string())?;
+    let consumed = u64::try_from(number("consumed")?).map_err(|e| e.to_string())?;
+    let mut statements = Vec::new();
+    for s in doc.get_array("statements").map_err(|e| e.to_string())? {
+        let s = s.as_document().ok_or("a statement is not a document")?;
+        let (key, fields) = read_key_fields(s)?;
+        let mut update = DocUpdate {
+            id: key.id(),
+            ..DocUpdate::default()
+        };
+        for (field, value) in fields {
+            match value {
+                Value::Inc(n) => update.inc.push((field, n)),
+                Value::Set(t) => update.set.push((field, t.to_string())),
+            }
+        }
+        if let Ok(g) = s.get_document("guard") {
+            update.guard = Some(Guard {
+                field: g
+                    .get_str("field")
+                    .ok()
+                    .and_then(FieldKey::parse)
+                    .ok_or("bad guard")?,
+                max: g.get_i64("max").map_err(|e| e.to_string())?,
+            });
+        }
+        if let Ok(m) = s.get_document("mark") {
+            update.mark = Some(Mark {
+                writer: m.get_str("writer").map_err(|e| e.to_string())?.to_owned(),
+                seq: m.get_i64("seq").map_err(|e| e.to_string())?,
+            });
+        }
+        statements.push((key, update));
+    }
+    let mut carried = Vec::new();
+    for c in doc.get_array("carried").map_err(|e| e.to_string())? {
+        let c = c.as_document().ok_or("a carried entry is not a document")?;
+        carried.push(read_key_fields(c)?);
+    }
+    Ok((writer.to_owned(), epoch, consumed, statements, carried))
+}
+
+fn read_key_fields(d: &Document) -> Result<(DocKey, Vec<(FieldKey, Value)>), String> {
+    let site =
+        SiteId::parse(d.get_str("site").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let kind_name = d.get_str("kind").map_err(|e| e.to_string())?;
+    let kind = *ReportKind::ALL
+        .iter()
+        .find(|k| k.name() == kind_name)
+        .ok_or_else(|| format!("unknown report {kind_name:?}"))?;
+    let period = d
+        .get_str("period")
+        .ok()
+        .and_then(Period::parse)
+        .ok_or("bad period")?;
+    let mut fields = Vec::new();
+    for f in d.get_array("fields").map_err(|e| e.to_string())? {
+        let pair = f.as_array().filter(|p| p.len() == 2).ok_or("bad field")?;
+        let field = pair[0]
+            .as_str()
+            .and_then(FieldKey::parse)
+            .ok_or("bad field name")?;
+        let value = match &pair[1] {
+            Bson::Int64(n) => Value::Inc(*n),
+            Bson::Int32(n) => Value::Inc(i64::from(*n)),
+            Bson::String(t) => Value::Set(t.as_str().into()),
+            _ => return Err("bad field value".into()),
+        };
+        fields.push((field, value));
+    }
+    Ok((
+        DocKey {
+            site,
+            doc: DocRef { kind, period },
+        },
+        fields,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_checkpoint_reads_back_with_a_raised_epoch_and_locks_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DocKey {
+            site: SiteId::parse("acme").unwrap(),
+            doc: DocRef {
+                kind: ReportKind::Content,
+                period: Period::Month(2026, 11),
+            },
+        };
+        let update = DocUpdate {
+            id: key.id(),
+            inc: vec![(FieldKey::parse("p./a.v").unwrap(), 7)],
+            set: vec![(FieldKey::parse("p./a.t").unwrap(), "A".into())],
+            guard: Some(Guard {
+                field: FieldKey::parse("n").unwrap(),
+                max: 999,
+            }),
+            mark: Some(Mark {
+                writer: "0123456789ab".into(),
+                seq: (1 << 32) | 5,
+            }),
+        };
+        let first_writer;
+        {
+            let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+            assert!(matches!(
+                Checkpoint::open(dir.path()),
+                Err(CheckpointError::Locked { .. })
+            ));
+            first_writer = recovered.writer.id.clone();
+            assert_eq!(recovered.writer.epoch, 1);
+            let (journal, _) =
+                super::super::journal::Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+            let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+            let carried = vec![(
+                key.clone(),
+                vec![(FieldKey::parse("v").unwrap(), Value::Inc(2))],
+            )];
+            checkpoint
+                .save(Some(3), &[(key.clone(), update.clone())], &[], &carried)
+                .unwrap();
+            journal.close();
+        }
+        let (recovered, _pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(recovered.writer.id, first_writer);
+        assert_eq!(recovered.writer.epoch, 2);
+        assert_eq!(recovered.consumed, 3);
+        assert_eq!(recovered.statements, vec![(key.clone(), update)]);
+        assert_eq!(
+            recovered.carried[0].1,
+            vec![(FieldKey::parse("v").unwrap(), Value::Inc(2))]
+        );
+    }
+}

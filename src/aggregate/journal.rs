@@ -1,0 +1,534 @@
+//! `--durable`: the write-ahead log of accepted increments.
+//!
+//! Every hit the coalescer accepts is also appended here, as one record, before its answer is
+//! sent: handlers wait ([`Journal::written`]) until a writer thread has handed their record to
+//! the kernel. The thread writes whatever has gathered since its last write in one `write`
+//! (group commit), so waiting costs a handler about one write, shared by every hit that
+//! arrived meanwhile, and it `fdatasync`s the file every `sync` interval (or after every write
+//! when the interval is 0). A killed process therefore loses nothing it acknowledged; a machine
+//! that loses power may lose the last interval.
+//!
+//! The log is cut into segments, one per flush: the coalescer's drain and [`Journal::rotate`]
+//! happen under one lock, so segment `n` holds exactly the increments of the drains before the
+//! cut. The flusher's checkpoint (see [`super::checkpoint`]) then records "segments below `n`
+//! are consumed" together with the statements that carry those increments, and consumed
+//! segments are deleted. On start, the records of the segments not consumed are replayed into
+//! the coalescer.
+//!
+//! A record: `len: u32 LE`, `crc32: u32 LE` of the payload, payload. A record cut short by a
+//! crash (a short or mismatching tail) ends the replay of its segment and is reported; it was
+//! never acknowledged. This module must not talk to the store.
+
+use super::Value;
+use crate::field::FieldKey;
+use crate::period::Period;
+use crate::reports::{DocRef, Increments, ReportKind};
+use crate::site::SiteId;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The folder of the segments, inside the durable directory.
+const SEGMENTS: &str = "journal";
+/// A record larger than this is corrupt (a hit's increments are a few hundred bytes).
+const MAX_RECORD: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("durable log {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What the handlers add and the writer thread takes.
+#[derive(Default)]
+struct Pending {
+    /// The segment now being appended to.
+    segment: u64,
+    /// Whether that segment has a record.
+    dirty: bool,
+    bytes: Vec<u8>,
+    /// Segments cut but not yet fully written: their number and their last bytes.
+    closed: Vec<(u64, Vec<u8>)>,
+    stop: bool,
+}
+
+pub struct Journal {
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+    more: Condvar,
+    /// Bytes appended so far (every record ever), and written so far.
+    appended: AtomicU64,
+    written: watch::Sender<u64>,
+    /// The writer thread could not write: acknowledging would be a lie.
+    broken: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Records read back from the segments a checkpoint did not consume.
+#[derive(Default)]
+pub struct Replayed {
+    pub hits: Vec<(SiteId, Increments)>,
+    /// Bytes at the end of segments that did not form a whole record (cut by a crash).
+    pub torn_bytes: u64,
+    pub segments: usize,
+}
+
+impl Journal {
+    /// Opens the log in `dir`, deleting the segments below `consumed` and reading back the
+    /// others; new records go to a segment after all of them. `sync`: the `fdatasync` interval
+    /// (zero: after every write).
+    pub fn open(
+        dir: &Path,
+        consumed: u64,
+        sync: Duration,
+    ) -> Result<(Arc<Journal>, Replayed), JournalError> {
+        let dir = dir.join(SEGMENTS);
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        let mut replayed = Replayed::default();
+        let mut next = consumed;
+        for (n, path) in segments(&dir)? {
+            if n < consumed {
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                continue;
+            }
+            let mut bytes = Vec::new();
+            File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map_err(io_error(&path))?;
+            replayed.torn_bytes += read_records(&bytes, &mut replayed.hits);
+            replayed.segments += 1;
+            next = next.max(n + 1);
+        }
+        let (written, _) = watch::channel(0);
+        let journal = Arc::new(Journal {
+            dir,
+            pending: Mutex::new(Pending {
+                segment: next,
+                ..Pending::default()
+            }),
+            more: Condvar::new(),
+            appended: AtomicU64::new(0),
+            written,
+            broken: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        });
+        let writer = Arc::clone(&journal);
+        let handle = std::thread::Builder::new()
+            .name("tally-journal".into())
+            .spawn(move || writer.write_loop(sync))
+            .map_err(io_error(&journal.dir))?;
+        *journal.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok((journal, replayed))
+    }
+
+    /// Appends one accepted hit's increments. Returns the position its handler waits for.
+    pub fn append(&self, site: &SiteId, incs: &Increments) -> u64 {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|scratch| {
+            let mut record = scratch.borrow_mut();
+            record.clear();
+            encode(site, incs, &mut record);
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.bytes.extend_from_slice(&record);
+            pending.dirty = true;
+            let at = self
+                .appended
+                .fetch_add(record.len() as u64, Ordering::AcqRel)
+                + record.len() as u64;
+            drop(pending);
+            self.more.notify_one();
+            at
+        })
+    }
+
+    /// Everything appended so far.
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
+    }
+
+    /// Waits until everything up to `at` is written; `false` if the log cannot be written
+    /// (the hit is counted, but must not be acknowledged as durable) or `limit` passed.
+    pub async fn written(&self, at: u64, limit: Duration) -> bool {
+        let mut rx = self.written.subscribe();
+        let wait = rx.wait_for(|w| *w >= at);
+        matches!(tokio::time::timeout(limit, wait).await, Ok(Ok(_)))
+            && !self.broken.load(Ordering::Acquire)
+    }
+
+    /// Cuts the log: what was appended so far belongs to the segments below the returned
+    /// number. The caller holds the coalescer's cut lock, so no hit is half on either side.
+    pub fn rotate(&self) -> u64 {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.dirty {
+            let (segment, bytes) = (pending.segment, std::mem::take(&mut pending.bytes));
+            pending.closed.push((segment, bytes));
+            pending.segment += 1;
+            pending.dirty = false;
+        }
+        let first_open = pending.segment;
+        drop(pending);
+        self.more.notify_one();
+        first_open
+    }
+
+    /// Deletes the segments below `consumed` (their increments are in a checkpoint).
+    pub fn retire(&self, consumed: u64) {
+        if let Ok(list) = segments(&self.dir) {
+            for (n, path) in list {
+                if n < consumed {
+                    if let Err(e) = fs::remove_file(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "durable log: cannot delete a consumed segment");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what is left, syncs and stops the writer thread.
+    pub fn close(&self) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        self.more.notify_one();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    fn segment_path(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("{n:016}.log"))
+    }
+
+    fn write_loop(&self, sync: Duration) {
+        let mut file: Option<(u64, File)> = None;
+        let mut last_sync = Instant::now();
+        let mut unsynced = false;
+        loop {
+            let (closed, bytes, segment, upto, stop) = {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                while pending.bytes.is_empty() && pending.closed.is_empty() && !pending.stop {
+                    let wait = if unsynced {
+                        sync.saturating_sub(last_sync.elapsed())
+                    } else {
+                        Duration::from_secs(3600)
+                    };
+                    if wait.is_zero() {
+                        break;
+                    }
+                    pending = self
+                        .more
+                        .wait_timeout(pending, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                (
+                    std::mem::take(&mut pending.closed),
+                    std::mem::take(&mut pending.bytes),
+                    pending.segment,
+                    self.appended.load(Ordering::Acquire),
+                    pending.stop,
+                )
+            };
+            let result = (|| -> io::Result<()> {
+                for (n, last) in closed {
+                    let f = self.file_for(&mut file, n)?;
+                    f.write_all(&last)?;
+                    f.sync_data()?;
+                    file = None;
+                }
+                if !bytes.is_empty() {
+                    self.file_for(&mut file, segment)?.write_all(&bytes)?;
+                    unsynced = true;
+                }
+                if unsynced && (sync.is_zero() || last_sync.elapsed() >= sync || stop) {
+                    if let Some((_, f)) = &file {
+                        f.sync_data()?;
+                    }
+                    unsynced = false;
+                    last_sync = Instant::now();
+                }
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    self.broken.store(false, Ordering::Release);
+                    self.written.send_replace(upto);
+                }
+                Err(e) => {
+                    // Not acknowledged: the handlers waiting answer 503. Keep trying.
+                    if !self.broken.swap(true, Ordering::AcqRel) {
+                        tracing::error!(dir = %self.dir.display(), error = %e, "durable log: cannot write; hits are counted but answered 503 until it can");
+                    }
+                    self.written.send_replace(upto);
+                    file = None;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            if stop {
+                let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if pending.bytes.is_empty() && pending.closed.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn file_for<'f>(&self, file: &'f mut Option<(u64, File)>, n: u64) -> io::Result<&'f mut File> {
+        if file.as_ref().is_none_or(|(open, _)| *open != n) {
+            if let Some((_, old)) = file.take() {
+                old.sync_data()?;
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.segment_path(n))?;
+            *file = Some((n, f));
+        }
+        Ok(&mut file.as_mut().expect("just opened").1)
+    }
+}
+
+/// The segment files of `dir`, by number.
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        let n = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = n {
+            out.push((n, path));
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Appends one record: the site, the documents, then each `(document, field, value)`.
+pub fn encode(site: &SiteId, incs: &Increments, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    let body = out.len();
+    put_str8(out, site.as_str());
+    let mut docs: Vec<DocRef> = Vec::new();
+    for (doc, _, _) in &incs.entries {
+        if !docs.contains(doc) {
+            docs.push(*doc);
+        }
+    }
+    out.push(docs.len() as u8);
+    for doc in &docs {
+        let kind = ReportKind::ALL
+            .iter()
+            .position(|k| *k == doc.kind)
+            .unwrap_or(0);
+        out.push(kind as u8);
+        put_str8(out, &doc.period.to_string());
+    }
+    out.extend_from_slice(&(incs.entries.len() as u32).to_le_bytes());
+    for (doc, field, value) in &incs.entries {
+        let i = docs.iter().position(|d| d == doc).unwrap_or(0);
+        out.push(i as u8);
+        put_str16(out, field.as_str());
+        match value {
+            Value::Inc(by) => {
+                out.push(0);
+                out.extend_from_slice(&by.to_le_bytes());
+            }
+            Value::Set(text) => {
+                out.push(1);
+                put_str16(out, text);
+            }
+        }
+    }
+    let len = (out.len() - body) as u32;
+    let crc = crc32fast::hash(&out[body..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn put_str8(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(255)];
+    out.push(s.len() as u8);
+    out.extend_from_slice(s);
+}
+
+fn put_str16(out: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s);
+}
+
+/// Reads every whole record of `bytes` into `out`; returns how many bytes at the end did not
+/// form one.
+pub fn read_records(bytes: &[u8], out: &mut Vec<(SiteId, Increments)>) -> u64 {
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(header) = bytes.get(at..at + 8) else {
+            break;
+        };
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        if len > MAX_RECORD {
+            break;
+        }
+        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        match decode(body) {
+            Some(record) => out.push(record),
+            None => break,
+        }
+        at += 8 + len;
+    }
+    (bytes.len() - at) as u64
+}
+
+/// One record's payload, or `None` if it is malformed.
+pub fn decode(body: &[u8]) -> Option<(SiteId, Increments)> {
+    let mut r = Reader { bytes: body, at: 0 };
+    let site = SiteId::parse(r.str8()?).ok()?;
+    let ndocs = r.u8()? as usize;
+    let mut docs = Vec::with_capacity(ndocs);
+    for _ in 0..ndocs {
+        let kind = *ReportKind::ALL.get(r.u8()? as usize)?;
+        let period = Period::parse(r.str8()?)?;
+        docs.push(DocRef { kind, period });
+    }
+    let n = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+    let mut incs = Increments::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let doc = *docs.get(r.u8()? as usize)?;
+        let field = FieldKey::parse(r.str16()?)?;
+        let value = match r.u8()? {
+            0 => Value::Inc(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
+            1 => Value::Set(r.str16()?.into()),
+            _ => return None,
+        };
+        incs.entries.push((doc, field, value));
+    }
+    (r.at == body.len()).then_some((site, incs))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.bytes.get(self.at..self.at + n)?;
+        self.at += n;
+        Some(out)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn str8(&mut self) -> Option<&'a str> {
+        let n = self.u8()? as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+
+    fn str16(&mut self) -> Option<&'a str> {
+        let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit() -> (SiteId, Increments) {
+        let mut incs = Increments::default();
+        incs.add(
+            ReportKind::Traffic,
+            Period::Month(2026, 11),
+            FieldKey::parse("d.23.v").unwrap(),
+            1,
+        );
+        incs.set(
+            ReportKind::Content,
+            Period::Day(2026, 11, 23),
+            FieldKey::parse("p./about.t").unwrap(),
+            "About — us",
+        );
+        incs.add(
+            ReportKind::EventsHour,
+            Period::Hour(2026, 11, 23, 14),
+            FieldKey::parse("e.signup.14.c").unwrap(),
+            3,
+        );
+        (SiteId::parse("acme").unwrap(), incs)
+    }
+
+    #[test]
+    fn records_read_back_as_written_and_a_torn_tail_is_cut_off() {
+        let (site, incs) = hit();
+        let mut bytes = Vec::new();
+        encode(&site, &incs, &mut bytes);
+        encode(&site, &incs, &mut bytes);
+        let whole = bytes.len();
+        encode(&site, &incs, &mut bytes);
+        bytes.truncate(bytes.len() - 3);
+        let mut out = Vec::new();
+        assert_eq!(read_records(&bytes, &mut out), (bytes.len() - whole) as u64);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].0, site);
+        assert_eq!(out[0].1.entries, incs.entries);
+        // a flipped bit ends the replay there
+        let mut flipped = bytes[..whole].to_vec();
+        flipped[whole / 2 + 10] ^= 1;
+        let mut out = Vec::new();
+        read_records(&flipped, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn segments_below_the_consumed_one_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, incs) = hit();
+        {
+            let (journal, replayed) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+            assert_eq!(replayed.hits.len(), 0);
+            let at = journal.append(&site, &incs);
+            assert!(journal.written(at, Duration::from_secs(5)).await);
+            assert_eq!(journal.rotate(), 1);
+            let at = journal.append(&site, &incs);
+            journal.append(&site, &incs);
+            assert!(journal.written(at, Duration::from_secs(5)).await);
+            journal.close();
+        }
+        let (journal, replayed) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+        assert_eq!((replayed.hits.len(), replayed.segments), (3, 2));
+        journal.close();
+        let (journal, replayed) = Journal::open(dir.path(), 1, Duration::ZERO).unwrap();
+        assert_eq!((replayed.hits.len(), replayed.torn_bytes), (2, 0));
+        // new records go after every segment read back
+        assert_eq!(journal.rotate(), 2);
+        journal.close();
+    }
+}

@@ -1,0 +1,660 @@
+//! Nothing lost, nothing counted twice: load, a store outage, SIGTERM and SIGKILL under load,
+//! replays of flushes that did reach the store, and two tally processes on one store.
+//!
+//! Each test compares what the clients were told (a 200 from the pixel is a counted hit) with
+//! the counters in the store, per report and per collection. Sizes are for the test command on
+//! a 2-core machine; `scripts/reliability.sh` runs the same tests at full size (a million hits
+//! over 256 connections) on a release build. The signal tests run the real `tally` binary.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::load::{self, Counts, Mix};
+use support::*;
+
+/// Hits of the load test (`TEST_LOAD_HITS`; 1,000,000 in `scripts/reliability.sh`).
+fn load_hits() -> u64 {
+    std::env::var("TEST_LOAD_HITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+const CONNECTIONS: usize = 256;
+const MIX: Mix = Mix {
+    sites: 4,
+    pages: 25,
+    first: 0,
+};
+
+/// Every view counter of every site, per report and collection, today (UTC).
+async fn totals(store: &TestStore, mix: Mix) -> BTreeMap<&'static str, i64> {
+    let today = chrono::Utc::now().date_naive();
+    let (year, month) = (today.format("%Y"), today.format("%Y-%m"));
+    let day = today.format("%Y-%m-%d");
+    let mut out: BTreeMap<&'static str, i64> = BTreeMap::new();
+    for site in mix.site_ids() {
+        let traffic = store
+            .doc(&format!("traffic.{year}"), &format!("{site}:{month}"))
+            .await
+            .unwrap_or_default();
+        *out.entry("traffic month: v").or_default() += get_path(&traffic, "v").unwrap_or(0);
+        *out.entry("traffic month: sum of d.*.v").or_default() += sum(&traffic, "d", Some("v"));
+        let content_day = store
+            .doc(&format!("content.{year}"), &format!("{site}:{day}"))
+            .await
+            .unwrap_or_default();
+        *out.entry("content day: sum of p.*.v").or_default() += sum(&content_day, "p", Some("v"));
+        let content_month = store
+            .doc(&format!("content.{year}"), &format!("{site}:{month}"))
+            .await
+            .unwrap_or_default();
+        *out.entry("content month: sum of p.*.v").or_default() +=
+            sum(&content_month, "p", Some("v"));
+        let technology = store
+            .doc(&format!("technology.{year}"), &format!("{site}:{month}"))
+            .await
+            .unwrap_or_default();
+        *out.entry("technology month: sum of p.*").or_default() += sum(&technology, "p", None);
+    }
+    out
+}
+
+/// The sum over the sub-documents of `space`: of their `leaf` counter, or of the numbers
+/// themselves.
+fn sum(doc: &mongodb::bson::Document, space: &str, leaf: Option<&str>) -> i64 {
+    let Ok(sub) = doc.get_document(space) else {
+        return 0;
+    };
+    sub.iter()
+        .map(|(_, v)| match leaf {
+            Some(leaf) => v
+                .as_document()
+                .map_or(0, |d| get_path(d, leaf).unwrap_or(0)),
+            None => number(v),
+        })
+        .sum()
+}
+
+fn number(v: &mongodb::bson::Bson) -> i64 {
+    match v {
+        mongodb::bson::Bson::Int32(n) => i64::from(*n),
+        mongodb::bson::Bson::Int64(n) => *n,
+        mongodb::bson::Bson::Double(n) => *n as i64,
+        _ => 0,
+    }
+}
+
+/// Asserts every total equals `expected`.
+fn assert_totals(totals: &BTreeMap<&'static str, i64>, expected: u64, what: &str) {
+    for (name, n) in totals {
+        assert_eq!(
+            *n, expected as i64,
+            "{what}: {name} is {n}, expected {expected}; all: {totals:?}"
+        );
+    }
+}
+
+async fn store_with_sites(backend: Backend) -> TestStore {
+    let store = TestStore::new(backend).await;
+    for site in MIX.site_ids() {
+        store.add_site(&site, "UTC").await;
+    }
+    store
+}
+
+/// A million pixel hits (a tenth in the test command) over 256 connections to one tally: the
+/// counters equal the 200 answers exactly, in every report and collection.
+async fn load_is_counted_exactly(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let settings = tally::settings::ServeSettings {
+        flush_interval_ms: 500,
+        ..test_settings()
+    };
+    let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
+    let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let counts = Arc::new(Counts::default());
+    let hits = load_hits();
+    let started = Instant::now();
+    load::run(addr, CONNECTIONS, hits, MIX, None, Arc::clone(&counts)).await;
+    let secs = started.elapsed().as_secs_f64();
+    let (result, store) = app.stop().await;
+    result.expect("a clean shutdown");
+    let totals = totals(&store, MIX).await;
+    eprintln!(
+        "{backend:?}: {hits} hits over {CONNECTIONS} connections in {secs:.1} s ({:.0}/s): {} answered 200, {} 503, {} other, {} unknown; totals {totals:?}",
+        hits as f64 / secs,
+        counts.ok(),
+        counts.busy(),
+        counts.other(),
+        counts.unknown()
+    );
+    assert_eq!(counts.unknown(), 0, "every request got a whole answer");
+    assert_eq!(counts.other(), 0);
+    assert_eq!(counts.ok() + counts.busy(), hits);
+    assert_totals(&totals, counts.ok(), "after the load");
+}
+
+/// A `tally serve` process of the test's own (the real binary), so it can be signalled.
+struct Tally {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Tally {
+    /// Starts `tally serve` on `store`'s data with extra `serve` flags; waits until it answers.
+    async fn start(
+        store: &TestStore,
+        log_dir: &std::path::Path,
+        name: &str,
+        flags: &[&str],
+    ) -> Tally {
+        let port = free_port();
+        let log = log_dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        match store.backend {
+            Backend::Mongo => {
+                cmd.args([
+                    "--mongodb-uri",
+                    &mongodb_uri(),
+                    "--database",
+                    &store.database,
+                ])
+                .args(["--mongodb-batch", "50"]);
+            }
+            Backend::Embedded => {
+                cmd.arg("--data-dir")
+                    .arg(store.dir.as_ref().unwrap().path());
+            }
+        }
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("tally starts");
+        let tally = Tally { child, port, log };
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return tally;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "tally did not start: {}",
+            std::fs::read_to_string(&tally.log).unwrap_or_default()
+        );
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns whether it exited successfully.
+    async fn exit(mut self) -> (bool, String) {
+        for _ in 0..1200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                return (status.success(), log);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        panic!("tally did not exit within 60 s");
+    }
+}
+
+/// Runs load against `tally` in the background; returns the counts and the task.
+fn background_load(
+    addr: SocketAddr,
+    connections: usize,
+) -> (Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let counts = Arc::new(Counts::default());
+    let task = tokio::spawn(load::run(
+        addr,
+        connections,
+        u64::MAX,
+        MIX,
+        None,
+        Arc::clone(&counts),
+    ));
+    (counts, task)
+}
+
+/// Waits until the clients have had at least `n` answers of 200.
+async fn until_ok(counts: &Counts, n: u64) {
+    for _ in 0..1200 {
+        if counts.ok() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} hits answered in 60 s: {counts:?}");
+}
+
+/// SIGTERM in the middle of a load: tally stops taking connections, answers what is in flight
+/// and writes every accepted hit before it exits.
+async fn sigterm_under_load_loses_nothing(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let logs = tempfile::tempdir().unwrap();
+    let tally = Tally::start(
+        &store,
+        logs.path(),
+        "tally",
+        &["--flush-interval-ms", "300"],
+    )
+    .await;
+    let (counts, load) = background_load(tally.addr(), 64);
+    until_ok(&counts, 3_000).await;
+    tally.signal("TERM");
+    let (clean, log) = tally.exit().await;
+    assert!(clean, "a clean exit after SIGTERM: {log}");
+    counts.stop.store(true, Ordering::SeqCst);
+    let _ = load.await;
+    let totals = totals(&store, MIX).await;
+    eprintln!(
+        "{backend:?}: SIGTERM after {} answers of 200 ({} 503, {} unknown): {totals:?}",
+        counts.ok(),
+        counts.busy(),
+        counts.unknown()
+    );
+    // Requests written into keep-alive connections that shutdown closed got no answer; they
+    // were never read, so they must not be counted either: the totals equal the 200s exactly.
+    assert_totals(&totals, counts.ok(), "after SIGTERM");
+}
+
+/// `--durable`: SIGKILL in the middle of a load, then a restart on the same log. Nothing
+/// acknowledged is lost, and nothing is counted twice: the counters lie between the 200
+/// answers and those plus the requests whose answer the kill cut off.
+async fn sigkill_with_durable_loses_nothing_acknowledged(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let logs = tempfile::tempdir().unwrap();
+    let wal = tempfile::tempdir().unwrap();
+    let wal_dir = wal.path().display().to_string();
+    let flags = [
+        "--flush-interval-ms",
+        "300",
+        "--durable",
+        "--durable-dir",
+        &wal_dir,
+    ];
+    let tally = Tally::start(&store, logs.path(), "first", &flags).await;
+    let (counts, load) = background_load(tally.addr(), 64);
+    until_ok(&counts, 3_000).await;
+    tally.signal("KILL");
+    let (_, _) = tally.exit().await;
+    counts.stop.store(true, Ordering::SeqCst);
+    let _ = load.await;
+    let (ok, cut_off) = (counts.ok(), counts.unknown());
+
+    let again = Tally::start(&store, logs.path(), "second", &flags).await;
+    again.signal("TERM");
+    let (clean, log) = again.exit().await;
+    assert!(clean, "the restarted tally exits cleanly: {log}");
+    assert!(log.contains("durable log open"), "{log}");
+    let totals = totals(&store, MIX).await;
+    eprintln!("{backend:?}: SIGKILL after {ok} answers of 200, {cut_off} cut off: {totals:?}");
+    for (name, n) in &totals {
+        let n = *n as u64;
+        assert!(
+            n >= ok && n <= ok + cut_off,
+            "{name}: {n} counted, {ok} acknowledged, {cut_off} cut off: {totals:?}"
+        );
+    }
+}
+
+/// `--durable`: a kill right after a flush reached the store leaves that flush in the
+/// checkpoint, so the restart sends it again; its marks make the store skip it.
+async fn a_replayed_flush_is_not_counted_twice(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let logs = tempfile::tempdir().unwrap();
+    let wal = tempfile::tempdir().unwrap();
+    let wal_dir = wal.path().display().to_string();
+    // Every hit wakes the flusher; no timed flush for a minute, so the last flush's batch is
+    // still the checkpoint's when the kill comes.
+    let flags = [
+        "--flush-interval-ms",
+        "60000",
+        "--flush-at",
+        "1",
+        "--durable",
+        "--durable-dir",
+        &wal_dir,
+    ];
+    let tally = Tally::start(&store, logs.path(), "first", &flags).await;
+    let counts = Arc::new(Counts::default());
+    load::run(tally.addr(), 8, 2_000, MIX, None, Arc::clone(&counts)).await;
+    assert_eq!(counts.ok(), 2_000);
+    let mut flushed = false;
+    for _ in 0..400 {
+        if totals(&store, MIX).await.values().all(|n| *n == 2_000) {
+            flushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(flushed, "every hit is in the store before the kill");
+    tally.signal("KILL");
+    let _ = tally.exit().await;
+
+    let again = Tally::start(&store, logs.path(), "second", &flags).await;
+    again.signal("TERM");
+    let (clean, log) = again.exit().await;
+    assert!(clean, "{log}");
+    let owed = log
+        .lines()
+        .find(|l| l.contains("durable log open"))
+        .and_then(|l| l.split("owed_statements=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no owed_statements in {log}"));
+    assert!(owed > 0, "the last flush was sent again: {log}");
+    assert_totals(&totals(&store, MIX).await, 2_000, "after the replay");
+}
+
+/// The store half of idempotent flushes: a marked statement sent again (a lost reply, a
+/// replay) is recognised and skipped, so is an older one after a newer one, and a guard's
+/// refusal is still told apart from "already applied".
+async fn a_marked_statement_applies_once(backend: Backend) {
+    use tally::field::FieldKey;
+    use tally::store::{Batch, CollectionBatch, DocUpdate, Guard, Mark, DUPLICATE_KEY};
+    let store = TestStore::new(backend).await;
+    let batch = |seq: i64, guard: Option<i64>| Batch {
+        collections: vec![CollectionBatch {
+            collection: "content.2026".into(),
+            docs: vec![DocUpdate {
+                id: "acme:2026-11".into(),
+                inc: vec![
+                    (FieldKey::parse("n").unwrap(), 1),
+                    (FieldKey::parse("p./a.v").unwrap(), 10),
+                ],
+                set: vec![(FieldKey::parse("p./a.t").unwrap(), "A".into())],
+                guard: guard.map(|max| Guard {
+                    field: FieldKey::parse("n").unwrap(),
+                    max,
+                }),
+                mark: Some(Mark {
+                    writer: "0000000000ab".into(),
+                    seq,
+                }),
+            }],
+        }],
+    };
+    let views = || async {
+        let doc = store.doc("content.2026", "acme:2026-11").await.unwrap();
+        (
+            get_path(&doc, "p./a.v").unwrap(),
+            get_path(&doc, "_w.0000000000ab").unwrap(),
+        )
+    };
+    let first = store.store.apply(&batch(5, None)).await;
+    assert!(
+        first.failed.is_empty() && first.duplicates.is_empty(),
+        "{first:?}"
+    );
+    assert_eq!(views().await, (10, 5));
+    let again = store.store.apply(&batch(5, None)).await;
+    assert!(again.failed.is_empty(), "{again:?}");
+    assert_eq!(again.duplicates, vec![(0, 0)]);
+    assert_eq!(views().await, (10, 5), "not applied twice");
+    store.store.apply(&batch(6, None)).await;
+    assert_eq!(views().await, (20, 6));
+    let older = store.store.apply(&batch(5, None)).await;
+    assert_eq!(
+        older.duplicates,
+        vec![(0, 0)],
+        "an older flush is behind the mark"
+    );
+    // n is 2 now: a guard allowing at most 1 refuses; that is a refusal, not a duplicate
+    let refused = store.store.apply(&batch(7, Some(1))).await;
+    assert!(refused.duplicates.is_empty(), "{refused:?}");
+    assert_eq!(refused.failed.len(), 1);
+    assert_eq!(refused.failed[0].code, Some(DUPLICATE_KEY));
+    assert_eq!(views().await, (20, 6));
+    // another writer's marks are its own
+    let mut other = batch(1, None);
+    other.collections[0].docs[0].mark.as_mut().unwrap().writer = "0000000000cd".into();
+    assert!(store.store.apply(&other).await.duplicates.is_empty());
+    assert_eq!(views().await.0, 30);
+}
+
+/// MongoDB (FerretDB) is killed for 20 s while hits flow: the pixel keeps answering, `/readyz`
+/// says why it is not ready, pending increments stay under `--max-pending` (past it, hits are
+/// answered 503 and counted as `pending_full`), and after the restart the totals are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twenty_second_outage_loses_nothing() {
+    const MAX_PENDING: usize = 5_000;
+    let mix = Mix {
+        sites: 4,
+        pages: 1_000,
+        first: 0,
+    };
+    let mut ferret = Ferret::start().await;
+    let store = TestStore::mongo_at(&ferret.uri()).await;
+    for site in mix.site_ids() {
+        store.add_site(&site, "UTC").await;
+    }
+    let settings = tally::settings::ServeSettings {
+        flush_interval_ms: 200,
+        max_pending: MAX_PENDING,
+        store_timeout_secs: 60,
+        ..test_settings()
+    };
+    let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
+    let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let counts = Arc::new(Counts::default());
+    let load = tokio::spawn(load::run(
+        addr,
+        16,
+        u64::MAX,
+        mix,
+        Some(Duration::from_millis(20)),
+        Arc::clone(&counts),
+    ));
+    until_ok(&counts, 500).await;
+    let readyz = |app: &TestApp| {
+        let url = format!("{}/readyz", app.address);
+        let http = app.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(readyz(&app).await.0, 200);
+
+    ferret.kill();
+    let down = Instant::now();
+    let ok_before = counts.ok();
+    let (mut max_pending, mut reasons) = (0, std::collections::BTreeSet::new());
+    while down.elapsed() < Duration::from_secs(20) {
+        max_pending = max_pending.max(app.handle.coalescer.pending());
+        let (status, body) = readyz(&app).await;
+        if status == 503 {
+            let reason = body
+                .split("\"code\":\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next());
+            reasons.insert(reason.unwrap_or("?").to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (ok_during, busy_during) = (counts.ok() - ok_before, counts.busy());
+    ferret.restart().await;
+    let mut recovered = false;
+    for _ in 0..300 {
+        if app.handle.flusher.queued() == 0 && readyz(&app).await.0 == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "ready again after the restart");
+    let ok_at_recovery = counts.ok();
+    until_ok(&counts, ok_at_recovery + 500).await;
+    counts.stop.store(true, Ordering::SeqCst);
+    let _ = load.await;
+    let metrics = app.metrics().await;
+    let (result, store) = app.stop().await;
+    result.expect("a clean shutdown");
+    let totals = totals(&store, mix).await;
+    eprintln!(
+        "outage: 20 s; during it {ok_during} answered 200 and {busy_during} 503 (pending peaked at {max_pending} of {MAX_PENDING}); /readyz said {reasons:?}; in all {} answered 200; totals {totals:?}",
+        counts.ok()
+    );
+    assert!(
+        ok_during > 0,
+        "the pixel kept counting while the store was away"
+    );
+    assert!(busy_during > 0, "the bound was reached and said so");
+    assert!(reasons.contains("store_unavailable"), "{reasons:?}");
+    assert!(reasons.contains("pending_full"), "{reasons:?}");
+    // the bound is checked before a hit is merged: it can be passed by one hit per worker
+    assert!(max_pending <= MAX_PENDING + 2 * 64, "{max_pending}");
+    assert!(
+        metrics.contains(&format!(
+            "tally_hits_rejected_total{{reason=\"pending_full\"}} {}\n",
+            counts.busy()
+        )),
+        "every 503 is counted as pending_full: {metrics}"
+    );
+    assert_eq!(counts.unknown(), 0);
+    assert_totals(&totals, counts.ok(), "after the outage");
+}
+
+/// Two tally processes (two applications, each with its own coalescer, flusher and writer
+/// identity) on one store. The embedded store's transactions are atomic across processes, so
+/// both may count the same site; on FerretDB v1, whose updates are not atomic between
+/// concurrent writers, each process takes its own sites, as a proxy routing by site does
+/// (docs/reliability.md).
+async fn two_processes_on_one_store_lose_nothing(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let other = store.another_handle().await;
+    let settings = tally::settings::ServeSettings {
+        flush_interval_ms: 200,
+        ..test_settings()
+    };
+    let clock = tally::period::system_clock;
+    let a = TestApp::spawn(store, settings.clone(), clock()).await;
+    let b = TestApp::spawn(other, settings, clock()).await;
+    let (mix_a, mix_b) = match backend {
+        // same sites from both
+        Backend::Embedded => (MIX, MIX),
+        // s0, s1 from one, s2, s3 from the other
+        Backend::Mongo => (
+            Mix { sites: 2, ..MIX },
+            Mix {
+                sites: 2,
+                first: 2,
+                ..MIX
+            },
+        ),
+    };
+    let (ca, cb) = (Arc::new(Counts::default()), Arc::new(Counts::default()));
+    let addr = |app: &TestApp| -> SocketAddr {
+        app.address.trim_start_matches("http://").parse().unwrap()
+    };
+    let second = addr(&b);
+    let lb = tokio::spawn(load::run(second, 32, 10_000, mix_b, None, Arc::clone(&cb)));
+    load::run(addr(&a), 32, 10_000, mix_a, None, Arc::clone(&ca)).await;
+    lb.await.unwrap();
+    let (ra, store) = a.stop().await;
+    let (rb, _) = b.stop().await;
+    ra.unwrap();
+    rb.unwrap();
+    let totals = totals(&store, MIX).await;
+    eprintln!(
+        "{backend:?}: two processes: {} + {} answered 200: {totals:?}",
+        ca.ok(),
+        cb.ok()
+    );
+    assert_totals(&totals, ca.ok() + cb.ok(), "two processes");
+}
+
+/// A batch whose middle statement a full capped document refuses: the others are applied and
+/// reported applied, the refused one failed and known not applied. (FerretDB v1 stops an update
+/// command at its first write error and names no statement; the store then sends each statement
+/// alone.)
+async fn a_refused_statement_does_not_take_its_neighbours_with_it(backend: Backend) {
+    use tally::field::FieldKey;
+    use tally::store::{Batch, CollectionBatch, DocUpdate, Guard, Mark, DUPLICATE_KEY};
+    let store = TestStore::new(backend).await;
+    let statement = |id: &str, guard: Option<i64>| DocUpdate {
+        id: id.into(),
+        inc: vec![
+            (FieldKey::parse("n").unwrap(), 1),
+            (FieldKey::parse("p./a.v").unwrap(), 1),
+        ],
+        set: Vec::new(),
+        guard: guard.map(|max| Guard {
+            field: FieldKey::parse("n").unwrap(),
+            max,
+        }),
+        mark: Some(Mark {
+            writer: "00000000000e".into(),
+            seq: 1,
+        }),
+    };
+    let full = Batch {
+        collections: vec![CollectionBatch {
+            collection: "content.2026".into(),
+            docs: vec![statement("b:2026-11", None)],
+        }],
+    };
+    assert!(store.store.apply(&full).await.failed.is_empty());
+    let mut batch = Batch {
+        collections: vec![CollectionBatch {
+            collection: "content.2026".into(),
+            docs: vec![
+                statement("a:2026-11", None),
+                // b's n is 1: at most 0 refuses
+                statement("b:2026-11", Some(0)),
+                statement("c:2026-11", None),
+                statement("d:2026-11", None),
+            ],
+        }],
+    };
+    for d in &mut batch.collections[0].docs {
+        d.mark.as_mut().unwrap().seq = 2;
+    }
+    let applied = store.store.apply(&batch).await;
+    assert_eq!(applied.failed.len(), 1, "{applied:?}");
+    assert_eq!(applied.failed[0].doc, 1, "{applied:?}");
+    assert_eq!(applied.failed[0].code, Some(DUPLICATE_KEY));
+    for (id, views) in [("a", 1), ("b", 1), ("c", 1), ("d", 1)] {
+        let doc = store
+            .doc("content.2026", &format!("{id}:2026-11"))
+            .await
+            .unwrap();
+        assert_eq!(get_path(&doc, "p./a.v"), Some(views), "{id}");
+    }
+}
+
+both_stores!(
+    a_refused_statement_does_not_take_its_neighbours_with_it,
+    two_processes_on_one_store_lose_nothing,
+    a_marked_statement_applies_once,
+    load_is_counted_exactly,
+    sigterm_under_load_loses_nothing,
+    sigkill_with_durable_loses_nothing_acknowledged,
+    a_replayed_flush_is_not_counted_twice,
+);
