@@ -323,6 +323,44 @@ async fn sigkill_with_durable_loses_nothing_acknowledged(backend: Backend) {
     }
 }
 
+/// Without `--durable`, SIGKILL loses what was pending: at most the hits of the last flush
+/// interval (and of a flush in progress), never more, and nothing is counted twice. The figure
+/// is printed for docs/reliability.md.
+async fn sigkill_without_durable_loses_at_most_the_pending_hits(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let logs = tempfile::tempdir().unwrap();
+    let tally = Tally::start(
+        &store,
+        logs.path(),
+        "tally",
+        &["--flush-interval-ms", "300"],
+    )
+    .await;
+    let (counts, load) = background_load(tally.addr(), 64);
+    until_ok(&counts, 3_000).await;
+    let rate_from = (Instant::now(), counts.ok());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rate = (counts.ok() - rate_from.1) as f64 / rate_from.0.elapsed().as_secs_f64();
+    tally.signal("KILL");
+    let _ = tally.exit().await;
+    counts.stop.store(true, Ordering::SeqCst);
+    let _ = load.await;
+    let (ok, cut_off) = (counts.ok(), counts.unknown());
+    let totals = totals(&store, MIX).await;
+    let counted = totals["traffic month: v"] as u64;
+    eprintln!(
+        "{backend:?}: SIGKILL without --durable after {ok} answers of 200 at about {rate:.0}/s: {counted} counted, {} lost ({:.2} s of hits); {totals:?}",
+        ok.saturating_sub(counted),
+        ok.saturating_sub(counted) as f64 / rate
+    );
+    for (name, n) in &totals {
+        assert!(
+            (*n as u64) <= ok + cut_off,
+            "{name}: counted twice? {totals:?}"
+        );
+    }
+}
+
 /// `--durable`: a kill right after a flush reached the store leaves that flush in the
 /// checkpoint, so the restart sends it again; its marks make the store skip it.
 async fn a_replayed_flush_is_not_counted_twice(backend: Backend) {
@@ -650,6 +688,7 @@ async fn a_refused_statement_does_not_take_its_neighbours_with_it(backend: Backe
 }
 
 both_stores!(
+    sigkill_without_durable_loses_at_most_the_pending_hits,
     a_refused_statement_does_not_take_its_neighbours_with_it,
     two_processes_on_one_store_lose_nothing,
     a_marked_statement_applies_once,

@@ -168,7 +168,9 @@ def tally_cmd(args, data, uri):
     return cmd
 
 
-def bench_tally(args, store):
+def bench_tally(args, name):
+    # `embedded+durable`, `mongo+durable`: the same store with --durable.
+    store, _, mode = name.partition("+")
     work = tempfile.mkdtemp(prefix=f"tally-ingest-{store}-")
     data, uri, ferret = os.path.join(work, "data"), None, None
     try:
@@ -194,6 +196,8 @@ def bench_tally(args, store):
             serve += ["--geoip-db", args.geoip_db]
         if args.flush_interval_ms:
             serve += ["--flush-interval-ms", str(args.flush_interval_ms)]
+        if mode == "durable":
+            serve += ["--durable", "--durable-dir", os.path.join(work, "durable")]
         env = dict(os.environ, TALLY_LOG="warn")
         server = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL)
         wait_http(f"{base}/healthz")
@@ -239,7 +243,7 @@ def bench_tally(args, store):
         rejected = sum(r["rejected"] for r in pixel_runs)
         in_flight = sum(r["connections"] for r in pixel_runs)
         counted = count_views(base_cmd) if code == 0 else None
-        return {"store": store, "phases": results, "peak_rss_mb": rss, "catch_up_s": catch_up,
+        return {"store": name, "phases": results, "peak_rss_mb": rss, "catch_up_s": catch_up,
                 "exit": code,
                 "answered_2xx": answered,
                 "accepted": accepted, "rejected": rejected, "in_flight": in_flight,
@@ -335,18 +339,24 @@ def report(args, runs):
                          f"{run['catch_up_s']:.0f} s more to take everything tally held.")
     lines.append("")
     by = {run["store"]: run for run in runs}
-    for store in ("embedded", "mongo"):
+    for store in ("embedded", "embedded+durable", "mongo", "mongo+durable"):
         if store not in by:
             continue
         p = by[store]["phases"]
-        if not all(k in p for k in ("empty", "uncounted", "max")):
+        if "max" not in p:
             continue
-        lines.append(f"- {store}: pixel ÷ empty handler = "
-                     f"{p['max']['rate'] / p['empty']['rate']:.2f} (unknown-site pixel ÷ empty "
-                     f"handler = {p['uncounted']['rate'] / p['empty']['rate']:.2f}); server CPU "
-                     f"per request: empty {p['empty']['cpu'] / p['empty']['rate'] * 1e6:.1f} µs, "
-                     f"unknown site {p['uncounted']['cpu'] / p['uncounted']['rate'] * 1e6:.1f} µs, "
-                     f"pixel {p['max']['cpu'] / p['max']['rate'] * 1e6:.1f} µs")
+        if all(k in p for k in ("empty", "uncounted")):
+            lines.append(f"- {store}: pixel ÷ empty handler = "
+                         f"{p['max']['rate'] / p['empty']['rate']:.2f} (unknown-site pixel ÷ empty "
+                         f"handler = {p['uncounted']['rate'] / p['empty']['rate']:.2f}); server CPU "
+                         f"per request: empty {p['empty']['cpu'] / p['empty']['rate'] * 1e6:.1f} µs, "
+                         f"unknown site {p['uncounted']['cpu'] / p['uncounted']['rate'] * 1e6:.1f} µs, "
+                         f"pixel {p['max']['cpu'] / p['max']['rate'] * 1e6:.1f} µs")
+        base = store.partition("+")[0]
+        if store != base and base in by and "max" in by[base]["phases"]:
+            b = by[base]["phases"]["max"]
+            lines.append(f"- {store} ÷ {base} hits/s at full speed = {p['max']['rate'] / b['rate']:.2f} "
+                         f"(p99 {ms(p['max']['latency_us']['p99'])} vs {ms(b['latency_us']['p99'])})")
         if "goatcounter" in by:
             g = by["goatcounter"]["phases"]["max"]
             lines.append(f"- {store}: tally ÷ GoatCounter hits/s = {p['max']['rate'] / g['rate']:.1f} "

@@ -4,8 +4,9 @@
 //! sent: handlers wait ([`Journal::written`]) until a writer thread has handed their record to
 //! the kernel. The thread writes whatever has gathered since its last write in one `write`
 //! (group commit), so waiting costs a handler about one write, shared by every hit that
-//! arrived meanwhile, and it `fdatasync`s the file every `sync` interval (or after every write
-//! when the interval is 0). A killed process therefore loses nothing it acknowledged; a machine
+//! arrived meanwhile. A second thread `fdatasync`s the files written every `sync` interval, so a
+//! slow sync never holds up a write; with an interval of 0 the writer syncs after every write
+//! instead, and handlers wait for that. A killed process therefore loses nothing it acknowledged; a machine
 //! that loses power may lose the last interval.
 //!
 //! The log is cut into segments, one per flush: the coalescer's drain and [`Journal::rotate`]
@@ -29,7 +30,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The folder of the segments, inside the durable directory.
@@ -215,27 +216,21 @@ impl Journal {
         self.dir.join(format!("{n:016}.log"))
     }
 
-    fn write_loop(&self, sync: Duration) {
+    fn write_loop(self: &Arc<Self>, sync: Duration) {
+        // Files written since their last sync, for the sync thread (unless every write syncs).
+        let dirty: Arc<Mutex<Vec<(u64, File)>>> = Arc::default();
+        let syncer = (!sync.is_zero()).then(|| {
+            let (journal, dirty) = (Arc::clone(self), Arc::clone(&dirty));
+            std::thread::Builder::new()
+                .name("tally-journal-sync".into())
+                .spawn(move || journal.sync_loop(sync, &dirty))
+        });
         let mut file: Option<(u64, File)> = None;
-        let mut last_sync = Instant::now();
-        let mut unsynced = false;
         loop {
             let (closed, bytes, segment, upto, stop) = {
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 while pending.bytes.is_empty() && pending.closed.is_empty() && !pending.stop {
-                    let wait = if unsynced {
-                        sync.saturating_sub(last_sync.elapsed())
-                    } else {
-                        Duration::from_secs(3600)
-                    };
-                    if wait.is_zero() {
-                        break;
-                    }
-                    pending = self
-                        .more
-                        .wait_timeout(pending, wait)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    pending = self.more.wait(pending).unwrap_or_else(|e| e.into_inner());
                 }
                 (
                     std::mem::take(&mut pending.closed),
@@ -247,21 +242,17 @@ impl Journal {
             };
             let result = (|| -> io::Result<()> {
                 for (n, last) in closed {
-                    let f = self.file_for(&mut file, n)?;
-                    f.write_all(&last)?;
-                    f.sync_data()?;
-                    file = None;
+                    self.file_for(&mut file, n)?.write_all(&last)?;
+                    mark_dirty(&dirty, &file, sync)?;
                 }
                 if !bytes.is_empty() {
                     self.file_for(&mut file, segment)?.write_all(&bytes)?;
-                    unsynced = true;
+                    mark_dirty(&dirty, &file, sync)?;
                 }
-                if unsynced && (sync.is_zero() || last_sync.elapsed() >= sync || stop) {
+                if sync.is_zero() {
                     if let Some((_, f)) = &file {
                         f.sync_data()?;
                     }
-                    unsynced = false;
-                    last_sync = Instant::now();
                 }
                 Ok(())
             })();
@@ -283,17 +274,40 @@ impl Journal {
             if stop {
                 let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 if pending.bytes.is_empty() && pending.closed.is_empty() {
+                    drop(pending);
+                    if let Some((_, f)) = &file {
+                        let _ = f.sync_data();
+                    }
+                    if let Some(Ok(handle)) = syncer {
+                        let _ = handle.join();
+                    }
                     return;
                 }
             }
         }
     }
 
+    /// Every `sync`, `fdatasync`s the files written since the last round. Apart from the writer,
+    /// so a slow sync never delays a write (and the handlers waiting for it).
+    fn sync_loop(&self, sync: Duration, dirty: &Mutex<Vec<(u64, File)>>) {
+        loop {
+            std::thread::sleep(sync);
+            let files = std::mem::take(&mut *dirty.lock().unwrap_or_else(|e| e.into_inner()));
+            for (_, f) in &files {
+                if let Err(e) = f.sync_data() {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "durable log: fdatasync failed");
+                }
+            }
+            let stopping = self.pending.lock().unwrap_or_else(|e| e.into_inner()).stop;
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// The open file of segment `n`, opening it if the one open is another segment's.
     fn file_for<'f>(&self, file: &'f mut Option<(u64, File)>, n: u64) -> io::Result<&'f mut File> {
         if file.as_ref().is_none_or(|(open, _)| *open != n) {
-            if let Some((_, old)) = file.take() {
-                old.sync_data()?;
-            }
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -302,6 +316,25 @@ impl Journal {
         }
         Ok(&mut file.as_mut().expect("just opened").1)
     }
+}
+
+/// Lists the file just written to for the sync thread's next round (once per round).
+fn mark_dirty(
+    dirty: &Mutex<Vec<(u64, File)>>,
+    file: &Option<(u64, File)>,
+    sync: Duration,
+) -> io::Result<()> {
+    let Some((n, f)) = file else {
+        return Ok(());
+    };
+    if sync.is_zero() {
+        return Ok(());
+    }
+    let mut dirty = dirty.lock().unwrap_or_else(|e| e.into_inner());
+    if !dirty.iter().any(|(d, _)| d == n) {
+        dirty.push((*n, f.try_clone()?));
+    }
+    Ok(())
 }
 
 /// The segment files of `dir`, by number.
