@@ -111,6 +111,10 @@ pub struct Metrics {
     pub flush_statements: Histogram,
     /// Distinct (document, field) increments waiting for a flush; set when scraped.
     pub pending: Gauge,
+    /// Read-API requests whose token no site holds.
+    pub api_auth_failures: Counter,
+    /// Read-API requests refused with 429: their address failed too many token checks.
+    pub api_auth_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -208,8 +212,22 @@ impl Metrics {
             "Distinct (document, field) increments waiting for a flush",
             pending.clone(),
         );
+        let api_auth_failures = Counter::default();
+        registry.register(
+            "api_auth_failures",
+            "Read-API requests with a token no site holds",
+            api_auth_failures.clone(),
+        );
+        let api_auth_limited = Counter::default();
+        registry.register(
+            "api_auth_limited",
+            "Read-API requests refused (429) after too many failed token checks from the address",
+            api_auth_limited.clone(),
+        );
         Metrics {
             registry,
+            api_auth_failures,
+            api_auth_limited,
             hits_accepted,
             rejected,
             events_accepted,
