@@ -552,7 +552,76 @@ async fn slow_clients_are_timed_out(backend: Backend) {
     let _ = app.stop().await;
 }
 
+/// A flood of events, 100 distinct names per request from four clients at once, meets the
+/// existing bounds: past the pending bound a request is refused whole (503 busy), and a
+/// month document names at most `max_keys` events, the rest counted under `(other)`. What was
+/// accepted is exactly what is stored: nothing lost, nothing counted twice.
+async fn an_event_flood_is_bounded_and_counted_exactly(backend: Backend) {
+    let settings = ServeSettings {
+        max_keys: 100,
+        max_pending: 3_000,
+        ..hostile_settings()
+    };
+    let app = app(backend, settings, true).await;
+    let url = format!("{}/e", app.address);
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let (http, url) = (app.http.clone(), url.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut accepted, mut busy) = (0, 0);
+            for request in 0..10 {
+                let batch: Vec<_> = (0..100)
+                    .map(|i| {
+                        serde_json::json!({"site": "acme", "name": format!("c{client}r{request}e{i}")})
+                    })
+                    .collect();
+                let r = http
+                    .post(&url)
+                    .json(&batch)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    202 => accepted += 100,
+                    503 => {
+                        let body: Value = r.json().await.unwrap();
+                        assert_eq!(body["error"]["code"], "busy");
+                        busy += 1;
+                    }
+                    other => panic!("{other}"),
+                }
+            }
+            (accepted, busy)
+        }));
+    }
+    let (mut accepted, mut busy) = (0i64, 0);
+    for c in clients {
+        let (a, b) = c.await.unwrap();
+        accepted += a;
+        busy += b;
+    }
+    assert!(accepted > 0 && busy > 0, "accepted {accepted}, busy {busy}");
+    app.flush().await;
+
+    let doc = app.doc("events_day.2026", "acme:2026-11").await.unwrap();
+    assert_well_formed(&doc);
+    let names = doc.get_document("e").unwrap();
+    assert!(names.len() <= 101, "{} names", names.len());
+    let report = api(&app, "reports/events?date=2026-11&limit=1000").await;
+    let events = report["data"]["events"].as_array().unwrap();
+    let stored: i64 = events.iter().map(|e| e["count"].as_i64().unwrap()).sum();
+    assert_eq!(stored, accepted, "{} names", events.len());
+    assert!(events.iter().any(|e| e["name"] == "(other)"));
+    let m = app.metrics().await;
+    assert!(
+        m.contains(&format!("tally_events_accepted_total {accepted}\n")),
+        "{m}"
+    );
+    let _ = app.stop().await;
+}
+
 both_stores!(
     every_hostile_request_gets_a_clear_answer_and_counts_only_what_it_should,
-    slow_clients_are_timed_out
+    slow_clients_are_timed_out,
+    an_event_flood_is_bounded_and_counted_exactly
 );
