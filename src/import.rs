@@ -142,12 +142,15 @@ fn unescape(raw: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\' && i + 1 < bytes.len() {
             let next = bytes[i + 1];
-            if next == b'x' && i + 3 < bytes.len() {
-                if let Ok(b) = u8::from_str_radix(&raw[i + 2..i + 4], 16) {
-                    out.push(b);
-                    i += 4;
-                    continue;
-                }
+            // Read as bytes: `\x` may be followed by anything, a multi-byte character too.
+            let digits = bytes.get(i + 2..i + 4).and_then(|h| {
+                let hex = |b: u8| (b as char).to_digit(16);
+                Some(hex(h[0])? * 16 + hex(h[1])?)
+            });
+            if let (b'x', Some(b)) = (next, digits) {
+                out.push(b as u8);
+                i += 4;
+                continue;
             }
             out.push(next);
             i += 2;
@@ -370,6 +373,18 @@ mod tests {
     use chrono::TimeZone;
 
     const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+
+    /// Found by the fuzz target `log_line`: `\x` followed by a multi-byte character was sliced
+    /// inside the character, which panicked.
+    #[test]
+    fn a_hex_escape_before_a_multibyte_character_is_kept_as_text() {
+        assert_eq!(unescape("\\x00\\xf\u{FFFD}"), "\0xf\u{FFFD}");
+        assert_eq!(unescape("\\x\u{e9}\u{e9}"), "x\u{e9}\u{e9}");
+        assert_eq!(unescape("\\x4"), "x4");
+        assert_eq!(unescape("\\x41\\x"), "Ax");
+        let line = "203.0.113.7 - - [23/Nov/2026:14:05:07 +0100] \"GET / HTTP/1.1\" 200 1 \"-\" \"\\xf\u{FFFD}\"";
+        assert_eq!(parse_combined(line).unwrap().user_agent, "xf\u{FFFD}");
+    }
 
     #[test]
     fn a_combined_line() {

@@ -20,6 +20,8 @@
 //!   `tally import`.
 //! - [`dashboard`]: the read side served over HTTP (for now the `--demo` page).
 //! - [`static_file`]: text compiled into the binary, served with an ETag.
+//! - [`fuzz`]: fuzz targets over every parser of outside input (run by `tests/fuzz.rs` and
+//!   `scripts/fuzz.sh`).
 //! - [`cli`], [`settings`], [`startup`]: the binary's commands, typed configuration, and the
 //!   application wiring that tests start exactly as production does.
 //!
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod error;
 pub mod field;
+pub mod fuzz;
 pub mod hit;
 pub mod import;
 pub mod metrics;

@@ -121,6 +121,10 @@ pub struct Metrics {
     pub durable_unacknowledged: Counter,
     /// `--durable`: hits read back from the log at start.
     pub replayed_hits: Counter,
+    /// Read-API requests whose token no site holds.
+    pub api_auth_failures: Counter,
+    /// Read-API requests refused with 429: their address failed too many token checks.
+    pub api_auth_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -248,6 +252,18 @@ impl Metrics {
             "Durable mode: hits read back from the log at start",
             replayed_hits.clone(),
         );
+        let api_auth_failures = Counter::default();
+        registry.register(
+            "api_auth_failures",
+            "Read-API requests with a token no site holds",
+            api_auth_failures.clone(),
+        );
+        let api_auth_limited = Counter::default();
+        registry.register(
+            "api_auth_limited",
+            "Read-API requests refused (429) after too many failed token checks from the address",
+            api_auth_limited.clone(),
+        );
         Metrics {
             statement_duplicates,
             owed,
@@ -255,6 +271,8 @@ impl Metrics {
             durable_unacknowledged,
             replayed_hits,
             registry,
+            api_auth_failures,
+            api_auth_limited,
             hits_accepted,
             rejected,
             events_accepted,

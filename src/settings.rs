@@ -16,6 +16,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_KEYS: usize = 1_000;
 pub const DEFAULT_DURABLE_SYNC_MS: u64 = 50;
 pub const DEFAULT_STORE_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
 
 /// Which store holds the documents. Global: every command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -132,6 +135,25 @@ pub struct ServeSettings {
     #[arg(long, env = "TALLY_RETAIN_DAILY_DAYS", default_value_t = 0)]
     pub retain_daily_days: u32,
 
+    /// How long a client has to send a request's head (request line and headers), in
+    /// milliseconds (100–600000). A slower client (slow-loris) is answered 408 and disconnected.
+    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub request_timeout_ms: u64,
+
+    /// How long the body of a `POST /e` may take to arrive, in milliseconds (100–600000). A
+    /// body trickled slower is answered 408, nothing counted, and the connection closed.
+    #[arg(long, env = "TALLY_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub body_timeout_ms: u64,
+
+    /// Failed token checks the read API allows one client address per minute (a wrong token
+    /// presented); past it the address gets 429 on every token-checked route until the minute
+    /// is over. Behind --trust-proxy the address is the forwarded one. 0: no limit.
+    #[arg(long, env = "TALLY_AUTH_FAILURES_PER_MINUTE",
+          default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE)]
+    pub auth_failures_per_minute: u32,
+
     /// How often expired event counters are removed, in seconds (60–86400).
     #[arg(long, env = "TALLY_SWEEP_INTERVAL_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
@@ -208,6 +230,9 @@ impl Default for ServeSettings {
             durable_dir: None,
             durable_sync_ms: DEFAULT_DURABLE_SYNC_MS,
             store_timeout_secs: DEFAULT_STORE_TIMEOUT_SECS,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
         }
     }
 }

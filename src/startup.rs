@@ -205,14 +205,33 @@ impl Application {
             live: Arc::clone(&live),
             clock: Arc::clone(&sweep_clock),
             summaries: Arc::default(),
+            limiter: Arc::new(crate::api::limit::AuthLimiter::new(
+                serve.auth_failures_per_minute,
+            )),
+            metrics: Arc::clone(&metrics),
+            trusted_proxies: serve.trust_proxy,
         });
         let demo_on = serve.demo;
+        let body_timeout = web::Data::new(events::BodyTimeout(Duration::from_millis(
+            serve.body_timeout_ms,
+        )));
         let flusher_data = web::Data::new(Arc::clone(&flusher));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(log_request))
                 .app_data(flusher_data.clone())
                 .app_data(tracker.clone())
+                .app_data(body_timeout.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    // A query string that does not parse (a bad number, bytes that are not
+                    // UTF-8) gets the JSON error shape, like every other refusal.
+                    let answer = error::json_error(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        &format!("the query string is invalid: {e}"),
+                    );
+                    actix_web::error::InternalError::from_response(e, answer).into()
+                }))
                 .app_data(api_state.clone())
                 .configure(crate::api::configure)
                 .app_data(shared.0.clone())
@@ -252,6 +271,10 @@ impl Application {
             addr: serve.listen,
             source,
         })?
+        // Slow-loris: a request head must arrive within the request timeout (else 408 and the
+        // connection is closed); a client that does not read our answer is cut after 1 s.
+        .client_request_timeout(Duration::from_millis(serve.request_timeout_ms))
+        .client_disconnect_timeout(Duration::from_secs(1))
         .disable_signals()
         .shutdown_timeout(10)
         .run();

@@ -11,9 +11,19 @@ use tally::period::LocalTime;
 use tally::settings::ServeSettings;
 
 /// Loads `url` in headless Chromium (`TEST_CHROMIUM`, else `chromium`) with the profile in
-/// `profile`, waits for the page to settle, and returns the DOM it ended with.
+/// `profile`, waits for the page to settle, and returns the DOM it ended with. Fails if the
+/// page's Content-Security-Policy blocked anything: the pages' scripts mark `<html>` with
+/// `data-csp-violation` when it does.
 fn load_in_chromium(url: &str, profile: &std::path::Path) -> String {
-    chromium(url, profile, &["--dump-dom"])
+    let dom = chromium(url, profile, &["--dump-dom"]);
+    assert!(
+        !dom.contains("data-csp-violation"),
+        "{url} violated its Content-Security-Policy: {}",
+        dom.lines()
+            .find(|l| l.contains("data-csp-violation"))
+            .unwrap_or_default()
+    );
+    dom
 }
 
 fn chromium(url: &str, profile: &std::path::Path, extra: &[&str]) -> String {

@@ -141,8 +141,7 @@ impl Coalescer {
         }
         let mut shard = self.shard(site);
         let added = merge(&mut shard, site, incs.entries.drain(..), Age::Newer);
-        drop(shard);
-        self.note_added(added);
+        self.note_added(added, shard);
         Ok(())
     }
 
@@ -151,8 +150,7 @@ impl Coalescer {
     pub fn replay(&self, site: &SiteId, incs: &mut Increments) {
         let mut shard = self.shard(site);
         let added = merge(&mut shard, site, incs.entries.drain(..), Age::Newer);
-        drop(shard);
-        self.note_added(added);
+        self.note_added(added, shard);
     }
 
     /// Puts back increments the store did not apply. Never refused (they were accepted once),
@@ -166,12 +164,15 @@ impl Coalescer {
             fields.into_iter().map(|(f, value)| (doc, f, value)),
             Age::Older,
         );
-        drop(shard);
-        self.note_added(added);
+        self.note_added(added, shard);
     }
 
-    fn note_added(&self, added: usize) {
+    /// Counts `added` new entries, then releases their shard: a drain takes the shard's lock
+    /// before it subtracts, so it can never subtract entries not yet counted (the count would
+    /// wrap below zero).
+    fn note_added(&self, added: usize, shard: std::sync::MutexGuard<'_, Shard>) {
         let now = self.entries.fetch_add(added, Ordering::Relaxed) + added;
+        drop(shard);
         if now >= self.flush_at && now - added < self.flush_at {
             self.wake.notify_one();
         }
@@ -344,5 +345,48 @@ mod tests {
         assert_eq!(a.1, Value::Inc(2));
         c.close();
         assert_eq!(c.add(&s, &mut incs(&["a"])), Err(Refused::Closed));
+    }
+
+    /// Adds racing drains: the pending count never goes below what the shards hold (it used to
+    /// be raised only after the shard's lock was released, so a drain in between subtracted
+    /// entries not yet added: the count wrapped below zero, which panicked in debug builds and
+    /// refused hits as `Full` in release), and every increment is drained exactly once.
+    #[test]
+    fn the_pending_count_stays_exact_while_drains_race_adds() {
+        let c = std::sync::Arc::new(Coalescer::new(usize::MAX / 2, usize::MAX / 2));
+        let adders: Vec<_> = (0..2)
+            .map(|t| {
+                let c = std::sync::Arc::clone(&c);
+                std::thread::spawn(move || {
+                    let s = SiteId::parse("s").unwrap();
+                    for i in 0..20_000 {
+                        c.add(&s, &mut incs(&[&format!("f{t}x{i}"), "v"])).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        while !adders.iter().all(|a| a.is_finished()) {
+            assert!(c.pending() <= 40_001, "pending {}", c.pending());
+            for (_, fields) in c.drain() {
+                for (_, v) in fields {
+                    if let Value::Inc(n) = v {
+                        total += n;
+                    }
+                }
+            }
+        }
+        for a in adders {
+            a.join().expect("an adder does not panic");
+        }
+        for (_, fields) in c.drain() {
+            for (_, v) in fields {
+                if let Value::Inc(n) = v {
+                    total += n;
+                }
+            }
+        }
+        assert_eq!(total, 2 * 2 * 20_000);
+        assert_eq!(c.pending(), 0);
     }
 }

@@ -77,7 +77,7 @@ pub async fn count(
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let result = async {
-        let site = authorize(&req, &state.sites, &id)?;
+        let site = authorize(&req, &state, &id)?;
         let (from, to) = (day(&q.from, "from")?, day(&q.to, "to")?);
         let filter = match &q.filter {
             None => None,
@@ -132,7 +132,7 @@ pub async fn group(
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let result = async {
-        let site = authorize(&req, &state.sites, &id)?;
+        let site = authorize(&req, &state, &id)?;
         let property = q
             .property
             .as_deref()
@@ -173,7 +173,7 @@ pub async fn retention(
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let result = async {
-        let site = authorize(&req, &state.sites, &id)?;
+        let site = authorize(&req, &state, &id)?;
         let unit = q.unit.as_deref().unwrap_or("week");
         let length = q.length.unwrap_or(8);
         if !(1..=52).contains(&length) {

@@ -5,9 +5,14 @@
 //! (`Authorization: Bearer tly_…`) is hashed and compared in constant time with the hashes the
 //! sites hold. No token, or a token no site holds: 401. A token of another site: 404. A public
 //! site needs no token. A site that does not exist answers exactly as a private one without
-//! the right token, so the API never tells which sites exist. This module reads; it must not
+//! the right token, so the API never tells which sites exist. An address that presents too
+//! many wrong tokens is refused for a while: 429 ([`limit`]). This module reads; it must not
 //! write counters.
+//!
+//! No route here sends CORS headers: the API is read by the dashboard, served from the same
+//! origin, and by servers; a page elsewhere cannot read it from a visitor's browser.
 
+pub mod limit;
 pub mod live;
 pub mod metrics;
 pub mod reports;
@@ -16,6 +21,7 @@ pub mod table;
 pub mod token;
 
 use crate::error::json_error;
+use crate::metrics::Metrics;
 use crate::period::Clock;
 use crate::site::{Site, SiteId, SiteRegistry};
 use crate::store::{Store, StoreError};
@@ -32,6 +38,11 @@ pub struct ApiState {
     pub live: Arc<live::Live>,
     pub clock: Clock,
     pub summaries: Arc<summary::Cache>,
+    /// Failed token checks per client address.
+    pub limiter: Arc<limit::AuthLimiter>,
+    pub metrics: Arc<Metrics>,
+    /// Proxies whose forwarding headers name the client (`--trust-proxy`).
+    pub trusted_proxies: u8,
 }
 
 /// Why a read was refused; each maps to one answer with the JSON error shape.
@@ -41,6 +52,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("no such site for this token")]
     NotFound,
+    #[error("too many wrong tokens from this address; retry in {0} s")]
+    TooManyFailures(u64),
     #[error("{0}")]
     BadRequest(String),
     #[error("the store could not be read")]
@@ -59,6 +72,16 @@ impl ApiError {
                 r
             }
             ApiError::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", &self.to_string()),
+            ApiError::TooManyFailures(secs) => {
+                let mut r = json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_failures",
+                    &self.to_string(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+                r
+            }
             ApiError::BadRequest(m) => json_error(StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Store(e) => {
                 tracing::warn!(error = %e, "api: store read failed");
@@ -72,8 +95,34 @@ impl ApiError {
     }
 }
 
-/// The site `id` if the request may read it (see the module docs).
-pub fn authorize(req: &HttpRequest, sites: &SiteRegistry, id: &str) -> Result<Arc<Site>, ApiError> {
+/// The site `id` if the request may read it (see the module docs); a wrong token counts
+/// against the client's address, and an address over its limit is refused before any check.
+pub fn authorize(req: &HttpRequest, state: &ApiState, id: &str) -> Result<Arc<Site>, ApiError> {
+    let now = std::time::Instant::now();
+    let client = crate::track::client::client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        state.trusted_proxies,
+    );
+    if let Some(left) = client.and_then(|ip| state.limiter.blocked(ip, now)) {
+        state.metrics.api_auth_limited.inc();
+        return Err(ApiError::TooManyFailures(left.as_secs_f64().ceil() as u64));
+    }
+    let result = check_token(req, &state.sites, id);
+    if matches!(result, Err(ApiError::Unauthorized)) && has_token(req) {
+        state.metrics.api_auth_failures.inc();
+        if let Some(ip) = client {
+            state.limiter.failed(ip, now);
+        }
+    }
+    result
+}
+
+fn has_token(req: &HttpRequest) -> bool {
+    req.headers().contains_key(header::AUTHORIZATION)
+}
+
+fn check_token(req: &HttpRequest, sites: &SiteRegistry, id: &str) -> Result<Arc<Site>, ApiError> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -125,7 +174,7 @@ async fn site_info(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    match authorize(&req, &state.sites, &id) {
+    match authorize(&req, &state, &id) {
         Ok(site) => {
             let today = crate::period::LocalTime::at((state.clock)(), site.tz).day_period();
             HttpResponse::Ok().json(serde_json::json!({
@@ -147,7 +196,7 @@ async fn live_stream(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    let site = match authorize(&req, &state.sites, &id) {
+    let site = match authorize(&req, &state, &id) {
         Ok(site) => site,
         Err(e) => return e.answer(),
     };

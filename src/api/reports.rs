@@ -322,7 +322,7 @@ pub async fn report(
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let (id, name) = path.into_inner();
-    let site = match authorize(&req, &state.sites, &id) {
+    let site = match authorize(&req, &state, &id) {
         Ok(site) => site,
         Err(e) => return e.answer(),
     };

@@ -190,7 +190,7 @@ pub async fn summary(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    let site = match authorize(&req, &state.sites, &id) {
+    let site = match authorize(&req, &state, &id) {
         Ok(site) => site,
         Err(e) => return e.answer(),
     };

@@ -240,6 +240,13 @@
   // The page.
 
   const $ = (sel) => document.querySelector(sel);
+
+  // The page is served with a strict Content-Security-Policy; anything it blocks marks the
+  // page, so the browser test (tests/browser.rs) fails on it.
+  document.addEventListener('securitypolicyviolation', (e) => {
+    document.documentElement.setAttribute('data-csp-violation',
+      e.violatedDirective + ' ' + (e.blockedURI || 'inline'));
+  });
   const SITE_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
   const SUMMARY_EVERY_MS = 5000; // live updates reload the summary at most this often
   const STALL_MS = 75000; // a stream silent this long (no keep-alive either) is reopened
@@ -251,7 +258,7 @@
     return { site, token, info: null, zone: 'UTC', today: null, unit: 'day', date: null,
       range: 'days', summary: null, ctrl: new AbortController(), summaryDone: false,
       liveDone: false, lastSummary: 0, summaryTimer: 0, liveTimer: 0, liveAttempts: 0,
-      limits: {}, reportsGen: 0 };
+      limits: Object.create(null), reportsGen: 0 };
   }
 
   // The token of a site lives in localStorage (which may be unavailable: then in memory only).

@@ -1,11 +1,10 @@
 //! The dashboard: `/` (with `?site=ID`), `/app.css`, `/app.js` — static files compiled into the
 //! binary, no CDN and no external fonts, reading everything from the JSON API (`api`).
 //!
-//! Served with `Cache-Control: no-cache` and an `ETag` per file, so an upgrade shows at once
-//! and an unchanged file costs a `304`. This module serves files; it reads no document itself.
+//! Served with the security headers of `dashboard::secure`, `Cache-Control: no-cache` and an
+//! `ETag` per file, so an upgrade shows at once and an unchanged file costs a `304`. This module serves files; it reads no document itself.
 
 use crate::static_file;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::OnceLock;
 
@@ -20,17 +19,14 @@ fn serve(
     tag: &'static OnceLock<String>,
 ) -> HttpResponse {
     let tag = tag.get_or_init(|| static_file::etag(body));
-    static_file::respond(req, body, tag, kind, "no-cache")
+    let mut r = static_file::respond(req, body, tag, kind, "no-cache");
+    super::secure(&mut r, super::CSP);
+    r
 }
 
 async fn html(req: HttpRequest) -> HttpResponse {
     static TAG: OnceLock<String> = OnceLock::new();
-    let mut r = serve(&req, HTML, "text/html; charset=utf-8", &TAG);
-    r.headers_mut().insert(
-        header::HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("no-referrer"),
-    );
-    r
+    serve(&req, HTML, "text/html; charset=utf-8", &TAG)
 }
 
 async fn css(req: HttpRequest) -> HttpResponse {

@@ -9,18 +9,22 @@ use crate::reports::technology::{Technology, TechnologyView};
 use crate::reports::traffic::{Counts, Traffic, TrafficView};
 use crate::reports::{document_id, Report, ReportKind};
 use crate::site::{Site, SiteId, SiteRegistry};
+use crate::static_file;
 use crate::store::{Store, StoreError};
 use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 pub const SITE: &str = "demo";
 
 const PAGE: &str = include_str!("demo.html");
+const CSS: &str = include_str!("demo.css");
+const JS: &str = include_str!("demo.js");
 
 /// Creates the site `demo` (in this machine's time zone, else UTC) unless it exists.
 pub async fn ensure_site(store: &dyn Store) -> Result<Site, StoreError> {
@@ -50,7 +54,25 @@ pub async fn ensure_site(store: &dyn Store) -> Result<Site, StoreError> {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/demo", web::get().to(page))
+        .route("/demo.css", web::get().to(css))
+        .route("/demo.js", web::get().to(js))
         .route("/demo/stats", web::get().to(stats));
+}
+
+async fn css(req: HttpRequest) -> HttpResponse {
+    static TAG: OnceLock<String> = OnceLock::new();
+    let tag = TAG.get_or_init(|| static_file::etag(CSS));
+    let mut r = static_file::respond(&req, CSS, tag, "text/css; charset=utf-8", "no-cache");
+    super::secure(&mut r, super::CSP);
+    r
+}
+
+async fn js(req: HttpRequest) -> HttpResponse {
+    static TAG: OnceLock<String> = OnceLock::new();
+    let tag = TAG.get_or_init(|| static_file::etag(JS));
+    let mut r = static_file::respond(&req, JS, tag, "text/javascript; charset=utf-8", "no-cache");
+    super::secure(&mut r, super::CSP);
+    r
 }
 
 async fn page(sites: web::Data<Arc<SiteRegistry>>) -> HttpResponse {
@@ -59,10 +81,12 @@ async fn page(sites: web::Data<Arc<SiteRegistry>>) -> HttpResponse {
         .and_then(|id| sites.get(&id))
         .map(|s| s.tz.name())
         .unwrap_or("UTC");
-    HttpResponse::Ok()
+    let mut r = HttpResponse::Ok()
         .content_type(ContentType::html())
         .insert_header(("Cache-Control", "no-store"))
-        .body(PAGE.replace("{{TZ}}", tz))
+        .body(PAGE.replace("{{TZ}}", tz));
+    super::secure(&mut r, super::CSP);
+    r
 }
 
 #[derive(Serialize)]

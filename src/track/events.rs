@@ -34,6 +34,10 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Most events in one `POST /e`.
 pub const MAX_BATCH: usize = 100;
 
+/// How long a `POST /e` body may take to arrive (`--body-timeout-ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// An event as sent, before it is checked against its site; text borrowed from the request
 /// where it needs no unescaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +329,13 @@ impl Tracker {
     }
 }
 
+fn closing(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 fn cors(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -338,13 +349,16 @@ pub async fn post(
     req: HttpRequest,
     body: web::Payload,
     tracker: web::Data<Tracker>,
+    timeout: web::Data<BodyTimeout>,
 ) -> HttpResponse {
+    // Refusals before the whole body was read close the connection, so the rest of the body
+    // is never waited for.
     let too_large = || {
-        cors(json_error(
+        closing(cors(json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             &format!("the body is over {MAX_BODY} bytes"),
-        ))
+        )))
     };
     let declared = req
         .headers()
@@ -355,18 +369,33 @@ pub async fn post(
         tracker.metrics.events_rejected.inc();
         return too_large();
     }
-    let bytes = match body.to_bytes_limited(MAX_BODY).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
+    // A body trickled in slowly (slow-loris) ties up a connection: it gets a deadline. The
+    // limit is the outer error of `to_bytes_limited`, a broken body (a bad chunk) the inner.
+    let bytes = match tokio::time::timeout(timeout.0, body.to_bytes_limited(MAX_BODY)).await {
+        Ok(Ok(Ok(bytes))) => bytes,
+        Ok(Err(_limit)) => {
             tracker.metrics.events_rejected.inc();
             return too_large();
         }
-        Err(_) => {
-            return cors(json_error(
+        Ok(Ok(Err(e))) => {
+            tracker.metrics.events_rejected.inc();
+            tracing::debug!(error = %e, "POST /e: the body could not be read");
+            return closing(cors(json_error(
                 StatusCode::BAD_REQUEST,
                 "bad_body",
                 "the body could not be read",
-            ))
+            )));
+        }
+        Err(_elapsed) => {
+            tracker.metrics.events_rejected.inc();
+            return closing(cors(json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} ms",
+                    timeout.0.as_millis()
+                ),
+            )));
         }
     };
     let result = match parse_json(&bytes) {
@@ -408,11 +437,14 @@ pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse 
     pixel::gif()
 }
 
-/// `OPTIONS /e`: lets pages `fetch` JSON to `/e` from their own origin.
+/// `OPTIONS /e`: lets pages on any origin `fetch` JSON to `/e`, and no more: `POST` only
+/// (`GET /e` is an image, which needs no preflight), the `Content-Type` header only, no
+/// credentials (no `Access-Control-Allow-Credentials`, so a browser sends no cookies), and a
+/// day's cache of the answer (browsers cap it lower).
 pub async fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, GET"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type"))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
         .finish()

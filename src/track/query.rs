@@ -111,11 +111,11 @@ impl<'a> Text<'a> {
     }
 
     /// Decodes `+` and `%XX` (invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD),
-    /// drops NUL and other control characters, and cuts to `max` bytes at a character
+    /// drops NUL and other control characters (C0, DEL and C1), and cuts to `max` bytes at a character
     /// boundary. `None` when nothing but blanks is left.
     pub fn decode(&self) -> Option<Cow<'a, str>> {
         let value = decode(self.raw);
-        let value = if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        let value = if has_control(&value) {
             Cow::Owned(value.chars().filter(|c| !c.is_control()).collect())
         } else {
             value
@@ -163,6 +163,15 @@ pub(crate) fn decode(raw: &str) -> Cow<'_, str> {
         Ok(s) => Cow::Owned(s),
         Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
+}
+
+/// Whether `s` holds a control character: C0 or DEL (one byte), or C1 (U+0080–U+009F, which
+/// UTF-8 writes as `C2 80`–`C2 9F`). Bytes, not chars: this runs on every hit's text.
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c < 0x20 || c == 0x7f || (c == 0xC2 && b.get(i + 1).is_some_and(|n| *n <= 0x9F))
+    })
 }
 
 fn hex(b: &u8) -> Option<u8> {
@@ -229,6 +238,17 @@ mod tests {
         let title = text(PixelParams::parse(&long).page.title).unwrap();
         assert!(title.len() <= MAX_TITLE_BYTES && title.starts_with('é'));
         assert_eq!(text(PixelParams::parse("title=+%20+").page.title), None);
+    }
+
+    /// Found by the fuzz target `pixel_query`: C1 controls (`%C2%80`–`%C2%9F`, e.g. NEL) were
+    /// kept, since only single-byte controls were looked for, and reached stored titles.
+    #[test]
+    fn c1_controls_are_dropped_too() {
+        let p = PixelParams::parse("title=a%C2%80b%C2%85c%C2%9F%C2%A0d&url=/x%C2%82");
+        assert_eq!(text(p.page.title).as_deref(), Some("abc\u{a0}d"));
+        assert_eq!(text(p.page.url).as_deref(), Some("/x"));
+        assert!(!has_control("é ü \u{a0} 🎉"));
+        assert!(has_control("\u{9f}") && has_control("\u{7f}") && has_control("\t"));
     }
 
     #[test]
