@@ -138,8 +138,11 @@ fn hit_path(c: &mut Criterion) {
     g.bench_function("user-agent (cached)", |b| {
         b.iter(|| black_box(Agent::parse(black_box(AGENTS[0]))))
     });
-    g.bench_function("user-agent (woothee, uncached)", |b| {
+    g.bench_function("user-agent (woothee + isbot, uncached)", |b| {
         b.iter(|| black_box(Agent::parse_uncached(black_box(AGENTS[0]))))
+    });
+    g.bench_function("user-agent (isbot list alone)", |b| {
+        b.iter(|| black_box(Agent::on_bot_list(black_box(AGENTS[0]))))
     });
     let tz = parse_time_zone("America/New_York").unwrap();
     g.bench_function("local time in zone", |b| {
