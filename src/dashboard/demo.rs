@@ -40,6 +40,7 @@ pub async fn ensure_site(store: &dyn Store) -> Result<Site, StoreError> {
         tokens: Vec::new(),
         // Readable on the dashboard without a token: it is a demo on the operator's machine.
         public: true,
+        honor_dnt: false,
         created_at: Utc::now(),
     };
     match store.insert_site(&site).await {
