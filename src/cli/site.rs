@@ -46,10 +46,12 @@ pub enum SiteCommand {
         /// A new display name.
         #[arg(long)]
         name: Option<String>,
-        /// The site's own host names, replacing the current list (repeat for several).
+        /// The site's own host names, replacing the current list (repeat for several):
+        /// `acme.example`, `localhost:3000`, `*.acme.example`. Hits sent from pages on other
+        /// hosts are not counted.
         #[arg(long = "host", value_parser = parse_host)]
         hosts: Vec<String>,
-        /// Remove every host name.
+        /// Remove every host name (hits from any page are counted again).
         #[arg(long, conflicts_with = "hosts")]
         clear_hosts: bool,
         /// Query parameters to keep in page paths, replacing the current list.
