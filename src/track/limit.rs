@@ -8,10 +8,11 @@
 //! has passed is indistinguishable from one never seen, so it is forgotten.
 //!
 //! Memory is bounded: the addresses are spread over [`SHARDS`] small maps, each swept of
-//! forgotten addresses at most once a second by the request that finds it due, and each
-//! holding at most [`MAX_ADDRESSES`] / [`SHARDS`] addresses; when a shard is full even after
-//! a sweep, one of its addresses is dropped (it gets its burst back early: the bound wins over
-//! exactness, and the drop is counted in `/metrics`).
+//! forgotten addresses at most once a second by the request that finds it due (and, when it is
+//! full, at most ten times a second), and each holding at most [`MAX_ADDRESSES`] / [`SHARDS`]
+//! addresses; when a shard is full even after a sweep, one of its addresses is dropped (it
+//! gets its burst back early: the bound wins over exactness, and the drop is counted in
+//! `/metrics`).
 //!
 //! Addresses are never stored or logged: a map holds a keyed 64-bit hash of the address (the
 //! key is random per process), and the time as nanoseconds since start-up. IPv4 addresses are
@@ -122,16 +123,26 @@ impl Limiter {
             shard.full_at.retain(|_, full_at| *full_at > now);
             shard.swept_at = now;
         }
-        let full_at = shard.full_at.get(&hash).copied().unwrap_or(0).max(now);
-        let next = full_at.saturating_add(self.interval);
-        if next - now > self.tolerance {
-            return Err(Limited {
-                retry_after: Duration::from_nanos(next - now - self.tolerance),
-            });
+        // An address seen recently: one probe, to read and advance its instant.
+        if let Some(full_at) = shard.full_at.get_mut(&hash) {
+            let next = (*full_at).max(now).saturating_add(self.interval);
+            if next - now > self.tolerance {
+                return Err(Limited {
+                    retry_after: Duration::from_nanos(next - now - self.tolerance),
+                });
+            }
+            *full_at = next;
+            return Ok(());
         }
-        if shard.full_at.len() >= self.per_shard && !shard.full_at.contains_key(&hash) {
-            shard.full_at.retain(|_, full_at| *full_at > now);
-            shard.swept_at = now;
+        // A new (or forgotten) address always has its burst: one interval ≤ the tolerance.
+        let next = now.saturating_add(self.interval);
+        if shard.full_at.len() >= self.per_shard {
+            // Sweep again, but at most ten times a second: under a flood of new addresses a
+            // sweep per request would cost thousands of entries each.
+            if now.saturating_sub(shard.swept_at) >= SWEEP_EVERY_NS / 10 {
+                shard.full_at.retain(|_, full_at| *full_at > now);
+                shard.swept_at = now;
+            }
             if shard.full_at.len() >= self.per_shard {
                 if let Some(&victim) = shard.full_at.keys().next() {
                     shard.full_at.remove(&victim);
