@@ -5,6 +5,7 @@
 //! variable the country lookup is left out (and said so). Results and the machine in
 //! docs/performance.md.
 
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -17,7 +18,9 @@ use tally::period::{system_clock, LocalTime};
 use tally::site::{parse_time_zone, Site, SiteId, SiteRegistry};
 use tally::track::agent::Agent;
 use tally::track::geo::GeoDb;
+use tally::track::limit::{Limiter, RateLimit};
 use tally::track::query::PixelParams;
+use tally::track::sender::Sender;
 use tally::track::Tracker;
 
 /// A hit carrying every field: a page with campaign parameters and a title, a search referrer
@@ -50,6 +53,7 @@ fn tracker(geo: Option<Arc<GeoDb>>) -> Tracker {
         keep_params: vec![],
         tokens: Vec::new(),
         public: false,
+        honor_dnt: false,
         created_at: Utc::now(),
     }]);
     Tracker {
@@ -60,6 +64,7 @@ fn tracker(geo: Option<Arc<GeoDb>>) -> Tracker {
         clock: system_clock(),
         geo,
         trusted_proxies: 0,
+        limiter: None,
     }
 }
 
@@ -119,6 +124,84 @@ fn hit_path(c: &mut Criterion) {
     });
     black_box(t.coalescer.drain());
 
+    // The same hits with the access checks a request gets over HTTP: the per-address rate limit
+    // (defaults: 20/s, burst 60) over 65,536 addresses, the Origin against the site's hosts,
+    // and the DNT/GPC headers. Each address comes back every 65,536 hits, far under its limit.
+    let many: Vec<IpAddr> = (0..65_536u32)
+        .map(|n| IpAddr::from(std::net::Ipv4Addr::from(0x5000_0000 + n * 7)))
+        .collect();
+    let limited = Tracker {
+        limiter: Some(Limiter::new(RateLimit {
+            per_second: 20.0,
+            burst: 60,
+        })),
+        ..tracker(geo.clone())
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ORIGIN,
+        HeaderValue::from_static("https://www.acme.example"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("dnt"),
+        HeaderValue::from_static("1"),
+    );
+    let name = if geo.is_some() {
+        "full hit + rate limit, Origin and DNT checks (GeoIP)->merged increments"
+    } else {
+        "full hit + rate limit, Origin and DNT checks (no GeoIP)->merged increments"
+    };
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let ua = AGENTS[i % AGENTS.len()];
+            let ip = many[i % many.len()];
+            limited.admit(Some(ip), black_box(&headers)).unwrap();
+            let sender = Sender::from_headers(black_box(&headers));
+            black_box(limited.track_from(black_box(QUERY), black_box(ua), Some(ip), sender))
+                .unwrap();
+            if i % 4096 == 0 {
+                black_box(limited.coalescer.drain());
+            }
+        })
+    });
+    black_box(limited.coalescer.drain());
+    // The same without the rate limit, to tell its share from the header checks'.
+    let unlimited = tracker(geo.clone());
+    g.bench_function(
+        "full hit + Origin and DNT checks, no rate limit->merged increments",
+        |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                let ua = AGENTS[i % AGENTS.len()];
+                let ip = many[i % many.len()];
+                unlimited.admit(Some(ip), black_box(&headers)).unwrap();
+                let sender = Sender::from_headers(black_box(&headers));
+                black_box(unlimited.track_from(black_box(QUERY), black_box(ua), Some(ip), sender))
+                    .unwrap();
+                if i % 4096 == 0 {
+                    black_box(unlimited.coalescer.drain());
+                }
+            })
+        },
+    );
+    black_box(unlimited.coalescer.drain());
+    // Alone, the check runs millions of times a second: at 20/s each address would soon be
+    // refused, so the rate is set high enough that every check admits (the common path).
+    let limiter = Limiter::new(RateLimit {
+        per_second: 1_000_000.0,
+        burst: 60,
+    });
+    g.bench_function("rate limit check (65,536 addresses)", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(limiter.check(black_box(many[i % many.len()]))).unwrap();
+        })
+    });
+    g.bench_function("Origin and DNT headers read", |b| {
+        b.iter(|| black_box(Sender::from_headers(black_box(&headers))))
+    });
+
     if let Some(db) = &geo {
         g.bench_function("country lookup", |b| {
             b.iter(|| {
@@ -138,8 +221,11 @@ fn hit_path(c: &mut Criterion) {
     g.bench_function("user-agent (cached)", |b| {
         b.iter(|| black_box(Agent::parse(black_box(AGENTS[0]))))
     });
-    g.bench_function("user-agent (woothee, uncached)", |b| {
+    g.bench_function("user-agent (woothee + isbot, uncached)", |b| {
         b.iter(|| black_box(Agent::parse_uncached(black_box(AGENTS[0]))))
+    });
+    g.bench_function("user-agent (isbot list alone)", |b| {
+        b.iter(|| black_box(Agent::on_bot_list(black_box(AGENTS[0]))))
     });
     let tz = parse_time_zone("America/New_York").unwrap();
     g.bench_function("local time in zone", |b| {

@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
 
-/// Why a pixel request was answered but not counted.
+/// Why an ingest request (pixel, event, visit beacon) was answered but not counted.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Rejection {
     /// No `site` parameter.
@@ -28,16 +28,44 @@ pub enum Rejection {
     PendingFull,
     /// tally is shutting down.
     ShuttingDown,
+    /// Sent from a page on a host that is not one of the site's hosts (`Origin`/`Referer`).
+    DisallowedHost,
+    /// `DNT: 1` or `Sec-GPC: 1`, for a site that honours them.
+    DoNotTrack,
+    /// The sender's address went over `--ingest-rate` (answered 429).
+    RateLimited,
+    /// Malformed input other than the site (events and beacons: bad JSON, names, numbers).
+    Invalid,
+    /// A body over the size limit.
+    TooLarge,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 11] = [
         Rejection::MissingSite,
         Rejection::InvalidSite,
         Rejection::UnknownSite,
         Rejection::Bot,
         Rejection::PendingFull,
         Rejection::ShuttingDown,
+        Rejection::DisallowedHost,
+        Rejection::DoNotTrack,
+        Rejection::RateLimited,
+        Rejection::Invalid,
+        Rejection::TooLarge,
+    ];
+
+    /// The reasons a pixel hit can have (`/metrics` lists these for `hits_rejected`).
+    pub const PIXEL: [Rejection; 9] = [
+        Rejection::MissingSite,
+        Rejection::InvalidSite,
+        Rejection::UnknownSite,
+        Rejection::Bot,
+        Rejection::PendingFull,
+        Rejection::ShuttingDown,
+        Rejection::DisallowedHost,
+        Rejection::DoNotTrack,
+        Rejection::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +76,11 @@ impl Rejection {
             Rejection::Bot => "bot",
             Rejection::PendingFull => "pending_full",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::DisallowedHost => "disallowed_host",
+            Rejection::DoNotTrack => "do_not_track",
+            Rejection::RateLimited => "rate_limited",
+            Rejection::Invalid => "invalid",
+            Rejection::TooLarge => "too_large",
         }
     }
 }
@@ -94,10 +127,16 @@ pub struct Metrics {
     rejected: Vec<Counter>,
     /// Custom events counted.
     pub events_accepted: Counter,
-    /// Custom events refused (bad input, unknown site, pending bound, shutdown).
-    pub events_rejected: Counter,
+    /// Custom events not counted, by reason (index: `Rejection as usize`).
+    events_rejected: Vec<Counter>,
     /// Visit-duration beacons counted.
     pub beacons_accepted: Counter,
+    /// Visit-duration beacons not counted, by reason.
+    beacons_rejected: Vec<Counter>,
+    /// Addresses the rate limiter forgot early because its memory bound was reached.
+    pub rate_limit_evictions: Counter,
+    /// Addresses the rate limiter remembers; set when scraped.
+    pub rate_limit_addresses: Gauge,
     flushes: Family<OutcomeLabel, Counter>,
     /// Statements (one per document) sent to the store.
     pub statements: Counter,
@@ -148,31 +187,57 @@ impl Metrics {
             "Pixel hits answered but not counted, by reason",
             rejected_family.clone(),
         );
-        let rejected = Rejection::ALL
-            .iter()
-            .map(|&reason| {
-                rejected_family
-                    .get_or_create(&ReasonLabel { reason })
-                    .clone()
-            })
-            .collect();
+        // Counters for every reason, in `ALL` order; only `shown` ones appear in /metrics.
+        let by_reason = |family: &Family<ReasonLabel, Counter>, shown: &[Rejection]| {
+            Rejection::ALL
+                .iter()
+                .map(|&reason| {
+                    if shown.contains(&reason) {
+                        family.get_or_create(&ReasonLabel { reason }).clone()
+                    } else {
+                        Counter::default()
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let rejected = by_reason(&rejected_family, &Rejection::PIXEL);
         let events_accepted = Counter::default();
         registry.register(
             "events_accepted",
             "Custom events accepted and queued for counting",
             events_accepted.clone(),
         );
-        let events_rejected = Counter::default();
+        let events_family = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "events_rejected",
-            "Custom events refused: bad input, unknown site, pending bound reached, shutdown",
-            events_rejected.clone(),
+            "Custom events not counted, by reason",
+            events_family.clone(),
         );
+        let events_rejected = by_reason(&events_family, &Rejection::ALL);
         let beacons_accepted = Counter::default();
         registry.register(
             "visit_beacons_accepted",
             "Visit-duration beacons accepted and queued for counting",
             beacons_accepted.clone(),
+        );
+        let beacons_family = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "visit_beacons_rejected",
+            "Visit-duration beacons not counted, by reason",
+            beacons_family.clone(),
+        );
+        let beacons_rejected = by_reason(&beacons_family, &Rejection::ALL);
+        let rate_limit_evictions = Counter::default();
+        registry.register(
+            "rate_limit_evictions",
+            "Addresses the ingest rate limiter forgot early because its memory bound was reached",
+            rate_limit_evictions.clone(),
+        );
+        let rate_limit_addresses = Gauge::default();
+        registry.register(
+            "rate_limit_addresses",
+            "Addresses (hashed) the ingest rate limiter remembers",
+            rate_limit_addresses.clone(),
         );
         let flushes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -278,6 +343,9 @@ impl Metrics {
             events_accepted,
             events_rejected,
             beacons_accepted,
+            beacons_rejected,
+            rate_limit_evictions,
+            rate_limit_addresses,
             flushes,
             statements,
             commands,
@@ -289,9 +357,20 @@ impl Metrics {
         }
     }
 
+    /// Pixel hits not counted for `reason`.
     pub fn rejected(&self, reason: Rejection) -> &Counter {
         // `ALL` lists the variants in declaration order.
         &self.rejected[reason as usize]
+    }
+
+    /// Custom events not counted for `reason`.
+    pub fn events_rejected(&self, reason: Rejection) -> &Counter {
+        &self.events_rejected[reason as usize]
+    }
+
+    /// Visit beacons not counted for `reason`.
+    pub fn beacons_rejected(&self, reason: Rejection) -> &Counter {
+        &self.beacons_rejected[reason as usize]
     }
 
     pub fn flushed(&self, outcome: FlushOutcome) {

@@ -19,6 +19,8 @@ pub const DEFAULT_STORE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
+pub const DEFAULT_INGEST_RATE: f64 = 20.0;
+pub const DEFAULT_INGEST_BURST: u32 = 60;
 
 /// Which store holds the documents. Global: every command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -113,6 +115,20 @@ pub struct ServeSettings {
           default_missing_value = "1", value_parser = clap::value_parser!(u8).range(0..=8))]
     pub trust_proxy: u8,
 
+    /// Requests per second one client address may send to the ingest endpoints (/t.gif, /e,
+    /// /v) together, sustained, after a burst of --ingest-burst; more are answered 429 and not
+    /// counted (`rate_limited` in /metrics). 0 turns the limit off. The address is the
+    /// connection's, or the forwarded one with --trust-proxy: behind a proxy, set that, or
+    /// every visitor shares the proxy's limit. Fractions are allowed (0.5: one every 2 s).
+    #[arg(long, env = "TALLY_INGEST_RATE", default_value_t = DEFAULT_INGEST_RATE,
+          value_parser = ingest_rate)]
+    pub ingest_rate: f64,
+
+    /// Requests one client address may send at once before --ingest-rate applies (1–100000).
+    #[arg(long, env = "TALLY_INGEST_BURST", default_value_t = DEFAULT_INGEST_BURST,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ingest_burst: u32,
+
     /// Most distinct keys (pages, referrers, terms, campaign values) one month document names
     /// (100–10000); later ones are counted under `(other)`. Bounds every document's size.
     #[arg(long, env = "TALLY_MAX_KEYS", default_value_t = DEFAULT_MAX_KEYS,
@@ -184,6 +200,14 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
+    /// The per-address ingest rate limit these settings ask for (`None`: off).
+    pub fn rate_limit(&self) -> Option<crate::track::limit::RateLimit> {
+        (self.ingest_rate > 0.0).then_some(crate::track::limit::RateLimit {
+            per_second: self.ingest_rate,
+            burst: self.ingest_burst,
+        })
+    }
+
     /// The retention of event counters these settings ask for.
     pub fn retention(&self) -> crate::retention::Retention {
         let keep = |d: chrono::TimeDelta, n: u32| (n > 0).then(|| d * n as i32);
@@ -199,6 +223,15 @@ fn max_keys(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
         Ok(n) if (100..=10_000).contains(&n) => Ok(n),
         _ => Err(format!("{raw:?} is not a whole number from 100 to 10000")),
+    }
+}
+
+fn ingest_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(n) if n == 0.0 || (0.001..=1_000_000.0).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{raw:?} is not 0 (off) or a number of requests per second from 0.001 to 1000000"
+        )),
     }
 }
 
@@ -222,6 +255,8 @@ impl Default for ServeSettings {
             geoip_db: None,
             trust_proxy: 0,
             max_keys: DEFAULT_MAX_KEYS,
+            ingest_rate: DEFAULT_INGEST_RATE,
+            ingest_burst: DEFAULT_INGEST_BURST,
             retain_5m_hours: 48,
             retain_hourly_days: 60,
             retain_daily_days: 0,
@@ -233,6 +268,21 @@ impl Default for ServeSettings {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_rates_are_checked() {
+        assert_eq!(ingest_rate("0"), Ok(0.0));
+        assert_eq!(ingest_rate("20"), Ok(20.0));
+        assert_eq!(ingest_rate("0.5"), Ok(0.5));
+        for bad in ["-1", "NaN", "inf", "0.0001", "2000000", "fast", ""] {
+            assert!(ingest_rate(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -78,21 +78,65 @@ pub fn parse_time_zone(raw: &str) -> Result<Tz, String> {
 }
 
 /// Validates a host name given with `--host`: lower-cased, letters, digits, `-`, `.` and an
-/// optional `:port`.
+/// optional `:port`, or a wildcard `*.example.com` for every subdomain of `example.com`.
 pub fn parse_host(raw: &str) -> Result<String, String> {
     let host = raw.trim().to_ascii_lowercase();
-    let valid = !host.is_empty()
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    let valid = !name.is_empty()
         && host.len() <= 253
-        && host
+        && !name.starts_with('.')
+        && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b':' | b'[' | b']'));
     if valid {
         Ok(host)
     } else {
         Err(format!(
-            "invalid host {raw:?}: give a host name such as \"example.com\", without scheme or path"
+            "invalid host {raw:?}: give a host name such as \"example.com\" or \"*.example.com\", \
+             without scheme or path"
         ))
     }
+}
+
+/// Splits `host[:port]` (`[v6]:port` for IPv6) into the name and the port, if one is given.
+fn split_port(host: &str) -> (&str, Option<u16>) {
+    let (name, port) = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') && host[..i].matches(':').count() == 0 => {
+            (&host[..i], Some(&host[i + 1..]))
+        }
+        Some(i) if host.starts_with('[') && host[..i].ends_with(']') => {
+            (&host[..i], Some(&host[i + 1..]))
+        }
+        _ => (host, None),
+    };
+    match port.map(str::parse::<u16>) {
+        Some(Ok(port)) => (name, Some(port)),
+        Some(Err(_)) => (host, None),
+        None => (name, None),
+    }
+}
+
+/// Whether a site's host entry names `host` (lower-case, `www.` removed) on `port`.
+///
+/// `acme.example` matches exactly that host (and `www.acme.example`: `www.` is ignored on both
+/// sides), on any port; `acme.example:8080` only on that port; `*.acme.example` matches every
+/// subdomain (`blog.acme.example`, `a.b.acme.example`) but not `acme.example` itself.
+pub fn host_matches(entry: &str, host: &str, port: Option<u16>) -> bool {
+    let (name, want_port) = split_port(entry);
+    if want_port.is_some() && want_port != port {
+        return false;
+    }
+    match name.strip_prefix("*.") {
+        Some(parent) => host
+            .strip_suffix(parent)
+            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+        None => strip_www(name) == host,
+    }
+}
+
+/// `www.example.com` → `example.com`.
+pub fn strip_www(host: &str) -> &str {
+    host.strip_prefix("www.").unwrap_or(host)
 }
 
 /// Validates a query parameter name given with `--keep-param`: 1–64 printable characters.
@@ -124,6 +168,8 @@ pub struct Site {
     pub tokens: Vec<TokenHash>,
     /// Readable through the API and the dashboard without a token.
     pub public: bool,
+    /// Hits sent with `DNT: 1` or `Sec-GPC: 1` are not counted (`site update --honor-dnt on`).
+    pub honor_dnt: bool,
 }
 
 /// A read token's stored form.
@@ -154,6 +200,7 @@ impl Site {
                 "created_at": mongodb::bson::DateTime::from_millis(t.created_at.timestamp_millis()),
             })).collect::<Vec<_>>(),
             "public": self.public,
+            "honor_dnt": self.honor_dnt,
             "created_at": mongodb::bson::DateTime::from_millis(self.created_at.timestamp_millis()),
         }
     }
@@ -197,6 +244,7 @@ impl Site {
             Err(_) => Vec::new(),
         };
         let public = doc.get_bool("public").unwrap_or(false);
+        let honor_dnt = doc.get_bool("honor_dnt").unwrap_or(false);
         let created_at = doc
             .get_datetime("created_at")
             .ok()
@@ -211,7 +259,30 @@ impl Site {
             created_at,
             tokens,
             public,
+            honor_dnt,
         })
+    }
+
+    /// Whether `host` (any case; `port` as the browser sent it) is one of this site's own
+    /// hosts, by [`host_matches`]. A site without hosts has none.
+    pub fn is_own_host(&self, host: &str, port: Option<u16>) -> bool {
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            &lower
+        } else {
+            host
+        };
+        let host = strip_www(host);
+        self.hosts
+            .iter()
+            .any(|entry| host_matches(entry, host, port))
+    }
+
+    /// Whether a hit sent from a page on `host` may be counted: always for a site without
+    /// hosts, else only from one of its own hosts.
+    pub fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
+        self.hosts.is_empty() || self.is_own_host(host, port)
     }
 
     /// The snippet a site owner pastes into their pages.
@@ -323,8 +394,66 @@ mod tests {
                 created_at: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
             }],
             public: true,
+            honor_dnt: true,
             created_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
         };
         assert_eq!(Site::from_document(&site.to_document()).unwrap(), site);
+        // Documents written before `honor_dnt` existed read as off.
+        let mut old = site.to_document();
+        old.remove("honor_dnt");
+        assert!(!Site::from_document(&old).unwrap().honor_dnt);
+    }
+
+    fn with_hosts(hosts: &[&str]) -> Site {
+        let mut site = Site::from_document(&doc! {"_id": "acme", "tz": "UTC"}).unwrap();
+        site.hosts = hosts.iter().map(|h| parse_host(h).unwrap()).collect();
+        site
+    }
+
+    #[test]
+    fn exact_hosts_match_with_or_without_www_on_any_port() {
+        let site = with_hosts(&["acme.example"]);
+        assert!(site.is_own_host("acme.example", None));
+        assert!(site.is_own_host("www.acme.example", Some(443)));
+        assert!(site.is_own_host("ACME.Example", None));
+        assert!(!site.is_own_host("blog.acme.example", None));
+        assert!(!site.is_own_host("acme.example.evil", None));
+        assert!(!site.is_own_host("evilacme.example", None));
+        let www = with_hosts(&["www.acme.example"]);
+        assert!(www.is_own_host("acme.example", None));
+    }
+
+    #[test]
+    fn a_port_in_the_entry_matches_only_that_port() {
+        let site = with_hosts(&["localhost:3000", "[::1]:8080", "[::1]"]);
+        assert!(site.is_own_host("localhost", Some(3000)));
+        assert!(!site.is_own_host("localhost", Some(3001)));
+        assert!(!site.is_own_host("localhost", None));
+        assert!(site.is_own_host("[::1]", Some(8080)));
+        assert!(site.is_own_host("[::1]", Some(9)));
+        assert_eq!(split_port("[::1]:8080"), ("[::1]", Some(8080)));
+        assert_eq!(split_port("[::1]"), ("[::1]", None));
+        assert_eq!(split_port("a:b"), ("a:b", None));
+    }
+
+    #[test]
+    fn a_wildcard_matches_subdomains_only() {
+        let site = with_hosts(&["*.acme.example"]);
+        assert!(site.is_own_host("blog.acme.example", None));
+        assert!(site.is_own_host("a.b.acme.example", Some(8443)));
+        assert!(!site.is_own_host("acme.example", None));
+        assert!(!site.is_own_host("evilacme.example", None));
+        assert!(!site.is_own_host("acme.example.evil", None));
+        assert!(!site.is_own_host(".acme.example", None));
+        assert!(with_hosts(&[]).allows_host("anything.example", None));
+        assert!(!site.allows_host("other.example", None));
+    }
+
+    #[test]
+    fn host_entries_are_checked() {
+        assert_eq!(parse_host(" *.Acme.Example ").unwrap(), "*.acme.example");
+        for bad in ["*", "*.", "**.a", "*.*.a", "a/b", "https://a", "", "a b"] {
+            assert!(parse_host(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -181,6 +181,10 @@ impl Application {
             clock,
             geo,
             trusted_proxies: serve.trust_proxy,
+            limiter: serve.rate_limit().map(|limit| {
+                crate::track::limit::Limiter::new(limit)
+                    .counting_evictions_in(metrics.rate_limit_evictions.clone())
+            }),
         });
 
         let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {
@@ -390,9 +394,13 @@ async fn metrics_text(
     metrics: web::Data<Arc<Metrics>>,
     coalescer: web::Data<Arc<Coalescer>>,
     flusher: web::Data<Arc<Flusher>>,
+    tracker: web::Data<Tracker>,
 ) -> HttpResponse {
     metrics.pending.set(coalescer.pending() as i64);
     metrics.owed.set(flusher.queued() as i64);
+    if let Some(limiter) = &tracker.limiter {
+        metrics.rate_limit_addresses.set(limiter.len() as i64);
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.encode())

@@ -145,6 +145,8 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
         clock: system_clock(),
         geo,
         trusted_proxies: 0,
+        // Log lines are not requests: no rate limit, host or opt-out applies to them.
+        limiter: None,
     };
 
     let progress = progress_bar();

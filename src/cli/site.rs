@@ -20,14 +20,20 @@ pub enum SiteCommand {
         /// A display name (default: the id).
         #[arg(long)]
         name: Option<String>,
-        /// One of the site's own host names (repeat for several); referrers from them are
-        /// internal.
+        /// One of the site's own host names (repeat for several), e.g. `acme.example`,
+        /// `localhost:3000`, or `*.acme.example` for every subdomain. Referrers from them are
+        /// internal, and once any is given, hits sent from pages on other hosts (by their
+        /// Origin or Referer header) are not counted.
         #[arg(long = "host", value_parser = parse_host)]
         hosts: Vec<String>,
         /// A query parameter to keep in page paths (repeat for several), e.g. `id` to count
         /// `/item?id=1` and `/item?id=2` as two pages. Others are dropped.
         #[arg(long = "keep-param", value_parser = parse_param)]
         keep_params: Vec<String>,
+        /// Do not count hits from browsers that send `DNT: 1` or `Sec-GPC: 1` (on), or count
+        /// them like any other (off, the default).
+        #[arg(long, value_parser = ["on", "off"], default_value = "off")]
+        honor_dnt: String,
     },
     /// Change a site. Options given replace what the site had; a running `tally serve` picks
     /// the change up within --site-refresh-secs. Documents already written keep their buckets.
@@ -40,10 +46,12 @@ pub enum SiteCommand {
         /// A new display name.
         #[arg(long)]
         name: Option<String>,
-        /// The site's own host names, replacing the current list (repeat for several).
+        /// The site's own host names, replacing the current list (repeat for several):
+        /// `acme.example`, `localhost:3000`, `*.acme.example`. Hits sent from pages on other
+        /// hosts are not counted.
         #[arg(long = "host", value_parser = parse_host)]
         hosts: Vec<String>,
-        /// Remove every host name.
+        /// Remove every host name (hits from any page are counted again).
         #[arg(long, conflicts_with = "hosts")]
         clear_hosts: bool,
         /// Query parameters to keep in page paths, replacing the current list.
@@ -52,6 +60,10 @@ pub enum SiteCommand {
         /// Keep no query parameter in page paths.
         #[arg(long, conflicts_with = "keep_params")]
         clear_keep_params: bool,
+        /// Do not count hits from browsers that send `DNT: 1` or `Sec-GPC: 1` (on), or count
+        /// them (off).
+        #[arg(long, value_parser = ["on", "off"])]
+        honor_dnt: Option<String>,
     },
     /// Create a read token for the site's API and dashboard. It is printed once: tally keeps
     /// only its hash.
@@ -98,6 +110,7 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
             name,
             hosts,
             keep_params,
+            honor_dnt,
         } => {
             let site = Site {
                 name: name.unwrap_or_else(|| id.to_string()),
@@ -108,6 +121,7 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
                 created_at: Utc::now(),
                 tokens: Vec::new(),
                 public: false,
+                honor_dnt: honor_dnt == "on",
             };
             match store.insert_site(&site).await {
                 Ok(()) => {}
@@ -128,6 +142,7 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
             clear_hosts,
             keep_params,
             clear_keep_params,
+            honor_dnt,
         } => {
             let Some(mut site) = store.site(id.as_str()).await? else {
                 return Err(CliError::Failed(format!("no site {:?}", id.as_str())));
@@ -143,6 +158,9 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
             }
             if clear_keep_params || !keep_params.is_empty() {
                 site.keep_params = keep_params;
+            }
+            if let Some(state) = honor_dnt {
+                site.honor_dnt = state == "on";
             }
             store.update_site(&site).await?;
             show(&site);
@@ -215,13 +233,17 @@ pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliEr
                 .max()
                 .unwrap_or(2)
                 .max(2);
-            println!("{:width$}  {:30}  {:24}  HOSTS", "ID", "TIME ZONE", "NAME");
+            println!(
+                "{:width$}  {:30}  {:24}  {:3}  HOSTS",
+                "ID", "TIME ZONE", "NAME", "DNT"
+            );
             for s in &sites {
                 println!(
-                    "{:width$}  {:30}  {:24}  {}",
+                    "{:width$}  {:30}  {:24}  {:3}  {}",
                     s.id.as_str(),
                     s.tz.name(),
                     s.name,
+                    if s.honor_dnt { "on" } else { "off" },
                     s.hosts.join(",")
                 );
             }
@@ -249,6 +271,14 @@ fn show(site: &Site) {
     println!("name:        {}", site.name);
     println!("time zone:   {}", site.tz.name());
     println!("hosts:       {}", site.hosts.join(", "));
+    println!(
+        "honor DNT:   {}",
+        if site.honor_dnt {
+            "on: hits with DNT: 1 or Sec-GPC: 1 are not counted"
+        } else {
+            "off"
+        }
+    );
     println!("keep params: {}", site.keep_params.join(", "));
     println!("public:      {}", if site.public { "yes" } else { "no" });
     println!("tokens:      {}", site.tokens.len());

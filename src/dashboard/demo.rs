@@ -39,11 +39,16 @@ pub async fn ensure_site(store: &dyn Store) -> Result<Site, StoreError> {
         id: SiteId::parse(SITE).expect("\"demo\" is a valid site id"),
         tz,
         name: "tally demo".to_owned(),
-        hosts: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+        // No hosts: the demo page is served by tally itself, under whatever name the operator
+        // opens it by (localhost, a LAN address, a container's name), and a site with hosts
+        // refuses hits from pages on other hosts. Internal referrers are then told by the
+        // page's own host.
+        hosts: Vec::new(),
         keep_params: Vec::new(),
         tokens: Vec::new(),
         // Readable on the dashboard without a token: it is a demo on the operator's machine.
         public: true,
+        honor_dnt: false,
         created_at: Utc::now(),
     };
     match store.insert_site(&site).await {

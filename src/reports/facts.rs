@@ -12,7 +12,7 @@
 
 use super::{campaigns, content};
 use crate::field::Key;
-use crate::site::{Site, SiteId};
+use crate::site::{strip_www, Site, SiteId};
 use crate::track::query::Text;
 use crate::track::search;
 use compact_str::CompactString;
@@ -184,21 +184,15 @@ fn derive_referrer(url: Text<'_>) -> Option<RefFacts> {
 }
 
 impl RefFacts {
-    /// Whether this referrer is the site itself: one of its `hosts` (`www.` ignored; a site host
-    /// with a port matches only that port), or, for a site without hosts, the page's own host.
+    /// Whether this referrer is the site itself: one of its `hosts` ([`Site::is_own_host`]:
+    /// `www.` ignored, a host with a port matches only that port, `*.` matches subdomains), or,
+    /// for a site without hosts, the page's own host.
     pub fn is_internal(&self, site: &Site, page_host: Option<&str>) -> bool {
         if site.hosts.is_empty() {
             return page_host == Some(self.bare.as_str());
         }
-        site.hosts
-            .iter()
-            .map(|h| strip_www(h))
-            .any(|h| h == self.bare || h == self.host)
+        site.is_own_host(&self.bare, self.port)
     }
-}
-
-fn strip_www(host: &str) -> &str {
-    host.strip_prefix("www.").unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -216,6 +210,7 @@ mod tests {
             keep_params: keep.iter().map(|s| s.to_string()).collect(),
             tokens: Vec::new(),
             public: false,
+            honor_dnt: false,
             created_at: Default::default(),
         }
     }

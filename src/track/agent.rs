@@ -2,13 +2,19 @@
 //!
 //! Keys are chosen from a fixed vocabulary (`chrome`, `windows`, `tablet`, …), so a User-Agent
 //! can never invent a field name; the version is digits only (`131-0`). Crawlers, HTTP
-//! libraries and headless browsers are marked as bots and are not counted.
+//! libraries and headless browsers are marked as bots and are not counted. Three filters, in
+//! order: a short list of automation markers, woothee's `crawler` category, and the `isbot`
+//! crate's list (several hundred patterns from the maintained omrilotan/isbot and
+//! monperrus/crawler-user-agents lists), which catches the monitors, SEO tools, feed readers
+//! and AI crawlers woothee does not know.
 //!
-//! Parsing costs a few microseconds (woothee runs regular expressions), and a site's visitors
-//! send few distinct User-Agents, so results are cached per worker thread in a bounded map.
+//! Parsing costs microseconds (woothee and isbot run regular expressions), and a site's
+//! visitors send few distinct User-Agents, so results are cached per worker thread in a
+//! bounded map: the filters run once per distinct User-Agent per thread.
 
 use compact_str::{format_compact, CompactString};
 use std::cell::RefCell;
+use std::sync::LazyLock;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use woothee::parser::Parser;
 
@@ -17,6 +23,9 @@ pub const MAX_UA_BYTES: usize = 512;
 
 /// Distinct User-Agents remembered per worker thread; the cache is emptied when full.
 const CACHE_ENTRIES: usize = 4096;
+
+/// The `isbot` list, compiled once (a few milliseconds) into one regular expression.
+static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
 
 /// What tally keeps of a User-Agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +69,11 @@ impl Agent {
         if ua.trim().is_empty() || looks_automated(ua) {
             return Agent::bot();
         }
-        let Some(r) = Parser::new().parse(ua) else {
+        let parsed = Parser::new().parse(ua);
+        if parsed.as_ref().is_some_and(|r| r.category == "crawler") || BOTS.is_bot(ua) {
+            return Agent::bot();
+        }
+        let Some(r) = parsed else {
             return Agent {
                 browser: "other",
                 version: CompactString::const_new("unknown"),
@@ -69,9 +82,6 @@ impl Agent {
                 bot: false,
             };
         };
-        if r.category == "crawler" {
-            return Agent::bot();
-        }
         let platform = platform_key(r.os);
         Agent {
             browser: browser_key(r.name),
@@ -80,6 +90,11 @@ impl Agent {
             device: device_key(r.category, r.os, ua),
             bot: false,
         }
+    }
+
+    /// Whether the `isbot` list alone names this User-Agent (benchmarks measure it apart).
+    pub fn on_bot_list(ua: &str) -> bool {
+        BOTS.is_bot(ua)
     }
 
     fn bot() -> Agent {
@@ -269,6 +284,49 @@ mod tests {
         ] {
             assert!(Agent::parse(ua).bot, "{ua:?} should be a bot");
         }
+    }
+
+    /// Crawlers woothee files as browsers (or does not know), caught by the `isbot` list.
+    pub const ISBOT_ONLY: [&str; 5] = [
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 (compatible; Google-InspectionTool/1.0)",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36; compatible; OAI-SearchBot/1.0; +https://openai.com/searchbot",
+        "Mozilla/5.0 (compatible; Bytespider; spider-feedback@bytedance.com) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.0.0 Safari/537.36",
+        "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 5 subscribers)",
+        "axios/1.6.0",
+    ];
+
+    #[test]
+    fn the_isbot_list_catches_what_woothee_misses() {
+        for ua in ISBOT_ONLY {
+            let woothee = Parser::new().parse(ua);
+            assert!(
+                woothee.is_none_or(|r| r.category != "crawler"),
+                "woothee already knows {ua:?}: pick one it does not"
+            );
+            assert!(!looks_automated(ua), "{ua:?}");
+            assert!(Agent::parse_uncached(ua).bot, "{ua:?} should be a bot");
+        }
+    }
+
+    #[test]
+    fn real_browsers_are_not_bots() {
+        // Every browser the load benchmark sends (scripts/bench/mix.lua) and the tests use.
+        let mix = include_str!("../../scripts/bench/mix.lua");
+        let agents: Vec<&str> = mix
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("\"Mozilla/5.0"))
+            .map(|rest| rest.trim_end_matches(',').trim_end_matches('"'))
+            .collect();
+        assert!(
+            agents.len() >= 40,
+            "found {} agents in mix.lua",
+            agents.len()
+        );
+        for rest in agents {
+            let ua = format!("Mozilla/5.0{rest}");
+            assert!(!Agent::parse_uncached(&ua).bot, "{ua:?} is a browser");
+        }
+        assert!(!Agent::parse_uncached(CHROME_WIN).bot);
     }
 
     #[test]

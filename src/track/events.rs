@@ -4,19 +4,24 @@
 //!   up to [`MAX_BATCH`] of them (one site per request), from servers and from the snippet's
 //!   `navigator.sendBeacon` (any content type). The whole request is checked first and counted
 //!   all or nothing: `202 {"accepted": n}`, or a 4xx with the JSON error shape and nothing
-//!   counted. Bodies over [`MAX_BODY`] get 413 before they are read.
+//!   counted. Bodies over [`MAX_BODY`] get 413 before they are read. A page on a host the site
+//!   does not list gets 403 `disallowed_host`; an opted-out browser (DNT/GPC, for a site that
+//!   honours it) gets `202 {"accepted": 0, "ignored": "do_not_track"}`; a sender over the rate
+//!   limit gets 429 `rate_limited` with `Retry-After`.
 //! - `GET /e?site=&name=&value=&p.KEY=VAL&ts=` is the same for one event from an `<img>`: it
-//!   always answers the pixel, like `/t.gif`.
+//!   answers the pixel, like `/t.gif` (429 over the rate limit, else 200).
 //! - `GET|POST /v?site=&vt=&vd=&pvd=&ts=` moves a visit between duration segments
-//!   (`reports::engagement`); it always answers 204.
+//!   (`reports::engagement`); it answers 204 (429 over the rate limit).
 //!
-//! Like the pixel, these only validate and enqueue.
+//! Like the pixel, these only validate and enqueue; every outcome is counted in `/metrics`.
 
 use super::query::decode;
+use super::sender::Sender;
 use super::{client_time, pixel, Tracker};
 use crate::aggregate::Refused;
 use crate::error::json_error;
 use crate::field::Key;
+use crate::metrics::Rejection;
 use crate::period::LocalTime;
 use crate::reports::engagement;
 use crate::reports::events::{self, Event, MAX_PROPERTIES};
@@ -83,6 +88,12 @@ pub enum EventError {
     Busy,
     #[error("tally is shutting down")]
     ShuttingDown,
+    #[error("site {0:?} does not count events sent from this page's host")]
+    DisallowedHost(String),
+    #[error("the browser asked not to be tracked (DNT or Sec-GPC) and the site honours it")]
+    DoNotTrack,
+    #[error("too many requests from this address; retry in {0} s")]
+    RateLimited(u64),
 }
 
 impl EventError {
@@ -92,8 +103,38 @@ impl EventError {
             EventError::UnknownSite(_) => (StatusCode::BAD_REQUEST, "unknown_site"),
             EventError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             EventError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            EventError::DisallowedHost(_) => (StatusCode::FORBIDDEN, "disallowed_host"),
+            // The visitor's own choice, honoured: nothing is wrong.
+            EventError::DoNotTrack => {
+                return HttpResponse::Accepted()
+                    .json(serde_json::json!({ "accepted": 0, "ignored": "do_not_track" }))
+            }
+            EventError::RateLimited(secs) => {
+                let mut response = json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    &self.to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+                return response;
+            }
         };
         json_error(status, code, &self.to_string())
+    }
+
+    /// The reason counted in `/metrics`.
+    pub fn reason(&self) -> Rejection {
+        match self {
+            EventError::Invalid(_) => Rejection::Invalid,
+            EventError::UnknownSite(_) => Rejection::UnknownSite,
+            EventError::Busy => Rejection::PendingFull,
+            EventError::ShuttingDown => Rejection::ShuttingDown,
+            EventError::DisallowedHost(_) => Rejection::DisallowedHost,
+            EventError::DoNotTrack => Rejection::DoNotTrack,
+            EventError::RateLimited(_) => Rejection::RateLimited,
+        }
     }
 }
 
@@ -220,20 +261,35 @@ impl Tracker {
     /// Checks every event and enqueues them all, or none. All events of one call must be for
     /// one site.
     pub fn track_events(&self, raw: &[RawEvent<'_>]) -> Result<usize, EventError> {
-        let result = self.try_track_events(raw);
+        self.track_events_from(raw, Sender::default())
+    }
+
+    /// [`Tracker::track_events`] for a request that came with `sender`'s page host and opt-out.
+    pub fn track_events_from(
+        &self,
+        raw: &[RawEvent<'_>],
+        sender: Sender<'_>,
+    ) -> Result<usize, EventError> {
+        let result = self.try_track_events(raw, sender);
         match &result {
             Ok(n) => {
                 self.metrics.events_accepted.inc_by(*n as u64);
             }
             Err(e) => {
-                self.metrics.events_rejected.inc_by(raw.len().max(1) as u64);
+                self.metrics
+                    .events_rejected(e.reason())
+                    .inc_by(raw.len().max(1) as u64);
                 tracing::debug!(error = %e, "events not counted");
             }
         }
         result
     }
 
-    fn try_track_events(&self, raw: &[RawEvent<'_>]) -> Result<usize, EventError> {
+    fn try_track_events(
+        &self,
+        raw: &[RawEvent<'_>],
+        sender: Sender<'_>,
+    ) -> Result<usize, EventError> {
         let Some(first) = raw.first() else {
             return Err(invalid(None, "no event"));
         };
@@ -248,6 +304,10 @@ impl Tracker {
             .sites
             .get(&id)
             .ok_or_else(|| EventError::UnknownSite(first.site.to_string()))?;
+        sender.check(&site).map_err(|reason| match reason {
+            Rejection::DoNotTrack => EventError::DoNotTrack,
+            _ => EventError::DisallowedHost(first.site.to_string()),
+        })?;
         let now = (self.clock)();
         let now_local = LocalTime::at(now, site.tz);
         let mut incs = Increments::with_capacity(raw.len() * 8);
@@ -290,14 +350,36 @@ impl Tracker {
     /// A visit-duration beacon: `vt` the visit's start (ms), `vd` its duration now and `pvd`
     /// the duration reported before (ms). `false` when it was not counted.
     pub fn track_duration(&self, query: &str, user_agent: &str) -> bool {
-        let counted = self.try_track_duration(query, user_agent).is_some();
-        if counted {
-            self.metrics.beacons_accepted.inc();
-        }
-        counted
+        self.track_duration_from(query, user_agent, Sender::default())
+            .is_ok()
     }
 
-    fn try_track_duration(&self, query: &str, user_agent: &str) -> Option<()> {
+    /// [`Tracker::track_duration`] for a request that came with `sender`'s page host and
+    /// opt-out; every outcome is counted in the metrics.
+    pub fn track_duration_from(
+        &self,
+        query: &str,
+        user_agent: &str,
+        sender: Sender<'_>,
+    ) -> Result<(), Rejection> {
+        let result = self.try_track_duration(query, user_agent, sender);
+        match result {
+            Ok(()) => {
+                self.metrics.beacons_accepted.inc();
+            }
+            Err(reason) => {
+                self.metrics.beacons_rejected(reason).inc();
+            }
+        }
+        result
+    }
+
+    fn try_track_duration(
+        &self,
+        query: &str,
+        user_agent: &str,
+        sender: Sender<'_>,
+    ) -> Result<(), Rejection> {
         let (mut site, mut vt, mut vd, mut pvd) = (None, None, None, None);
         for pair in query.split('&').take(64) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -310,22 +392,30 @@ impl Tracker {
                 _ => {}
             }
         }
-        let site = self.sites.get(&SiteId::parse(&site?).ok()?)?;
+        let id = SiteId::parse(&site.ok_or(Rejection::MissingSite)?)
+            .map_err(|_| Rejection::InvalidSite)?;
+        let site = self.sites.get(&id).ok_or(Rejection::UnknownSite)?;
+        sender.check(&site)?;
         if Agent::parse(user_agent).bot {
-            return None;
+            return Err(Rejection::Bot);
         }
-        let (vd, pvd) = (vd?, pvd.unwrap_or(0));
+        let (vd, pvd) = (vd.ok_or(Rejection::Invalid)?, pvd.unwrap_or(0));
         if vd < 0 || pvd < 0 || pvd > vd {
-            return None;
+            return Err(Rejection::Invalid);
         }
         let now = (self.clock)();
         let started = client_time(now, vt).unwrap_or(now);
         let mut incs = Increments::with_capacity(2);
         engagement::count_duration(LocalTime::at(started, site.tz), pvd, vd, &mut incs);
         if incs.is_empty() {
-            return Some(());
+            return Ok(());
         }
-        self.coalescer.add(&site.id, &mut incs).ok()
+        self.coalescer
+            .add(&site.id, &mut incs)
+            .map_err(|refused| match refused {
+                Refused::Full => Rejection::PendingFull,
+                Refused::Closed => Rejection::ShuttingDown,
+            })
     }
 }
 
@@ -351,6 +441,13 @@ pub async fn post(
     tracker: web::Data<Tracker>,
     timeout: web::Data<BodyTimeout>,
 ) -> HttpResponse {
+    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
+        tracker
+            .metrics
+            .events_rejected(Rejection::RateLimited)
+            .inc();
+        return cors(EventError::RateLimited(limited.retry_after_secs()).answer());
+    }
     // Refusals before the whole body was read close the connection, so the rest of the body
     // is never waited for.
     let too_large = || {
@@ -366,7 +463,7 @@ pub async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
-        tracker.metrics.events_rejected.inc();
+        tracker.metrics.events_rejected(Rejection::TooLarge).inc();
         return too_large();
     }
     // A body trickled in slowly (slow-loris) ties up a connection: it gets a deadline. The
@@ -374,11 +471,11 @@ pub async fn post(
     let bytes = match tokio::time::timeout(timeout.0, body.to_bytes_limited(MAX_BODY)).await {
         Ok(Ok(Ok(bytes))) => bytes,
         Ok(Err(_limit)) => {
-            tracker.metrics.events_rejected.inc();
+            tracker.metrics.events_rejected(Rejection::TooLarge).inc();
             return too_large();
         }
         Ok(Ok(Err(e))) => {
-            tracker.metrics.events_rejected.inc();
+            tracker.metrics.events_rejected(Rejection::Invalid).inc();
             tracing::debug!(error = %e, "POST /e: the body could not be read");
             return closing(cors(json_error(
                 StatusCode::BAD_REQUEST,
@@ -387,7 +484,7 @@ pub async fn post(
             )));
         }
         Err(_elapsed) => {
-            tracker.metrics.events_rejected.inc();
+            tracker.metrics.events_rejected(Rejection::Invalid).inc();
             return closing(cors(json_error(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
@@ -399,9 +496,9 @@ pub async fn post(
         }
     };
     let result = match parse_json(&bytes) {
-        Ok(events) => tracker.track_events(&events),
+        Ok(events) => tracker.track_events_from(&events, Sender::from_headers(req.headers())),
         Err(e) => {
-            tracker.metrics.events_rejected.inc();
+            tracker.metrics.events_rejected(Rejection::Invalid).inc();
             Err(e)
         }
     };
@@ -414,24 +511,35 @@ pub async fn post(
     })
 }
 
-/// `GET /e`: one event from an `<img>`; always the pixel.
+/// `GET /e`: one event from an `<img>`; the pixel (429 over the rate limit, else 200).
 pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
+        tracker
+            .metrics
+            .events_rejected(Rejection::RateLimited)
+            .inc();
+        return pixel::gif_limited(limited.retry_after_secs());
+    }
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .unwrap_or_default();
-    if !Agent::parse(&user_agent).bot {
-        match parse_query(req.query_string()) {
-            Ok(event) => match tracker.track_events(&[event]) {
+    if Agent::parse(&user_agent).bot {
+        tracker.metrics.events_rejected(Rejection::Bot).inc();
+        return pixel::gif();
+    }
+    match parse_query(req.query_string()) {
+        Ok(event) => {
+            match tracker.track_events_from(&[event], Sender::from_headers(req.headers())) {
                 Ok(_) if !tracker.durable().await => return pixel::busy(),
                 Err(EventError::Busy | EventError::ShuttingDown) => return pixel::busy(),
                 _ => {}
-            },
-            Err(e) => {
-                tracker.metrics.events_rejected.inc();
-                tracing::debug!(error = %e, "event not counted");
             }
+        }
+        Err(e) => {
+            tracker.metrics.events_rejected(Rejection::Invalid).inc();
+            tracing::debug!(error = %e, "event not counted");
         }
     }
     pixel::gif()
@@ -450,14 +558,30 @@ pub async fn preflight() -> HttpResponse {
         .finish()
 }
 
-/// `GET|POST /v`: a visit-duration beacon; always 204.
+/// `GET|POST /v`: a visit-duration beacon; 204 (429 over the rate limit).
 pub async fn visit(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
+        tracker
+            .metrics
+            .beacons_rejected(Rejection::RateLimited)
+            .inc();
+        return cors(
+            HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, limited.retry_after_secs()))
+                .finish(),
+        );
+    }
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .unwrap_or_default();
-    if tracker.track_duration(req.query_string(), &user_agent) && !tracker.durable().await {
+    let counted = tracker.track_duration_from(
+        req.query_string(),
+        &user_agent,
+        Sender::from_headers(req.headers()),
+    );
+    if counted && !tracker.durable().await {
         return cors(pixel::not_durable());
     }
     cors(HttpResponse::NoContent().finish())

@@ -1,8 +1,15 @@
 //! Ingest: the tracking endpoints and the path from a request to merged increments.
 //!
-//! - `GET /t.gif` ([`pixel`]): always a 200 with a 1×1 GIF; the hit is parsed, checked and
-//!   enqueued by [`Tracker::track`], which never awaits anything.
+//! - `GET /t.gif` ([`pixel`]): a 1×1 GIF; the hit is parsed, checked and enqueued by
+//!   [`Tracker::track_from`], which never awaits anything. 200 when the hit was counted or
+//!   deliberately not counted (bot, unknown site, disallowed host, opt-out); 429 when its
+//!   sender went over the rate limit ([`limit`]).
 //! - `GET /t.js` ([`script`]): the snippet that sends the pixel.
+//! - `/e` and `/v` ([`events`]): custom events and visit beacons, with the same checks.
+//!
+//! Before a request is parsed, [`Tracker::admit`] applies the per-address rate limit; after
+//! its site is known, [`sender::Sender::check`] applies the site's host allow-list and its
+//! opt-out policy.
 //!
 //! This module validates and enqueues; it must not talk to the store.
 
@@ -10,10 +17,12 @@ pub mod agent;
 pub mod client;
 pub mod events;
 pub mod geo;
+pub mod limit;
 pub mod pixel;
 pub mod query;
 pub mod script;
 pub mod search;
+pub mod sender;
 
 use crate::aggregate::{Coalescer, Refused};
 use crate::hit::{Hit, Location, Parsed};
@@ -21,11 +30,15 @@ use crate::metrics::{Metrics, Rejection};
 use crate::period::{Clock, LocalTime};
 use crate::reports::{self, Increments};
 use crate::site::{SiteId, SiteRegistry};
+use actix_web::http::header::{self, HeaderMap};
 use agent::Agent;
 use chrono::{DateTime, Utc};
+use limit::{Limited, Limiter};
 use query::PixelParams;
+use sender::Sender;
 use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// How far a browser's clock may be from the server's for its time to be believed: a beacon
@@ -51,7 +64,13 @@ pub struct Tracker {
     pub geo: Option<Arc<geo::GeoDb>>,
     /// Proxies in front of tally whose forwarding headers are believed (`--trust-proxy`).
     pub trusted_proxies: u8,
+    /// The per-address rate limit on ingest requests (`--ingest-rate`; `None`: off).
+    pub limiter: Option<Limiter>,
 }
+
+/// When tally last warned that requests carry forwarding headers it does not read (seconds
+/// since the epoch): at most once a minute.
+static PROXY_WARNED_AT: AtomicI64 = AtomicI64::new(0);
 
 impl Tracker {
     /// With `--durable`, waits until the hits accepted so far are in the log (see
@@ -63,6 +82,52 @@ impl Tracker {
             self.metrics.durable_unacknowledged.inc();
         }
         ok
+    }
+
+    /// Applies the per-address rate limit to one ingest request from `peer` (the connection's
+    /// address) with `headers`. The address limited is the one tally believes is the visitor's:
+    /// the connection's, or the forwarded one with `--trust-proxy` (the connection's when the
+    /// forwarding headers name none). The address is hashed in memory and never kept.
+    pub fn admit(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<(), Limited> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let address = if self.trusted_proxies == 0 {
+            peer
+        } else {
+            client::client_ip(peer, headers, self.trusted_proxies).or(peer)
+        };
+        let Some(address) = address else {
+            return Ok(());
+        };
+        let refused = limiter.check(address);
+        if refused.is_err() && self.trusted_proxies == 0 {
+            self.warn_about_proxy(headers);
+        }
+        refused
+    }
+
+    /// Behind a proxy without `--trust-proxy`, every visitor shares the proxy's address and so
+    /// one rate limit: say so in the log (at most once a minute), since it loses real hits.
+    fn warn_about_proxy(&self, headers: &HeaderMap) {
+        let forwarded = headers.contains_key(header::FORWARDED)
+            || headers.contains_key(header::HeaderName::from_static("x-forwarded-for"));
+        if !forwarded {
+            return;
+        }
+        let now = (self.clock)().timestamp();
+        let last = PROXY_WARNED_AT.load(Ordering::Relaxed);
+        if now - last >= 60
+            && PROXY_WARNED_AT
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                "ingest requests over the rate limit carry Forwarded/X-Forwarded-For, but \
+                 --trust-proxy is off: every visitor behind the proxy shares its address and its \
+                 limit. Set --trust-proxy (see docs/operations.md)"
+            );
+        }
     }
 
     /// Parses, checks and enqueues one pixel request; `client` is the visitor's address (only
@@ -77,6 +142,17 @@ impl Tracker {
         self.track_at(query, user_agent, client, (self.clock)())
     }
 
+    /// [`Tracker::track`] for a request that came with `sender`'s page host and opt-out.
+    pub fn track_from(
+        &self,
+        query: &str,
+        user_agent: &str,
+        client: Option<IpAddr>,
+        sender: Sender<'_>,
+    ) -> Result<(), Rejection> {
+        self.record(self.try_track(query, user_agent, client, sender, (self.clock)()))
+    }
+
     /// [`Tracker::track`] for a hit that happened at `at` (a line of an imported log).
     pub fn track_at(
         &self,
@@ -85,7 +161,11 @@ impl Tracker {
         client: Option<IpAddr>,
         at: DateTime<Utc>,
     ) -> Result<(), Rejection> {
-        let result = self.try_track(query, user_agent, client, at);
+        self.record(self.try_track(query, user_agent, client, Sender::default(), at))
+    }
+
+    /// Counts a pixel hit's outcome in the metrics.
+    fn record(&self, result: Result<(), Rejection>) -> Result<(), Rejection> {
         match result {
             Ok(()) => {
                 self.metrics.hits_accepted.inc();
@@ -103,12 +183,14 @@ impl Tracker {
         query: &str,
         user_agent: &str,
         client: Option<IpAddr>,
+        sender: Sender<'_>,
         at: DateTime<Utc>,
     ) -> Result<(), Rejection> {
         let params = PixelParams::parse(query);
         let raw_site = params.site.as_deref().ok_or(Rejection::MissingSite)?;
         let id = SiteId::parse(raw_site).map_err(|_| Rejection::InvalidSite)?;
         let site = self.sites.get(&id).ok_or(Rejection::UnknownSite)?;
+        sender.check(&site)?;
         let agent = Agent::parse(user_agent);
         if agent.bot {
             return Err(Rejection::Bot);

@@ -1,15 +1,20 @@
 //! `GET /t.gif`: the tracking pixel.
 //!
-//! Answers 200 with a 1×1 transparent GIF and `Cache-Control: no-store` whatever the input: a
-//! page must never show a broken image because of tally, and a rejection is not something to
-//! tell a stranger about. What happened is in the metrics. Only when tally itself cannot take
-//! a hit it wanted (the pending bound is reached, it is shutting down, or with `--durable` its
-//! log cannot be written) is the answer 503, still with the GIF: a 200 from the pixel then
-//! means a counted hit, which is what load tests compare against the counters.
+//! Always answers with a 1×1 transparent GIF and `Cache-Control: no-store`, whatever the
+//! input: a page must never show a broken image because of tally. The status says whether the
+//! hit was taken: **200** when it was counted, or deliberately not counted for a reason the
+//! visitor or the site owner chose or that marks it as not a person (bad or unknown site, bot,
+//! disallowed host, DNT/GPC); **429** with `Retry-After` when its sender went over the
+//! per-address rate limit; **503** with `Retry-After` when tally itself could not take a hit it
+//! wanted (the pending bound is reached, it is shutting down, or with `--durable` its log
+//! cannot be written). So the 200s of a load test of valid hits equal the counters. Which reason
+//! applied is in the metrics only: it is not something to tell a stranger about.
 
+use super::sender::Sender;
 use super::Tracker;
 use crate::metrics::Rejection;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// The smallest transparent GIF (43 bytes).
@@ -20,6 +25,10 @@ pub const GIF: &[u8] = &[
 ];
 
 pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
+    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
+        tracker.metrics.rejected(Rejection::RateLimited).inc();
+        return gif_limited(limited.retry_after_secs());
+    }
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -36,7 +45,8 @@ pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
     // The outcome is counted and logged inside. The answer is the same for every reason the
     // hit itself gives; only tally's own state (full, stopping, its log unwritable) is told,
     // so that "answered 200" means "counted" for every hit tally wanted.
-    match tracker.track(req.query_string(), &user_agent, client) {
+    let sender = Sender::from_headers(req.headers());
+    match tracker.track_from(req.query_string(), &user_agent, client, sender) {
         Ok(()) if !tracker.durable().await => busy(),
         Err(Rejection::PendingFull | Rejection::ShuttingDown) => busy(),
         _ => gif(),
@@ -48,7 +58,7 @@ pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
 /// page shows broken.
 pub fn busy() -> HttpResponse {
     let mut answer = gif();
-    *answer.status_mut() = actix_web::http::StatusCode::SERVICE_UNAVAILABLE;
+    *answer.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     answer
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -58,7 +68,7 @@ pub fn busy() -> HttpResponse {
 /// The JSON answer for a request counted but not written to the durable log in time.
 pub fn not_durable() -> HttpResponse {
     crate::error::json_error(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::SERVICE_UNAVAILABLE,
         "not_durable",
         "counted, but the durable log could not be written in time",
     )
@@ -66,7 +76,20 @@ pub fn not_durable() -> HttpResponse {
 
 /// The pixel's answer.
 pub fn gif() -> HttpResponse {
-    HttpResponse::Ok()
+    gif_with(StatusCode::OK)
+}
+
+/// The pixel's answer to a sender over the rate limit: 429, the GIF, and when to come back.
+pub fn gif_limited(retry_after_secs: u64) -> HttpResponse {
+    let mut response = gif_with(StatusCode::TOO_MANY_REQUESTS);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
+}
+
+fn gif_with(status: StatusCode) -> HttpResponse {
+    HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("image/gif")))
         .insert_header((
             header::CACHE_CONTROL,

@@ -210,6 +210,7 @@ impl TestStore {
             keep_params: Vec::new(),
             tokens: Vec::new(),
             public: false,
+            honor_dnt: false,
             created_at: Utc::now(),
         };
         self.store.insert_site(&site).await.unwrap();
@@ -226,11 +227,14 @@ pub struct TestApp {
 }
 
 /// Settings for tests: port 0, and a flush interval long enough that only the test flushes.
+/// The per-address rate limit is off: every test sends from 127.0.0.1, some hundreds of hits
+/// at once; tests/abuse.rs turns it on to test it.
 pub fn test_settings() -> ServeSettings {
     ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         flush_interval_ms: 60_000,
         shutdown_timeout_secs: 10,
+        ingest_rate: 0.0,
         ..ServeSettings::default()
     }
 }
