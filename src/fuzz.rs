@@ -215,6 +215,7 @@ fn fuzz_site() -> Arc<Site> {
             created_at: fixed_instant(),
             tokens: Vec::new(),
             public: false,
+            honor_dnt: false,
         })
     }))
 }

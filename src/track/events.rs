@@ -581,7 +581,7 @@ pub async fn visit(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
         &user_agent,
         Sender::from_headers(req.headers()),
     );
-    if counted && !tracker.durable().await {
+    if counted.is_ok() && !tracker.durable().await {
         return cors(pixel::not_durable());
     }
     cors(HttpResponse::NoContent().finish())
