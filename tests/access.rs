@@ -182,7 +182,7 @@ async fn cors_is_as_wide_as_each_endpoint_needs() {
     let r = app
         .http
         .post(format!("{}/e", app.address))
-        .header("Origin", "https://shop.example")
+        .header("Origin", "https://acme.example")
         .body(r#"{"site":"acme","name":"x"}"#)
         .send()
         .await

@@ -245,7 +245,11 @@ fn write_log(dir: &Path, name: &str, lines: &[Generated]) -> std::path::PathBuf 
 /// their key order.
 fn flatten(doc: &Document) -> BTreeMap<String, Bson> {
     fn walk(doc: &Document, prefix: &str, out: &mut BTreeMap<String, Bson>) {
-        for (k, v) in doc {
+        // `_w` holds each writer's flush marks: which process wrote, not what was counted.
+        for (k, v) in doc
+            .iter()
+            .filter(|(k, _)| !(prefix.is_empty() && *k == "_w"))
+        {
             let path = format!("{prefix}{k}");
             match v {
                 Bson::Document(d) => walk(d, &format!("{path}."), out),
