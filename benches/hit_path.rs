@@ -160,7 +160,7 @@ fn hit_path(c: &mut Criterion) {
             let sender = Sender::from_headers(black_box(&headers));
             black_box(limited.track_from(black_box(QUERY), black_box(ua), Some(ip), sender))
                 .unwrap();
-            if i % 4096 == 0 {
+            if i.is_multiple_of(4096) {
                 black_box(limited.coalescer.drain());
             }
         })
@@ -179,7 +179,7 @@ fn hit_path(c: &mut Criterion) {
                 let sender = Sender::from_headers(black_box(&headers));
                 black_box(unlimited.track_from(black_box(QUERY), black_box(ua), Some(ip), sender))
                     .unwrap();
-                if i % 4096 == 0 {
+                if i.is_multiple_of(4096) {
                     black_box(unlimited.coalescer.drain());
                 }
             })

@@ -278,7 +278,7 @@ fn fuzz(name: &str) {
     let mut runs = 0u64;
     let mut input = Vec::new();
     while started.elapsed() < budget {
-        if runs % 16 == 0 {
+        if runs.is_multiple_of(16) {
             input.clone_from(&corpus[rng.below(corpus.len())]);
         }
         mutate(&mut rng, &mut input, &corpus);
