@@ -525,7 +525,15 @@ async fn slow_clients_are_timed_out(backend: Backend) {
     let answer = send(&app, bytes, Duration::from_millis(50)).await;
     assert_eq!(answer.status, 408, "{answer:?}");
     assert!(answer.took < Duration::from_millis(1500), "{answer:?}");
+    let _ = app.stop().await;
 
+    // The body's own deadline, with the head's far away: on a loaded machine the two equal
+    // deadlines could otherwise race, and actix's bare 408 win.
+    let settings = ServeSettings {
+        request_timeout_ms: 5_000,
+        ..hostile_settings()
+    };
+    let app = self::app(backend, settings, true).await;
     let body = br#"{"site":"acme","name":"slow"}"#;
     let mut parts = vec![format!(
         "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
