@@ -355,47 +355,58 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     Ok(out)
 }
 
-/// Appends one record: the site, the documents, then each `(document, field, value)`.
+/// Appends one record: the site, the documents, then each `(document, field, value)`. On the
+/// hit path of `--durable`: no allocation once the thread's buffers have grown.
 pub fn encode(site: &SiteId, incs: &Increments, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 8]);
-    let body = out.len();
-    put_str8(out, site.as_str());
-    let mut docs: Vec<DocRef> = Vec::new();
-    for (doc, _, _) in &incs.entries {
-        if !docs.contains(doc) {
-            docs.push(*doc);
-        }
+    thread_local! {
+        static DOCS: std::cell::RefCell<Vec<DocRef>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    out.push(docs.len() as u8);
-    for doc in &docs {
-        let kind = ReportKind::ALL
-            .iter()
-            .position(|k| *k == doc.kind)
-            .unwrap_or(0);
-        out.push(kind as u8);
-        put_str8(out, &doc.period.to_string());
-    }
-    out.extend_from_slice(&(incs.entries.len() as u32).to_le_bytes());
-    for (doc, field, value) in &incs.entries {
-        let i = docs.iter().position(|d| d == doc).unwrap_or(0);
-        out.push(i as u8);
-        put_str16(out, field.as_str());
-        match value {
-            Value::Inc(by) => {
-                out.push(0);
-                out.extend_from_slice(&by.to_le_bytes());
-            }
-            Value::Set(text) => {
-                out.push(1);
-                put_str16(out, text);
+    DOCS.with(|docs| {
+        let mut docs = docs.borrow_mut();
+        docs.clear();
+        for (doc, _, _) in &incs.entries {
+            if !docs.contains(doc) {
+                docs.push(*doc);
             }
         }
-    }
-    let len = (out.len() - body) as u32;
-    let crc = crc32fast::hash(&out[body..]);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        let start = out.len();
+        out.extend_from_slice(&[0; 8]);
+        let body = out.len();
+        put_str8(out, site.as_str());
+        out.push(docs.len() as u8);
+        for doc in docs.iter() {
+            let kind = ReportKind::ALL
+                .iter()
+                .position(|k| *k == doc.kind)
+                .unwrap_or(0);
+            out.push(kind as u8);
+            // The period's text form, written in place behind its length.
+            let at = out.len();
+            out.push(0);
+            let _ = write!(out, "{}", doc.period);
+            out[at] = (out.len() - at - 1) as u8;
+        }
+        out.extend_from_slice(&(incs.entries.len() as u32).to_le_bytes());
+        for (doc, field, value) in &incs.entries {
+            let i = docs.iter().position(|d| d == doc).unwrap_or(0);
+            out.push(i as u8);
+            put_str16(out, field.as_str());
+            match value {
+                Value::Inc(by) => {
+                    out.push(0);
+                    out.extend_from_slice(&by.to_le_bytes());
+                }
+                Value::Set(text) => {
+                    out.push(1);
+                    put_str16(out, text);
+                }
+            }
+        }
+        let len = (out.len() - body) as u32;
+        let crc = crc32fast::hash(&out[body..]);
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    })
 }
 
 fn put_str8(out: &mut Vec<u8>, s: &str) {
