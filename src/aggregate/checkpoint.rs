@@ -303,16 +303,7 @@ fn read(doc: &Document) -> Result<Read, String> {
     for s in doc.get_array("statements").map_err(|e| e.to_string())? {
         let s = s.as_document().ok_or("a statement is not a document")?;
         let (key, fields) = read_key_fields(s)?;
-        let mut update = DocUpdate {
-            id: key.id(),
-            ..DocUpdate::default()
-        };
-        for (field, value) in fields {
-            match value {
-                Value::Inc(n) => update.inc.push((field, n)),
-                Value::Set(t) => update.set.push((field, t.to_string())),
-            }
-        }
+        let mut update = super::flusher::update_of(&key, fields);
         if let Ok(g) = s.get_document("guard") {
             update.guard = Some(Guard {
                 field: g

@@ -290,12 +290,7 @@ impl Flusher {
         }
         let guards = state.admission.resolve(&mut drained);
         let mark = state.writer.next();
-        let (mut batch, keys) = build_batch(drained, guards);
-        for coll in &mut batch.collections {
-            for update in &mut coll.docs {
-                update.mark = Some(mark.clone());
-            }
-        }
+        let (batch, keys) = build_batch(drained, guards, &mark);
         if let Some(checkpoint) = &mut state.checkpoint {
             self.save(checkpoint, cut, &state.queue, &[(&batch, &keys)], &carried);
         }
@@ -459,7 +454,8 @@ impl Flusher {
     }
 }
 
-/// Groups queued statements by collection again, keeping each one's key.
+/// Groups statements by collection (sorted), keeping each one's key so a failure can be kept
+/// or put back.
 fn group(keys: Vec<DocKey>, docs: Vec<DocUpdate>) -> (Batch, Vec<Vec<DocKey>>) {
     let mut by_collection: BTreeMap<String, (Vec<DocUpdate>, Vec<DocKey>)> = BTreeMap::new();
     for (key, update) in keys.into_iter().zip(docs) {
@@ -549,33 +545,42 @@ fn restorable(update: &DocUpdate) -> Vec<(crate::field::FieldKey, Value)> {
         .collect()
 }
 
-/// Groups drained documents by collection (sorted), keeping each statement's key so a failure
-/// can be put back. `guards[i]` belongs to `drained[i]`.
-pub fn build_batch(drained: Drained, guards: Vec<Option<Guard>>) -> (Batch, Vec<Vec<DocKey>>) {
-    let mut by_collection: BTreeMap<String, (Vec<DocUpdate>, Vec<DocKey>)> = BTreeMap::new();
-    for ((key, fields), guard) in drained.into_iter().zip(guards) {
-        let (docs, keys) = by_collection.entry(key.collection()).or_default();
-        let mut update = DocUpdate {
-            id: key.id(),
-            guard,
-            ..DocUpdate::default()
-        };
-        for (field, value) in fields {
-            match value {
-                Value::Inc(by) => update.inc.push((field, by)),
-                Value::Set(text) => update.set.push((field, text.into())),
-            }
+/// One flush's batch: every drained document's statement, with its guard (`guards[i]` belongs to
+/// `drained[i]`) and the flush's mark, grouped by collection.
+pub fn build_batch(
+    drained: Drained,
+    guards: Vec<Option<Guard>>,
+    mark: &Mark,
+) -> (Batch, Vec<Vec<DocKey>>) {
+    let (keys, docs): (Vec<DocKey>, Vec<DocUpdate>) = drained
+        .into_iter()
+        .zip(guards)
+        .map(|((key, fields), guard)| {
+            let update = DocUpdate {
+                guard,
+                mark: Some(mark.clone()),
+                ..update_of(&key, fields)
+            };
+            (key, update)
+        })
+        .unzip();
+    group(keys, docs)
+}
+
+/// The statement that applies `fields` to `key`'s document: counters to `$inc`, texts to
+/// `$set`, each sorted by field.
+pub fn update_of(key: &DocKey, fields: Vec<(crate::field::FieldKey, Value)>) -> DocUpdate {
+    let mut update = DocUpdate {
+        id: key.id(),
+        ..DocUpdate::default()
+    };
+    for (field, value) in fields {
+        match value {
+            Value::Inc(by) => update.inc.push((field, by)),
+            Value::Set(text) => update.set.push((field, text.into())),
         }
-        update.inc.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        update.set.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        docs.push(update);
-        keys.push(key);
     }
-    let mut batch = Batch::default();
-    let mut keys = Vec::with_capacity(by_collection.len());
-    for (collection, (docs, k)) in by_collection {
-        batch.collections.push(CollectionBatch { collection, docs });
-        keys.push(k);
-    }
-    (batch, keys)
+    update.inc.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    update.set.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    update
 }
