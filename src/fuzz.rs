@@ -12,7 +12,7 @@
 //! nothing and writes nothing; it must not know about HTTP or the store.
 
 use crate::field::{self, FieldKey, Key, MAX_KEY_BYTES};
-use crate::hit::{Hit, Location, Parsed};
+use crate::hit::{Hit, Location};
 use crate::import;
 use crate::period::LocalTime;
 use crate::reports::{self, Increments, Value};
@@ -67,19 +67,7 @@ pub fn pixel_query(data: &[u8]) {
     );
     let site = fuzz_site();
     let at = fixed_instant();
-    let hit = Hit {
-        local: LocalTime::at(at, site.tz),
-        at,
-        site,
-        page: params.page,
-        screen: params.screen,
-        uniques: params.uniques,
-        visit: params.visit,
-        cohort: params.cohort,
-        agent,
-        location: Location::NotLooked,
-        parsed: Parsed::default(),
-    };
+    let hit = Hit::new(params, site, agent, Location::NotLooked, at);
     let mut incs = Increments::with_capacity(32);
     reports::count(&hit, &mut incs);
     check_increments(&incs, 200);
@@ -166,17 +154,7 @@ pub fn event_body(data: &[u8]) {
     let mut incs = Increments::with_capacity(64);
     for e in &raw {
         assert!(e.props.len() <= reports::events::MAX_PROPERTIES);
-        let event = reports::events::Event {
-            name: Key::escape(&e.name),
-            value: e.value,
-            props: e
-                .props
-                .iter()
-                .map(|(k, v)| (Key::escape(k), Key::escape(v)))
-                .collect(),
-            local,
-        };
-        reports::events::count(&event, &mut incs);
+        reports::events::count(&e.event(local), &mut incs);
     }
     check_increments(&incs, 64 * (events::MAX_BATCH + 1));
 }

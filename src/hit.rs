@@ -53,7 +53,30 @@ pub struct Parsed {
     referrer: OnceCell<Rc<Option<RefFacts>>>,
 }
 
-impl Hit<'_> {
+impl<'a> Hit<'a> {
+    /// The hit a pixel request's parameters describe, for `site` at `at`.
+    pub fn new(
+        params: crate::track::query::PixelParams<'a>,
+        site: Arc<Site>,
+        agent: Agent,
+        location: Location,
+        at: DateTime<Utc>,
+    ) -> Hit<'a> {
+        Hit {
+            local: LocalTime::at(at, site.tz),
+            at,
+            site,
+            page: params.page,
+            screen: params.screen,
+            uniques: params.uniques,
+            visit: params.visit,
+            cohort: params.cohort,
+            agent,
+            location,
+            parsed: Parsed::default(),
+        }
+    }
+
     /// The page: its key, campaign parameters and host; `None` without a usable `url`.
     pub fn page_facts(&self) -> Option<&PageFacts> {
         self.parsed

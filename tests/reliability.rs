@@ -243,6 +243,19 @@ fn background_load(
     (counts, task)
 }
 
+/// 64 connections sending as fast as they can to `tally`, once 3,000 hits were answered 200.
+async fn under_load(tally: &Tally) -> (Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let (counts, load) = background_load(tally.addr(), 64);
+    until_ok(&counts, 3_000).await;
+    (counts, load)
+}
+
+/// Stops the clients and waits for them.
+async fn stop_load(counts: &Counts, load: tokio::task::JoinHandle<()>) {
+    counts.stop.store(true, Ordering::SeqCst);
+    let _ = load.await;
+}
+
 /// Waits until the clients have had at least `n` answers of 200.
 async fn until_ok(counts: &Counts, n: u64) {
     for _ in 0..1200 {
@@ -266,13 +279,11 @@ async fn sigterm_under_load_loses_nothing(backend: Backend) {
         &["--flush-interval-ms", "300"],
     )
     .await;
-    let (counts, load) = background_load(tally.addr(), 64);
-    until_ok(&counts, 3_000).await;
+    let (counts, load) = under_load(&tally).await;
     tally.signal("TERM");
     let (clean, log) = tally.exit().await;
     assert!(clean, "a clean exit after SIGTERM: {log}");
-    counts.stop.store(true, Ordering::SeqCst);
-    let _ = load.await;
+    stop_load(&counts, load).await;
     let totals = totals(&store, MIX).await;
     eprintln!(
         "{backend:?}: SIGTERM after {} answers of 200 ({} 503, {} unknown): {totals:?}",
@@ -301,12 +312,10 @@ async fn sigkill_with_durable_loses_nothing_acknowledged(backend: Backend) {
         &wal_dir,
     ];
     let tally = Tally::start(&store, logs.path(), "first", &flags).await;
-    let (counts, load) = background_load(tally.addr(), 64);
-    until_ok(&counts, 3_000).await;
+    let (counts, load) = under_load(&tally).await;
     tally.signal("KILL");
     let (_, _) = tally.exit().await;
-    counts.stop.store(true, Ordering::SeqCst);
-    let _ = load.await;
+    stop_load(&counts, load).await;
     let (ok, cut_off) = (counts.ok(), counts.unknown());
 
     let again = Tally::start(&store, logs.path(), "second", &flags).await;
@@ -338,15 +347,13 @@ async fn sigkill_without_durable_loses_at_most_the_pending_hits(backend: Backend
         &["--flush-interval-ms", "300"],
     )
     .await;
-    let (counts, load) = background_load(tally.addr(), 64);
-    until_ok(&counts, 3_000).await;
+    let (counts, load) = under_load(&tally).await;
     let rate_from = (Instant::now(), counts.ok());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rate = (counts.ok() - rate_from.1) as f64 / rate_from.0.elapsed().as_secs_f64();
     tally.signal("KILL");
     let _ = tally.exit().await;
-    counts.stop.store(true, Ordering::SeqCst);
-    let _ = load.await;
+    stop_load(&counts, load).await;
     let (ok, cut_off) = (counts.ok(), counts.unknown());
     let totals = totals(&store, MIX).await;
     let counted = totals["traffic month: v"] as u64;
@@ -551,8 +558,7 @@ async fn a_twenty_second_outage_loses_nothing() {
     assert!(recovered, "ready again after the restart");
     let ok_at_recovery = counts.ok();
     until_ok(&counts, ok_at_recovery + 500).await;
-    counts.stop.store(true, Ordering::SeqCst);
-    let _ = load.await;
+    stop_load(&counts, load).await;
     let metrics = app.metrics().await;
     let (result, store) = app.stop().await;
     result.expect("a clean shutdown");

@@ -54,6 +54,22 @@ pub struct RawEvent<'a> {
     pub ts: Option<i64>,
 }
 
+impl RawEvent<'_> {
+    /// The event to count, its name and properties escaped into field keys, at `local`.
+    pub fn event(&self, local: LocalTime) -> Event {
+        Event {
+            name: Key::escape(&self.name),
+            value: self.value,
+            props: self
+                .props
+                .iter()
+                .map(|(k, v)| (Key::escape(k), Key::escape(v)))
+                .collect(),
+            local,
+        }
+    }
+}
+
 /// The JSON form of an event, deserialised without building a tree of values.
 #[derive(serde::Deserialize)]
 struct JsonEvent<'a> {
@@ -326,17 +342,7 @@ impl Tracker {
                 Some(at) => LocalTime::at(at, site.tz),
                 None => now_local,
             };
-            let event = Event {
-                name: Key::escape(&e.name),
-                value: e.value,
-                props: e
-                    .props
-                    .iter()
-                    .map(|(k, v)| (Key::escape(k), Key::escape(v)))
-                    .collect(),
-                local,
-            };
-            events::count(&event, &mut incs);
+            events::count(&e.event(local), &mut incs);
         }
         self.coalescer
             .add(&site.id, &mut incs)

@@ -25,9 +25,9 @@ pub mod search;
 pub mod sender;
 
 use crate::aggregate::{Coalescer, Refused};
-use crate::hit::{Hit, Location, Parsed};
+use crate::hit::{Hit, Location};
 use crate::metrics::{Metrics, Rejection};
-use crate::period::{Clock, LocalTime};
+use crate::period::Clock;
 use crate::reports::{self, Increments};
 use crate::site::{SiteId, SiteRegistry};
 use actix_web::http::header::{self, HeaderMap};
@@ -202,19 +202,7 @@ impl Tracker {
                 None => Location::Unknown,
             },
         };
-        let hit = Hit {
-            local: LocalTime::at(at, site.tz),
-            at,
-            site,
-            page: params.page,
-            screen: params.screen,
-            uniques: params.uniques,
-            visit: params.visit,
-            cohort: params.cohort,
-            agent,
-            location,
-            parsed: Parsed::default(),
-        };
+        let hit = Hit::new(params, site, agent, location, at);
         // One buffer per worker thread, reused hit after hit.
         thread_local! {
             static BUFFER: RefCell<Increments> = RefCell::new(Increments::with_capacity(32));
