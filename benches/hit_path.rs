@@ -15,10 +15,13 @@ use tally::aggregate::Coalescer;
 use tally::field::Key;
 use tally::metrics::Metrics;
 use tally::period::{system_clock, LocalTime};
+use tally::settings::ServeSettings;
 use tally::site::{parse_time_zone, Site, SiteId, SiteRegistry};
 use tally::track::agent::Agent;
+use tally::track::budget::KeyBudget;
+use tally::track::client::TrustProxy;
 use tally::track::geo::GeoDb;
-use tally::track::limit::{Limiter, RateLimit};
+use tally::track::limit::{IngestLimits, RateLimit};
 use tally::track::query::PixelParams;
 use tally::track::sender::Sender;
 use tally::track::Tracker;
@@ -63,8 +66,9 @@ fn tracker(geo: Option<Arc<GeoDb>>) -> Tracker {
         metrics: Arc::new(Metrics::new()),
         clock: system_clock(),
         geo,
-        trusted_proxies: 0,
-        limiter: None,
+        trust: TrustProxy::None,
+        limits: IngestLimits::new(None, None),
+        budget: None,
     }
 }
 
@@ -124,19 +128,33 @@ fn hit_path(c: &mut Criterion) {
     });
     black_box(t.coalescer.drain());
 
-    // The same hits with the access checks a request gets over HTTP: the per-address rate limit
-    // (defaults: 20/s, burst 60) over 65,536 addresses, the Origin against the site's hosts,
-    // and the DNT/GPC headers. Each address comes back every 65,536 hits, far under its limit.
+    // The same hits with the checks a request gets over HTTP with the defaults, behind a proxy
+    // on loopback: the client address from X-Forwarded-For (the default trust), the rate limits
+    // per sender and per address (10/s burst 30, 200/s burst 2,000) over 65,536 addresses and
+    // 5 User-Agents, the budget of new keys, the Origin against the site's hosts, and the
+    // DNT/GPC headers. Each sender comes back about once a second, each address every 65,536
+    // hits: under their limits.
     let many: Vec<IpAddr> = (0..65_536u32)
         .map(|n| IpAddr::from(std::net::Ipv4Addr::from(0x5000_0000 + n * 7)))
         .collect();
+    let forwarded: Vec<HeaderValue> = many
+        .iter()
+        .map(|ip| HeaderValue::from_str(&ip.to_string()).unwrap())
+        .collect();
+    let defaults = ServeSettings::default();
+    let (sender_limit, address_limit) = defaults.ingest_limits();
+    let base = tracker(geo.clone());
+    let budget = KeyBudget::new(
+        defaults.new_keys_per_address,
+        Arc::clone(base.coalescer.named()),
+    );
     let limited = Tracker {
-        limiter: Some(Limiter::new(RateLimit {
-            per_second: 20.0,
-            burst: 60,
-        })),
-        ..tracker(geo.clone())
+        trust: defaults.trust_proxy.clone(),
+        limits: IngestLimits::new(sender_limit, address_limit),
+        budget: Some(budget),
+        ..base
     };
+    let proxy: Option<IpAddr> = Some("127.0.0.1".parse().unwrap());
     let mut headers = HeaderMap::new();
     headers.insert(
         header::ORIGIN,
@@ -147,18 +165,19 @@ fn hit_path(c: &mut Criterion) {
         HeaderValue::from_static("1"),
     );
     let name = if geo.is_some() {
-        "full hit + rate limit, Origin and DNT checks (GeoIP)->merged increments"
+        "full hit + address, rate limits, budget, Origin and DNT (GeoIP)->merged increments"
     } else {
-        "full hit + rate limit, Origin and DNT checks (no GeoIP)->merged increments"
+        "full hit + address, rate limits, budget, Origin and DNT (no GeoIP)->merged increments"
     };
     g.bench_function(name, |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
             let ua = AGENTS[i % AGENTS.len()];
-            let ip = many[i % many.len()];
-            limited.admit(Some(ip), black_box(&headers)).unwrap();
+            headers.insert(header::USER_AGENT, HeaderValue::from_static(ua));
+            headers.insert(header::X_FORWARDED_FOR, forwarded[i % many.len()].clone());
+            let client = limited.admit_from(proxy, black_box(&headers)).unwrap();
             let sender = Sender::from_headers(black_box(&headers));
-            black_box(limited.track_from(black_box(QUERY), black_box(ua), Some(ip), sender))
+            black_box(limited.track_from(black_box(QUERY), black_box(ua), client.ip, sender))
                 .unwrap();
             if i.is_multiple_of(4096) {
                 black_box(limited.coalescer.drain());
@@ -166,16 +185,16 @@ fn hit_path(c: &mut Criterion) {
         })
     });
     black_box(limited.coalescer.drain());
-    // The same without the rate limit, to tell its share from the header checks'.
+    // The same without the address, limits and budget, to tell their share from the header
+    // checks'.
     let unlimited = tracker(geo.clone());
     g.bench_function(
-        "full hit + Origin and DNT checks, no rate limit->merged increments",
+        "full hit + Origin and DNT checks, no address, limits or budget->merged increments",
         |b| {
             b.iter(|| {
                 i = i.wrapping_add(1);
                 let ua = AGENTS[i % AGENTS.len()];
                 let ip = many[i % many.len()];
-                unlimited.admit(Some(ip), black_box(&headers)).unwrap();
                 let sender = Sender::from_headers(black_box(&headers));
                 black_box(unlimited.track_from(black_box(QUERY), black_box(ua), Some(ip), sender))
                     .unwrap();
@@ -186,16 +205,34 @@ fn hit_path(c: &mut Criterion) {
         },
     );
     black_box(unlimited.coalescer.drain());
-    // Alone, the check runs millions of times a second: at 20/s each address would soon be
-    // refused, so the rate is set high enough that every check admits (the common path).
-    let limiter = Limiter::new(RateLimit {
+    // Alone, the checks run millions of times a second: at the default rates each sender would
+    // soon be refused, so the rates are set high enough that every check admits (the common
+    // path).
+    let fast = RateLimit {
         per_second: 1_000_000.0,
         burst: 60,
-    });
-    g.bench_function("rate limit check (65,536 addresses)", |b| {
+    };
+    let limits = IngestLimits::new(Some(fast), Some(fast));
+    g.bench_function(
+        "rate limit checks, sender and address (65,536 addresses)",
+        |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                let ua = AGENTS[i % AGENTS.len()].as_bytes();
+                black_box(limits.check(black_box(many[i % many.len()]), ua)).unwrap();
+            })
+        },
+    );
+    let trust = TrustProxy::default();
+    g.bench_function("client address from X-Forwarded-For (default trust)", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            black_box(limiter.check(black_box(many[i % many.len()]))).unwrap();
+            headers.insert(header::X_FORWARDED_FOR, forwarded[i % many.len()].clone());
+            black_box(tally::track::client::client_address(
+                proxy,
+                black_box(&headers),
+                &trust,
+            ))
         })
     });
     g.bench_function("Origin and DNT headers read", |b| {

@@ -27,12 +27,13 @@ use std::sync::{Arc, OnceLock};
 pub type Target = fn(&[u8]);
 
 /// The targets, by the name of their corpus directory.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("pixel_query", pixel_query),
     ("user_agent", user_agent),
     ("field_key", field_key),
     ("log_line", log_line),
     ("event_body", event_body),
+    ("forwarded", forwarded),
 ];
 
 /// The target called `name`.
@@ -157,6 +158,44 @@ pub fn event_body(data: &[u8]) {
         reports::events::count(&e.event(local), &mut incs);
     }
     check_increments(&incs, 64 * (events::MAX_BATCH + 1));
+}
+
+/// The forwarding headers of a request (the first line `X-Forwarded-For`, the rest `Forwarded`)
+/// under every kind of `--trust-proxy`: a public peer and `none` always give the peer; a
+/// trusted peer gives an address only from the headers, never a proxy's when the chain names
+/// someone else.
+pub fn forwarded(data: &[u8]) {
+    use crate::track::client::{client_address, TrustProxy};
+    use actix_web::http::header::{HeaderMap, HeaderValue, FORWARDED, X_FORWARDED_FOR};
+    use std::net::IpAddr;
+    let (xff, rest) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b""[..]),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in [(X_FORWARDED_FOR, xff), (FORWARDED, rest)] {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            if !value.is_empty() {
+                headers.append(name, value);
+            }
+        }
+    }
+    let public: IpAddr = [81, 2, 69, 142].into();
+    let loopback: IpAddr = [127, 0, 0, 1].into();
+    let default = TrustProxy::default();
+    for trust in [&default, &TrustProxy::None, &TrustProxy::Hops(2)] {
+        let got = client_address(Some(public), &headers, trust);
+        if !matches!(trust, TrustProxy::Hops(_)) {
+            assert_eq!((got.ip, got.forwarded), (Some(public), false), "{trust}");
+        }
+        let _ = client_address(None, &headers, trust);
+    }
+    let got = client_address(Some(loopback), &headers, &TrustProxy::None);
+    assert_eq!(got.ip, Some(loopback));
+    let got = client_address(Some(loopback), &headers, &default);
+    if !got.forwarded {
+        assert_eq!(got.ip, Some(loopback), "the peer, when no header named anyone");
+    }
 }
 
 /// Every path of `incs` is a safe field path of bounded length, every text set is bounded and

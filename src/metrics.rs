@@ -133,10 +133,17 @@ pub struct Metrics {
     pub beacons_accepted: Counter,
     /// Visit-duration beacons not counted, by reason.
     beacons_rejected: Vec<Counter>,
-    /// Addresses the rate limiter forgot early because its memory bound was reached.
+    /// Senders and addresses the rate limits forgot early because their memory bound was
+    /// reached.
     pub rate_limit_evictions: Counter,
-    /// Addresses the rate limiter remembers; set when scraped.
+    /// Senders and addresses the rate limits remember; set when scraped.
     pub rate_limit_addresses: Gauge,
+    /// Ingest requests whose client address came from a forwarding header.
+    pub forwarded_addresses: Counter,
+    /// Keys sent by an address past its budget of new keys.
+    pub keys_unvouched: Counter,
+    /// Budget entries forgotten early because their memory bound was reached.
+    pub key_budget_evictions: Counter,
     flushes: Family<OutcomeLabel, Counter>,
     /// Statements (one per document) sent to the store.
     pub statements: Counter,
@@ -230,14 +237,32 @@ impl Metrics {
         let rate_limit_evictions = Counter::default();
         registry.register(
             "rate_limit_evictions",
-            "Addresses the ingest rate limiter forgot early because its memory bound was reached",
+            "Senders and addresses the ingest rate limits forgot early because their memory bound was reached",
             rate_limit_evictions.clone(),
         );
         let rate_limit_addresses = Gauge::default();
         registry.register(
             "rate_limit_addresses",
-            "Addresses (hashed) the ingest rate limiter remembers",
+            "Senders and addresses (hashed) the ingest rate limits remember",
             rate_limit_addresses.clone(),
+        );
+        let forwarded_addresses = Counter::default();
+        registry.register(
+            "client_addresses_forwarded",
+            "Ingest requests whose client address came from X-Forwarded-For or Forwarded (--trust-proxy)",
+            forwarded_addresses.clone(),
+        );
+        let keys_unvouched = Counter::default();
+        registry.register(
+            "keys_unvouched",
+            "New keys sent by an address past its budget (--new-keys-per-address): counted under (other) unless named by others",
+            keys_unvouched.clone(),
+        );
+        let key_budget_evictions = Counter::default();
+        registry.register(
+            "key_budget_evictions",
+            "Entries of the budget of new keys forgotten early because its memory bound was reached",
+            key_budget_evictions.clone(),
         );
         let flushes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -346,6 +371,9 @@ impl Metrics {
             beacons_rejected,
             rate_limit_evictions,
             rate_limit_addresses,
+            forwarded_addresses,
+            keys_unvouched,
+            key_budget_evictions,
             flushes,
             statements,
             commands,

@@ -4,6 +4,8 @@
 //! Malformed values fail at start-up with a message naming the setting (clap's validation), and
 //! an unknown `TALLY_*` variable is refused too (see `cli`), so a typo never passes silently.
 
+use crate::track::client::TrustProxy;
+use crate::track::limit::RateLimit;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -19,8 +21,11 @@ pub const DEFAULT_STORE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
-pub const DEFAULT_INGEST_RATE: f64 = 20.0;
-pub const DEFAULT_INGEST_BURST: u32 = 60;
+pub const DEFAULT_INGEST_RATE: f64 = 10.0;
+pub const DEFAULT_INGEST_BURST: u32 = 30;
+pub const DEFAULT_INGEST_ADDRESS_RATE: f64 = 200.0;
+pub const DEFAULT_INGEST_ADDRESS_BURST: u32 = 2_000;
+pub const DEFAULT_NEW_KEYS_PER_ADDRESS: u32 = 100;
 
 /// Which store holds the documents. Global: every command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -108,26 +113,54 @@ pub struct ServeSettings {
     #[arg(long, env = "TALLY_GEOIP_DB")]
     pub geoip_db: Option<std::path::PathBuf>,
 
-    /// How many reverse proxies in front of tally to believe about the visitor's address
-    /// (`Forwarded` / `X-Forwarded-For`). 0, the default, uses the connection's own address;
-    /// `--trust-proxy` alone means one (nginx, Caddy or a load balancer directly in front).
-    #[arg(long, env = "TALLY_TRUST_PROXY", default_value_t = 0, num_args = 0..=1,
-          default_missing_value = "1", value_parser = clap::value_parser!(u8).range(0..=8))]
-    pub trust_proxy: u8,
+    /// Which peers are reverse proxies whose `X-Forwarded-For` (or, without it, `Forwarded`)
+    /// names the visitor. `private`, the default: peers on loopback, private (RFC 1918),
+    /// unique-local and link-local networks, and the visitor is the rightmost forwarded address
+    /// that is not in those; a comma-separated list of networks to trust instead
+    /// (`10.1.0.0/16,2001:db8::/48`); a hop count 1–8 (the address that many proxies from the
+    /// right, whatever it is; `--trust-proxy` alone means 1); or `none` (the connection's own
+    /// address, always). See docs/operations.md for the spoofing trade-off.
+    #[arg(long, env = "TALLY_TRUST_PROXY", default_value = "private", num_args = 0..=1,
+          default_missing_value = "1", value_parser = TrustProxy::parse)]
+    pub trust_proxy: TrustProxy,
 
-    /// Requests per second one client address may send to the ingest endpoints (/t.gif, /e,
-    /// /v) together, sustained, after a burst of --ingest-burst; more are answered 429 and not
-    /// counted (`rate_limited` in /metrics). 0 turns the limit off. The address is the
-    /// connection's, or the forwarded one with --trust-proxy: behind a proxy, set that, or
-    /// every visitor shares the proxy's limit. Fractions are allowed (0.5: one every 2 s).
+    /// Requests per second one sender (a client address with its User-Agent: one browser) may
+    /// send to the ingest endpoints (/t.gif, /e, /v) together, sustained, after a burst of
+    /// --ingest-burst; more are answered 429 and not counted (`rate_limited` in /metrics).
+    /// 0 turns this limit off. Fractions are allowed (0.5: one every 2 s).
     #[arg(long, env = "TALLY_INGEST_RATE", default_value_t = DEFAULT_INGEST_RATE,
           value_parser = ingest_rate)]
     pub ingest_rate: f64,
 
-    /// Requests one client address may send at once before --ingest-rate applies (1–100000).
+    /// Requests one sender may send at once before --ingest-rate applies (1–1000000).
     #[arg(long, env = "TALLY_INGEST_BURST", default_value_t = DEFAULT_INGEST_BURST,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub ingest_burst: u32,
+
+    /// Requests per second one client address may send to the ingest endpoints, all its
+    /// browsers together (an office, a school or a carrier's NAT: many people behind one
+    /// address), sustained, after a burst of --ingest-address-burst; more are answered 429.
+    /// 0 turns this limit off.
+    #[arg(long, env = "TALLY_INGEST_ADDRESS_RATE", default_value_t = DEFAULT_INGEST_ADDRESS_RATE,
+          value_parser = ingest_rate)]
+    pub ingest_address_rate: f64,
+
+    /// Requests one client address may send at once before --ingest-address-rate applies
+    /// (1–1000000).
+    #[arg(long, env = "TALLY_INGEST_ADDRESS_BURST",
+          default_value_t = DEFAULT_INGEST_ADDRESS_BURST,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ingest_address_burst: u32,
+
+    /// New keys (pages, referrers, search terms, campaign values, event names and property
+    /// values) one client address may bring into one month document (0–100000; 0: no
+    /// budget). Past it, its hits are still counted, under keys someone else named or under
+    /// `(other)`, so that a few addresses sending forged pages cannot fill a month's
+    /// --max-keys. See docs/data-model.md.
+    #[arg(long, env = "TALLY_NEW_KEYS_PER_ADDRESS",
+          default_value_t = DEFAULT_NEW_KEYS_PER_ADDRESS,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub new_keys_per_address: u32,
 
     /// Most distinct keys (pages, referrers, terms, campaign values) one month document names
     /// (100–10000); later ones are counted under `(other)`. Bounds every document's size.
@@ -165,7 +198,7 @@ pub struct ServeSettings {
 
     /// Failed token checks the read API allows one client address per minute (a wrong token
     /// presented); past it the address gets 429 on every token-checked route until the minute
-    /// is over. Behind --trust-proxy the address is the forwarded one. 0: no limit.
+    /// is over. The address is the one --trust-proxy names. 0: no limit.
     #[arg(long, env = "TALLY_AUTH_FAILURES_PER_MINUTE",
           default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
@@ -200,12 +233,16 @@ pub struct ServeSettings {
 }
 
 impl ServeSettings {
-    /// The per-address ingest rate limit these settings ask for (`None`: off).
-    pub fn rate_limit(&self) -> Option<crate::track::limit::RateLimit> {
-        (self.ingest_rate > 0.0).then_some(crate::track::limit::RateLimit {
-            per_second: self.ingest_rate,
-            burst: self.ingest_burst,
-        })
+    /// The ingest rate limits these settings ask for, per sender and per address (`None`:
+    /// off).
+    pub fn ingest_limits(&self) -> (Option<RateLimit>, Option<RateLimit>) {
+        let limit = |per_second: f64, burst: u32| {
+            (per_second > 0.0).then_some(RateLimit { per_second, burst })
+        };
+        (
+            limit(self.ingest_rate, self.ingest_burst),
+            limit(self.ingest_address_rate, self.ingest_address_burst),
+        )
     }
 
     /// The retention of event counters these settings ask for.
@@ -253,10 +290,13 @@ impl Default for ServeSettings {
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             demo: false,
             geoip_db: None,
-            trust_proxy: 0,
+            trust_proxy: TrustProxy::default(),
             max_keys: DEFAULT_MAX_KEYS,
             ingest_rate: DEFAULT_INGEST_RATE,
             ingest_burst: DEFAULT_INGEST_BURST,
+            ingest_address_rate: DEFAULT_INGEST_ADDRESS_RATE,
+            ingest_address_burst: DEFAULT_INGEST_ADDRESS_BURST,
+            new_keys_per_address: DEFAULT_NEW_KEYS_PER_ADDRESS,
             retain_5m_hours: 48,
             retain_hourly_days: 60,
             retain_daily_days: 0,

@@ -19,7 +19,9 @@ use crate::retention;
 use crate::settings::{ServeSettings, Settings};
 use crate::site::SiteRegistry;
 use crate::store::{self, Store, StoreError};
+use crate::track::budget::KeyBudget;
 use crate::track::geo::GeoDb;
+use crate::track::limit::IngestLimits;
 use crate::track::{events, pixel, script, Tracker};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::ContentType;
@@ -180,10 +182,18 @@ impl Application {
             metrics: Arc::clone(&metrics),
             clock,
             geo,
-            trusted_proxies: serve.trust_proxy,
-            limiter: serve.rate_limit().map(|limit| {
-                crate::track::limit::Limiter::new(limit)
+            trust: serve.trust_proxy.clone(),
+            limits: {
+                let (sender, address) = serve.ingest_limits();
+                IngestLimits::new(sender, address)
                     .counting_evictions_in(metrics.rate_limit_evictions.clone())
+            },
+            budget: (serve.new_keys_per_address > 0).then(|| {
+                KeyBudget::new(serve.new_keys_per_address, Arc::clone(coalescer.named()))
+                    .counting_in(
+                        metrics.keys_unvouched.clone(),
+                        metrics.key_budget_evictions.clone(),
+                    )
             }),
         });
 
@@ -213,7 +223,7 @@ impl Application {
                 serve.auth_failures_per_minute,
             )),
             metrics: Arc::clone(&metrics),
-            trusted_proxies: serve.trust_proxy,
+            trust: serve.trust_proxy.clone(),
         });
         let demo_on = serve.demo;
         let body_timeout = web::Data::new(events::BodyTimeout(Duration::from_millis(
@@ -315,6 +325,14 @@ impl Application {
             flush_interval_ms = serve.flush_interval_ms,
             "tally is listening"
         );
+        if serve.trust_proxy.is_default() && !addr.ip().is_loopback() {
+            tracing::info!(
+                trusted = %crate::track::client::PRIVATE_NETWORKS.join(", "),
+                "listening beyond loopback: peers on these networks are trusted as proxies, and \
+                 their X-Forwarded-For names the visitor (rate limits, countries); set \
+                 --trust-proxy to your proxies' networks, or none if no proxy is in front"
+            );
+        }
         Ok(Application {
             port: addr.port(),
             handle: AppHandle {
@@ -398,9 +416,9 @@ async fn metrics_text(
 ) -> HttpResponse {
     metrics.pending.set(coalescer.pending() as i64);
     metrics.owed.set(flusher.queued() as i64);
-    if let Some(limiter) = &tracker.limiter {
-        metrics.rate_limit_addresses.set(limiter.len() as i64);
-    }
+    metrics
+        .rate_limit_addresses
+        .set(tracker.limits.len() as i64);
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(metrics.encode())

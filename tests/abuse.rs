@@ -1,5 +1,6 @@
 //! Ingest access and abuse controls over real HTTP against the real stores: the per-site host
-//! allow-list, the per-address rate limit (429), the `isbot` list, and DNT/GPC for sites that
+//! allow-list, the rate limits per sender and per address (429), the budget of new keys per
+//! address (forged pages cannot evict real ones), the `isbot` list, and DNT/GPC for sites that
 //! honour them. Every check reads the documents back: what is answered 200 is counted or was
 //! deliberately not counted, and the metrics say which.
 
@@ -12,6 +13,7 @@ use serde_json::json;
 use std::net::IpAddr;
 use tally::settings::ServeSettings;
 use tally::site::{parse_host, Site};
+use tally::track::client::TrustProxy;
 
 /// Every test runs at this instant; `acme` is in UTC.
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -36,16 +38,21 @@ async fn app_with(
     TestApp::spawn(store, settings, TestClock::at(now()).clock()).await
 }
 
-/// A GET with headers, from `client`; the response is the caller's to check.
+/// A GET with headers (a User-Agent of Chrome unless they name one), from `client`; the
+/// response is the caller's to check.
 async fn get(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut request = client
-        .get(format!("{}{path}", app.address))
-        .header("User-Agent", CHROME_WIN);
+    let mut request = client.get(format!("{}{path}", app.address));
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("user-agent"))
+    {
+        request = request.header("User-Agent", CHROME_WIN);
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -172,24 +179,29 @@ async fn foreign_origins_and_referers_are_not_counted(backend: Backend) {
     assert_eq!(metric(&app, "tally_visit_beacons_accepted_total").await, 1);
 }
 
-/// Settings with a limit that never refills during a test: 5 at once, then one per 1000 s.
-fn limited(trust_proxy: u8) -> ServeSettings {
+/// Settings with a sender limit that never refills during a test: 5 at once, then one per
+/// 1000 s; everything else (the per-address limit, the proxy trust) as a user gets it.
+fn limited() -> ServeSettings {
     ServeSettings {
         ingest_rate: 0.001,
         ingest_burst: 5,
-        trust_proxy,
         ..test_settings()
     }
 }
 
-async fn one_address_over_the_limit_gets_429_and_others_are_unaffected(backend: Backend) {
-    let app = app_with(backend, &["acme.example"], false, limited(0)).await;
+async fn one_sender_over_the_limit_gets_429_and_others_are_unaffected(backend: Backend) {
+    // Without a proxy in front: the connection's address is the client.
+    let settings = ServeSettings {
+        trust_proxy: TrustProxy::None,
+        ..limited()
+    };
+    let app = app_with(backend, &["acme.example"], false, settings).await;
     let flooder = client_from("127.0.0.1");
     let neighbour = client_from("127.0.0.2");
     let pixel = "/t.gif?site=acme&url=%2F";
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        // A forged X-Forwarded-For changes nothing without --trust-proxy.
+        // A forged X-Forwarded-For changes nothing with --trust-proxy none.
         let r = get(
             &app,
             &flooder,
@@ -211,9 +223,10 @@ async fn one_address_over_the_limit_gets_429_and_others_are_unaffected(backend: 
         }
     }
     assert_eq!(statuses, [[200; 5].as_slice(), &[429; 7]].concat());
-    // The events endpoint shares the address's budget: 429 with the JSON error shape.
+    // The events endpoint shares the sender's budget: 429 with the JSON error shape.
     let r = flooder
         .post(format!("{}/e", app.address))
+        .header("User-Agent", CHROME_WIN)
         .body(json!({"site": "acme", "name": "signup"}).to_string())
         .send()
         .await
@@ -224,18 +237,21 @@ async fn one_address_over_the_limit_gets_429_and_others_are_unaffected(backend: 
     assert_eq!(body["error"]["code"], "rate_limited");
     let r = get(&app, &flooder, "/v?site=acme&vd=5000", &[]).await;
     assert_eq!(r.status(), 429);
-    // Another address has its own budget, whole.
+    // Another browser behind the same address, and another address, have their own, whole.
+    let firefox = [("User-Agent", FIREFOX_MAC)];
     for _ in 0..5 {
+        assert_pixel(get(&app, &flooder, pixel, &firefox).await).await;
         assert_pixel(get(&app, &neighbour, pixel, &[]).await).await;
     }
+    assert_eq!(get(&app, &flooder, pixel, &firefox).await.status(), 429);
     assert_eq!(get(&app, &neighbour, pixel, &[]).await.status(), 429);
 
     app.flush().await;
-    assert_eq!(views(&app, "acme").await, 10);
+    assert_eq!(views(&app, "acme").await, 15);
     let limited = "{reason=\"rate_limited\"}";
     assert_eq!(
         metric(&app, &format!("tally_hits_rejected_total{limited}")).await,
-        8
+        9
     );
     assert_eq!(
         metric(&app, &format!("tally_events_rejected_total{limited}")).await,
@@ -249,12 +265,49 @@ async fn one_address_over_the_limit_gets_429_and_others_are_unaffected(backend: 
         .await,
         1
     );
-    assert_eq!(metric(&app, "tally_hits_accepted_total").await, 10);
-    assert_eq!(metric(&app, "tally_rate_limit_addresses").await, 2);
+    assert_eq!(metric(&app, "tally_hits_accepted_total").await, 15);
+    // Three senders, remembered for 1000 s; the two addresses for a few ms, until a sweep.
+    let remembered = metric(&app, "tally_rate_limit_addresses").await;
+    assert!((3..=5).contains(&remembered), "{remembered}");
+    assert_eq!(
+        metric(&app, "tally_client_addresses_forwarded_total").await,
+        0
+    );
 }
 
-async fn behind_a_trusted_proxy_the_forwarded_address_is_limited(backend: Backend) {
-    let app = app_with(backend, &["acme.example"], false, limited(1)).await;
+async fn an_address_over_its_limit_refuses_all_its_senders(backend: Backend) {
+    // The per-address limit alone, tight: 5 at once, then one per 1000 s.
+    let settings = ServeSettings {
+        ingest_address_rate: 0.001,
+        ingest_address_burst: 5,
+        ..test_settings()
+    };
+    let app = app_with(backend, &["acme.example"], false, settings).await;
+    let http = app.http.clone();
+    let pixel = "/t.gif?site=acme&url=%2F";
+    let office = ("X-Forwarded-For", "81.2.69.142");
+    let agents = [
+        CHROME_WIN,
+        FIREFOX_MAC,
+        SAFARI_IPHONE,
+        SAFARI_IPAD,
+        CHROME_ANDROID,
+    ];
+    for ua in agents {
+        assert_pixel(get(&app, &http, pixel, &[office, ("User-Agent", ua)]).await).await;
+    }
+    let sixth = get(&app, &http, pixel, &[office, ("User-Agent", EDGE_WIN)]).await;
+    assert_eq!(sixth.status(), 429);
+    // The address next door is not affected.
+    let next_door = ("X-Forwarded-For", "81.2.69.143");
+    assert_pixel(get(&app, &http, pixel, &[next_door]).await).await;
+    app.flush().await;
+    assert_eq!(views(&app, "acme").await, 6);
+}
+
+async fn behind_a_proxy_the_forwarded_address_is_limited(backend: Backend) {
+    // The default trust: the test client on loopback is a proxy naming its visitors.
+    let app = app_with(backend, &["acme.example"], false, limited()).await;
     let proxy = app.http.clone();
     let pixel = "/t.gif?site=acme";
     let from = |ip: &'static str| [("X-Forwarded-For", ip)];
@@ -282,6 +335,111 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_limited(backend: Backen
     assert_eq!(get(&app, &proxy, pixel, &same_64).await.status(), 429);
     app.flush().await;
     assert_eq!(views(&app, "acme").await, 5 + 5 + 5);
+    let forwarded = metric(&app, "tally_client_addresses_forwarded_total").await;
+    assert_eq!(forwarded, 7 + 5 + 5 + 1);
+}
+
+/// 50 browser identities: a forger's rotation, or an office's staff.
+fn agents(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.{i}.0 Safari/537.36"
+            )
+        })
+        .collect()
+}
+
+/// Sends `hits` pixel requests, `concurrency` at a time; each is `(query, address, agent)`.
+/// Asserts every one is answered 200 (counted, or deliberately not counted).
+async fn send_all(app: &TestApp, hits: Vec<(String, String, String)>, concurrency: usize) {
+    use futures_util::StreamExt;
+    let http = &app.http;
+    futures_util::stream::iter(hits)
+        .map(|(query, address, agent)| async move {
+            let r = http
+                .get(format!("{}/t.gif?{query}", app.address))
+                .header("User-Agent", agent)
+                .header("X-Forwarded-For", address)
+                .send()
+                .await
+                .expect("tally answers");
+            assert_eq!(r.status(), 200, "{query}");
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// `forgers` addresses send `forged` pixel hits with random pages (rotating 50 User-Agents, as
+/// a script would to pass the rate limits); then 200 visitors view 20 real pages, 10 each.
+/// Returns the month's content document.
+async fn forged_then_real(app: &TestApp, forgers: u32, forged: usize) -> Document {
+    let agents = agents(50);
+    let hits = (0..forged)
+        .map(|i| {
+            let address = format!("81.2.{}.{}", 100 + i as u32 % forgers, 7);
+            let page = format!(
+                "/wp-{:016x}",
+                (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            );
+            let query = format!("site=acme&url={page}");
+            (query, address, agents[i / forgers as usize % 50].clone())
+        })
+        .collect();
+    send_all(app, hits, 16).await;
+    app.flush().await;
+    let real = (0..200u32)
+        .map(|v| {
+            let query = format!("site=acme&url=/docs/page-{}", v % 20);
+            (query, visitor(v), agents[v as usize % 50].clone())
+        })
+        .collect();
+    send_all(app, real, 16).await;
+    app.flush().await;
+    app.doc("content.2026", "acme:2026-12").await.unwrap()
+}
+
+/// The start of a month, when every key of the month documents is new.
+fn month_start() -> chrono::DateTime<chrono::Utc> {
+    utc(2026, 12, 1, 0, 5)
+}
+
+async fn forged_pages_cannot_evict_real_ones(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let app = TestApp::spawn(store, test_settings(), TestClock::at(month_start()).clock()).await;
+    let doc = forged_then_real(&app, 5, 5_000).await;
+    assert_well_formed(&doc);
+    // Each forging address named its budget of new keys (100), no more; the rest of their
+    // views are counted under (other), and every real page is named with its exact views.
+    for page in 0..20 {
+        assert_count(&doc, &format!("p./docs/page-{page}.v"), 10);
+    }
+    assert_count(&doc, "p.(other).v", 4_500);
+    assert_count(&doc, "n", 500 + 20);
+    let day = app.doc("content.2026", "acme:2026-12-01").await.unwrap();
+    assert_count(&day, "p./docs/page-7.v", 10);
+    assert_count(&day, "p.(other).v", 4_500);
+    let traffic = app.doc("traffic.2026", "acme:2026-12").await.unwrap();
+    assert_count(&traffic, "v", 5_200);
+    assert_eq!(metric(&app, "tally_keys_unvouched_total").await, 4_500);
+}
+
+async fn without_the_budget_forged_pages_evict_real_ones(backend: Backend) {
+    // The same traffic with the budget off: the forgers fill the month, the real pages land in
+    // (other). (What the test above would see if the budget did nothing.)
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let settings = ServeSettings {
+        new_keys_per_address: 0,
+        ..test_settings()
+    };
+    let app = TestApp::spawn(store, settings, TestClock::at(month_start()).clock()).await;
+    let doc = forged_then_real(&app, 5, 1_000).await;
+    assert!(get_path(&doc, "p./docs/page-0.v").is_none(), "{doc}");
+    assert_count(&doc, "p.(other).v", 200);
+    assert_count(&doc, "n", 1_000);
 }
 
 /// Crawlers woothee does not know, which the `isbot` list names.
@@ -365,8 +523,11 @@ async fn dnt_and_gpc_are_honoured_only_when_the_site_opts_in(backend: Backend) {
 
 both_stores!(
     foreign_origins_and_referers_are_not_counted,
-    one_address_over_the_limit_gets_429_and_others_are_unaffected,
-    behind_a_trusted_proxy_the_forwarded_address_is_limited,
+    one_sender_over_the_limit_gets_429_and_others_are_unaffected,
+    an_address_over_its_limit_refuses_all_its_senders,
+    behind_a_proxy_the_forwarded_address_is_limited,
+    forged_pages_cannot_evict_real_ones,
+    without_the_budget_forged_pages_evict_real_ones,
     bots_on_the_isbot_list_are_not_counted,
     dnt_and_gpc_are_honoured_only_when_the_site_opts_in,
 );

@@ -9,8 +9,8 @@ use tally::api::token;
 use tally::settings::ServeSettings;
 use tally::site::TokenHash;
 
-/// `acme`, private, with one token; the app trusts one proxy, so tests choose their address
-/// with `X-Forwarded-For`.
+/// `acme`, private, with one token; the test client is on loopback, a proxy by default, so
+/// tests choose their address with `X-Forwarded-For`.
 async fn app_with_token(settings: ServeSettings) -> (TestApp, String) {
     let store = TestStore::new(Backend::Embedded).await;
     let mut site = store.add_site("acme", "UTC").await;
@@ -44,7 +44,6 @@ fn metric(text: &str, name: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_tokens_are_limited_per_address() {
     let settings = ServeSettings {
-        trust_proxy: 1,
         auth_failures_per_minute: 10,
         ..test_settings()
     };

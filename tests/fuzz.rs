@@ -314,6 +314,11 @@ fn log_line() {
 }
 
 #[test]
+fn forwarded() {
+    fuzz("forwarded");
+}
+
+#[test]
 fn event_body() {
     fuzz("event_body");
 }

@@ -573,8 +573,11 @@ async fn an_event_flood_is_bounded_and_counted_exactly(backend: Backend) {
     let app = app(backend, settings, true).await;
     let url = format!("{}/e", app.address);
     let mut clients = Vec::new();
+    // Four backends, each a sender of its own, within the rate limits; the flood is in their
+    // 4,000 distinct names.
     for client in 0..4 {
         let (http, url) = (app.http.clone(), url.clone());
+        let address = visitor(client);
         clients.push(tokio::spawn(async move {
             let (mut accepted, mut busy) = (0, 0);
             for request in 0..10 {
@@ -585,6 +588,7 @@ async fn an_event_flood_is_bounded_and_counted_exactly(backend: Backend) {
                     .collect();
                 let r = http
                     .post(&url)
+                    .header("X-Forwarded-For", &address)
                     .json(&batch)
                     .send()
                     .await

@@ -336,9 +336,9 @@ fn geoip_db() -> std::path::PathBuf {
 }
 
 async fn countries_from_the_installed_database(backend: Backend) {
+    // The default trust: the test client is on loopback, a proxy, and names the visitors.
     let settings = ServeSettings {
         geoip_db: Some(geoip_db()),
-        trust_proxy: 1,
         ..test_settings()
     };
     let (app, _clock) = app_in_berlin(backend, settings).await;
@@ -354,7 +354,7 @@ async fn countries_from_the_installed_database(backend: Backend) {
         &[("Forwarded", "for=\"[2001:4860:4860::8888]:443\"")],
     )
     .await;
-    app.hit("site=acme", CHROME_WIN).await; // the peer: 127.0.0.1
+    app.hit("site=acme", CHROME_WIN).await; // a visitor in 198.18.0.0/15: no country
     app.flush().await;
     let doc = app.doc("locations.2026", "acme:2026-11").await.unwrap();
     assert_well_formed(&doc);
@@ -365,6 +365,7 @@ async fn countries_from_the_installed_database(backend: Backend) {
 async fn without_trust_the_forwarding_headers_are_ignored(backend: Backend) {
     let settings = ServeSettings {
         geoip_db: Some(geoip_db()),
+        trust_proxy: tally::track::client::TrustProxy::None,
         ..test_settings()
     };
     let (app, _clock) = app_in_berlin(backend, settings).await;
@@ -385,18 +386,24 @@ async fn without_a_database_there_is_no_locations_report(backend: Backend) {
     assert!(app.doc("traffic.2026", "acme:2026-11").await.is_some());
 }
 
-/// Sends `queries` with a few connections at once.
+/// Sends `queries` with a few connections at once, each from a visitor of its own.
 async fn send_all(app: &TestApp, queries: Vec<String>) {
-    let queries = Arc::new(queries);
+    let queries: Arc<Vec<(String, String)>> = Arc::new(
+        queries
+            .into_iter()
+            .map(|q| (q, app.next_visitor()))
+            .collect(),
+    );
     let mut tasks = Vec::new();
     for worker in 0..8 {
         let (http, address, queries) =
             (app.http.clone(), app.address.clone(), Arc::clone(&queries));
         tasks.push(tokio::spawn(async move {
-            for q in queries.iter().skip(worker).step_by(8) {
+            for (q, visitor) in queries.iter().skip(worker).step_by(8) {
                 let r = http
                     .get(format!("{address}/t.gif?{q}"))
                     .header("User-Agent", CHROME_WIN)
+                    .header("X-Forwarded-For", visitor)
                     .send()
                     .await
                     .unwrap();

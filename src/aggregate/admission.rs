@@ -13,15 +13,22 @@
 //!
 //! Admission needs to know which keys a month document already has. That knowledge is a
 //! [`Book`] per document, read once from the store (by the flusher) and kept while the document
-//! is written to. This module decides; it must not talk to the store itself.
+//! is written to; what the books know is shared with the hit path through [`Named`].
+//!
+//! A field marked by the hit path (its sender had spent its budget of new keys, see
+//! `track::budget`) never proposes its key: it is counted under its key when the key is named
+//! (before, or by another sender in the same flush), else under `(other)`. The mark never
+//! reaches the store. This module decides; it must not talk to the store itself.
 
+use super::named::{item_of, unmarked, Item, Named};
 use super::{Drained, Value};
 use crate::field::{is_reserved, FieldKey, Key};
-use crate::reports::{Capped, DocKey, DocRef, ReportKind};
+use crate::reports::{DocKey, DocRef, ReportKind};
 use crate::store::Guard;
 use mongodb::bson::Document;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The field of a capped month document counting the keys it has admitted.
@@ -32,7 +39,8 @@ const IDLE: Duration = Duration::from_secs(15 * 60);
 
 /// What is known of one capped month document.
 struct Book {
-    /// Hashes of the items (`p./about`, `e.signup`, `p.signup.plan.pro`) the document names.
+    /// [`Named`] hashes of the items (`p./about`, `e.signup`, `p.signup.plan.pro`) the document
+    /// names.
     known: HashSet<u64>,
     /// Items named per group (`p.signup.plan`), for spaces capped per group.
     groups: HashMap<u64, usize>,
@@ -44,7 +52,10 @@ struct Book {
 pub struct Admission {
     max_keys: i64,
     books: HashMap<DocKey, Book>,
+    /// For the hashes of groups.
     hasher: foldhash::fast::RandomState,
+    /// What the books know, for the hit path.
+    named: Arc<Named>,
 }
 
 /// The month document that decides for `key` (itself, for a month document), if its kind is
@@ -59,58 +70,30 @@ pub fn governing(key: &DocKey) -> Option<DocKey> {
     })
 }
 
-/// Where the capped item sits in a field path: `p.signup.plan.pro.12.c` has the item
-/// `p.signup.plan.pro` (its last level starting at `last`), in the group `p.signup.plan`.
-struct Item<'a> {
-    spec: Capped,
-    /// The item's path: the space and `depth` levels.
-    path: &'a str,
-    /// Where the item's last level starts in the field.
-    last: usize,
-}
-
-impl Item<'_> {
-    fn name(&self) -> &str {
-        &self.path[self.last..]
-    }
-
-    fn group(&self) -> &str {
-        &self.path[..self.last - 1]
-    }
-}
-
-fn split_capped(kind: ReportKind, field: &FieldKey) -> Option<Item<'_>> {
-    let path = field.as_str();
-    let space = path.split('.').next()?;
-    let spec = *kind.capped_spaces().iter().find(|c| c.space == space)?;
-    // The end of the item: after `depth` more levels.
-    let mut end = space.len();
-    let mut last = end;
-    for _ in 0..spec.depth {
-        if end >= path.len() {
-            return None;
-        }
-        last = end + 1;
-        end = path[last..].find('.').map_or(path.len(), |i| last + i);
-    }
-    Some(Item {
-        spec,
-        path: &path[..end],
-        last,
-    })
-}
-
 impl Admission {
-    pub fn new(max_keys: usize) -> Admission {
+    /// `named`: where what the books know is published (the coalescer's).
+    pub fn new(max_keys: usize, named: Arc<Named>) -> Admission {
         Admission {
             max_keys: i64::try_from(max_keys).unwrap_or(i64::MAX),
             books: HashMap::new(),
             hasher: Default::default(),
+            named,
         }
     }
 
     fn hash(&self, path: &str) -> u64 {
         self.hasher.hash_one(path)
+    }
+
+    /// The [`Named`] hash of the item `path` of the month document `month`.
+    fn item_hash(&self, month: &DocKey, path: &str) -> u64 {
+        self.named.item(&month.site, month.doc, path)
+    }
+
+    /// Tells the hit path whether `month` has room left.
+    fn publish_room(&self, month: &DocKey, book: &Book) {
+        let doc = self.named.doc(&month.site, month.doc);
+        self.named.set_full(doc, book.admitted >= self.max_keys);
     }
 
     /// The month documents `drained` needs whose books are not loaded.
@@ -140,7 +123,7 @@ impl Admission {
                     collect_items(sub, spec.space.to_owned(), spec.depth, &mut items);
                 }
                 for (group, item) in items {
-                    book.known.insert(self.hash(&item));
+                    book.known.insert(self.item_hash(&key, &item));
                     if spec.per_group.is_some() {
                         *book.groups.entry(self.hash(&group)).or_default() += 1;
                     }
@@ -149,22 +132,51 @@ impl Admission {
             book.admitted = crate::reports::number(doc.get(ADMITTED));
         }
         book.admitted = book.admitted.max(book.known.len() as i64);
-        self.books.insert(key, book);
+        self.named.insert(book.known.iter().copied());
+        self.publish_room(&key, &book);
+        if let Some(old) = self.books.insert(key.clone(), book) {
+            self.unpublish(&key, old);
+        }
+    }
+
+    /// Withdraws what an old book told the hit path (keys still known stay).
+    fn unpublish(&self, key: &DocKey, old: Book) {
+        let current = self.books.get(key);
+        let gone = old
+            .known
+            .into_iter()
+            .filter(|h| current.is_none_or(|b| !b.known.contains(h)));
+        self.named.remove(gone);
+        if current.is_none() {
+            self.named
+                .set_full(self.named.doc(&key.site, key.doc), false);
+        }
     }
 
     /// Forgets a month document's book (after a guarded update of it failed: another process
     /// may have filled it). It is read again before the next flush that needs it.
     pub fn forget(&mut self, key: &DocKey) {
-        self.books.remove(key);
+        if let Some(book) = self.books.remove(key) {
+            self.unpublish(key, book);
+        }
     }
 
     /// Drops the books of documents not written to lately.
     pub fn evict_idle(&mut self) {
-        self.books.retain(|_, b| b.used.elapsed() < IDLE);
+        let idle: Vec<DocKey> = self
+            .books
+            .iter()
+            .filter(|(_, b)| b.used.elapsed() >= IDLE)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in idle {
+            self.forget(&key);
+        }
     }
 
-    fn knows(&self, book: Option<&Book>, item: &Item<'_>) -> bool {
-        is_reserved(item.name()) || book.is_some_and(|b| b.known.contains(&self.hash(item.path)))
+    fn knows(&self, month: &DocKey, book: Option<&Book>, item: &Item<'_>) -> bool {
+        is_reserved(item.name())
+            || book.is_some_and(|b| b.known.contains(&self.item_hash(month, item.path)))
     }
 
     /// Rewrites `drained` so that every capped document names only admitted keys, admitting new
@@ -188,11 +200,12 @@ impl Admission {
             let book = self.books.get(&month);
             for &i in &members {
                 let kind = drained[i].0.doc.kind;
+                // Marked fields have no capped item here: they never propose their key.
                 for (field, value) in &drained[i].1 {
-                    let Some(item) = split_capped(kind, field) else {
+                    let Some(item) = item_of(kind, field.as_str()) else {
                         continue;
                     };
-                    if self.knows(book, &item) {
+                    if self.knows(&month, book, &item) {
                         continue;
                     }
                     let views = match value {
@@ -228,15 +241,18 @@ impl Admission {
                         *used += 1;
                     }
                     room -= 1;
-                    admitted_items.push(self.hash(&path));
+                    admitted_items.push(self.item_hash(&month, &path));
                 }
                 let admitted = admitted_items.len() as i64;
+                self.named.insert(admitted_items.iter().copied());
                 let book = self.books.get_mut(&month).expect("checked above");
                 book.known.extend(admitted_items);
                 for (g, used) in group_use {
                     book.groups.insert(g, used);
                 }
                 book.admitted += admitted;
+                let book = self.books.get(&month).expect("checked above");
+                self.publish_room(&month, book);
                 if admitted > 0 {
                     guards[mi] = Some(Guard {
                         field: FieldKey::from_parts(&[ADMITTED]),
@@ -254,40 +270,43 @@ impl Admission {
             for &i in &members {
                 let kind = drained[i].0.doc.kind;
                 let fields = std::mem::take(&mut drained[i].1);
-                drained[i].1 = self.rename_unknown(kind, book, fields);
+                drained[i].1 = self.rename_unknown(kind, &month, book, fields);
             }
         }
         guards
     }
 
-    /// Moves fields of keys the book does not know to `(other)` (dropping their texts) and
-    /// merges what lands on the same field.
+    /// Moves fields of keys the book does not know to `(other)` (dropping their texts),
+    /// removes the mark from marked fields, and merges what lands on the same field.
     fn rename_unknown(
         &self,
         kind: ReportKind,
+        month: &DocKey,
         book: Option<&Book>,
         fields: Vec<(FieldKey, Value)>,
     ) -> Vec<(FieldKey, Value)> {
         let mut out: Vec<(FieldKey, Value)> = Vec::with_capacity(fields.len());
         let mut renamed = false;
         for (field, value) in fields {
-            let other = match split_capped(kind, &field) {
-                Some(item) if !self.knows(book, &item) => {
-                    let path = field.as_str();
-                    FieldKey::parse(&format!(
-                        "{}{}{}",
-                        &path[..item.last],
-                        Key::OTHER,
-                        &path[item.path.len()..]
-                    ))
-                }
+            let marked = unmarked(&field);
+            let path = marked.unwrap_or(field.as_str());
+            let to = match item_of(kind, path) {
+                Some(item) if !self.knows(month, book, &item) => FieldKey::parse(&format!(
+                    "{}{}{}",
+                    &path[..item.last],
+                    Key::OTHER,
+                    &path[item.path.len()..]
+                ))
+                .filter(|_| matches!(value, Value::Inc(_))),
+                // Known, or not capped: the field itself, without its mark.
+                _ if marked.is_some() => FieldKey::parse(path),
                 _ => {
                     out.push((field, value));
                     continue;
                 }
             };
-            if let (Value::Inc(_), Some(other)) = (&value, other) {
-                out.push((other, value));
+            if let Some(to) = to {
+                out.push((to, value));
                 renamed = true;
             }
         }
@@ -362,7 +381,7 @@ mod tests {
 
     #[test]
     fn the_most_viewed_new_keys_are_admitted_and_days_follow_their_month() {
-        let mut a = Admission::new(2);
+        let mut a = Admission::new(2, Arc::default());
         let views = [("/a", 1), ("/b", 5), ("/c", 3)];
         let mut drained = vec![(key(MONTH), fields(&views)), (key(DAY), fields(&views))];
         assert_eq!(a.missing(&drained), vec![key(MONTH)]);
@@ -414,7 +433,7 @@ mod tests {
 
     #[test]
     fn a_book_is_read_from_the_stored_document() {
-        let mut a = Admission::new(3);
+        let mut a = Admission::new(3, Arc::default());
         a.load(
             key(MONTH),
             Some(&doc! {"n": 2_i64, "p": {"/x": {"v": 1_i64}, "(other)": {"v": 4_i64}}}),
@@ -440,7 +459,7 @@ mod tests {
 
     #[test]
     fn without_its_month_in_the_flush_a_day_names_nothing_new() {
-        let mut a = Admission::new(10);
+        let mut a = Admission::new(10, Arc::default());
         a.load(
             key(MONTH),
             Some(&doc! {"n": 1_i64, "p": {"/x": {"v": 1_i64}}}),
@@ -454,5 +473,69 @@ mod tests {
                 ("p./x.v".to_owned(), Value::Inc(1))
             ]
         );
+    }
+
+    #[test]
+    fn marked_fields_never_propose_their_key_and_lose_their_mark() {
+        let named = Arc::new(Named::default());
+        let mut a = Admission::new(10, Arc::clone(&named));
+        a.load(
+            key(MONTH),
+            Some(&doc! {"n": 1_i64, "p": {"/x": {"v": 1_i64}}}),
+        );
+        let marked = |page: &str, n: i64| {
+            let field = FieldKey::parse(&format!("p.{page}.v")).unwrap();
+            (super::super::named::mark(&field), Value::Inc(n))
+        };
+        // /x is named; /y is brought by a sender with budget, and by one without in the same
+        // flush; /forged only by senders without budget.
+        let month_fields = vec![
+            marked("/x", 2),
+            marked("/y", 4),
+            marked("/forged", 3),
+            (FieldKey::parse("p./y.v").unwrap(), Value::Inc(1)),
+        ];
+        let mut drained = vec![(key(MONTH), month_fields.clone()), (key(DAY), month_fields)];
+        let guards = a.resolve(&mut drained);
+        assert_eq!(guards[0].as_ref().map(|g| g.max), Some(9));
+        let mut month = names(&drained[0].1);
+        month.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            month,
+            vec![
+                ("n".to_owned(), Value::Inc(1)),
+                ("p.(other).v".to_owned(), Value::Inc(3)),
+                ("p./x.v".to_owned(), Value::Inc(2)),
+                ("p./y.v".to_owned(), Value::Inc(5)),
+            ]
+        );
+        assert_eq!(
+            names(&drained[1].1),
+            vec![
+                ("p.(other).v".to_owned(), Value::Inc(3)),
+                ("p./x.v".to_owned(), Value::Inc(2)),
+                ("p./y.v".to_owned(), Value::Inc(5)),
+            ]
+        );
+        // What the book knows is published for the hit path, and withdrawn with the book.
+        let site = SiteId::parse("acme").unwrap();
+        let month_doc = key(MONTH).doc;
+        assert!(named.contains(named.item(&site, month_doc, "p./y")));
+        assert!(!named.contains(named.item(&site, month_doc, "p./forged")));
+        a.forget(&key(MONTH));
+        assert!(named.is_empty());
+    }
+
+    #[test]
+    fn a_full_document_is_published_as_full() {
+        let named = Arc::new(Named::default());
+        let mut a = Admission::new(2, Arc::clone(&named));
+        a.load(key(MONTH), None);
+        let site = SiteId::parse("acme").unwrap();
+        let doc = named.doc(&site, key(MONTH).doc);
+        assert!(!named.is_full(doc));
+        let mut drained = vec![(key(MONTH), fields(&[("/a", 1), ("/b", 1)]))];
+        a.resolve(&mut drained);
+        assert!(named.is_full(doc));
     }
 }

@@ -125,6 +125,7 @@ impl Flusher {
         live: Arc<Live>,
         clock: Clock,
     ) -> Flusher {
+        let admission = Admission::new(max_keys, Arc::clone(coalescer.named()));
         Flusher {
             coalescer,
             store,
@@ -135,7 +136,7 @@ impl Flusher {
             running_since: std::sync::Mutex::new(None),
             queued: AtomicUsize::new(0),
             one_at_a_time: Mutex::new(State {
-                admission: Admission::new(max_keys),
+                admission,
                 queue: Vec::new(),
                 writer: Writer::random(),
                 checkpoint: None,

@@ -14,6 +14,7 @@ pub mod admission;
 pub mod checkpoint;
 pub mod flusher;
 pub mod journal;
+pub mod named;
 
 use crate::field::FieldKey;
 pub use crate::reports::Value;
@@ -66,6 +67,8 @@ pub struct Coalescer {
     /// With a journal, an add holds this shared and a drain exclusively, so the journal's cut
     /// divides the hits exactly where the drain does.
     cut: RwLock<()>,
+    /// What the capped documents name, as the flusher's admission learns it.
+    named: Arc<named::Named>,
 }
 
 /// How long a handler waits for its hit to reach the durable log before answering 503.
@@ -85,7 +88,14 @@ impl Coalescer {
             wake: Notify::new(),
             journal: None,
             cut: RwLock::new(()),
+            named: Arc::default(),
         }
+    }
+
+    /// What the capped documents name, shared by the flusher (which learns it) and the hit path
+    /// (which spends senders' budgets of new keys by it).
+    pub fn named(&self) -> &Arc<named::Named> {
+        &self.named
     }
 
     /// Appends every accepted hit to `journal` (`--durable`).

@@ -41,8 +41,8 @@ pub struct ApiState {
     /// Failed token checks per client address.
     pub limiter: Arc<limit::AuthLimiter>,
     pub metrics: Arc<Metrics>,
-    /// Proxies whose forwarding headers name the client (`--trust-proxy`).
-    pub trusted_proxies: u8,
+    /// Which peers are proxies whose forwarding headers name the client (`--trust-proxy`).
+    pub trust: crate::track::client::TrustProxy,
 }
 
 /// Why a read was refused; each maps to one answer with the JSON error shape.
@@ -99,11 +99,12 @@ impl ApiError {
 /// against the client's address, and an address over its limit is refused before any check.
 pub fn authorize(req: &HttpRequest, state: &ApiState, id: &str) -> Result<Arc<Site>, ApiError> {
     let now = std::time::Instant::now();
-    let client = crate::track::client::client_ip(
+    let client = crate::track::client::client_address(
         req.peer_addr().map(|a| a.ip()),
         req.headers(),
-        state.trusted_proxies,
-    );
+        &state.trust,
+    )
+    .ip;
     if let Some(left) = client.and_then(|ip| state.limiter.blocked(ip, now)) {
         state.metrics.api_auth_limited.inc();
         return Err(ApiError::TooManyFailures(left.as_secs_f64().ceil() as u64));

@@ -16,10 +16,13 @@ use crate::field::FieldKey;
 use crate::import::{self, Format, Kind, Skip};
 use crate::metrics::{Metrics, Rejection};
 use crate::period::system_clock;
-use crate::settings::{StoreSettings, DEFAULT_MAX_KEYS};
+use crate::settings::{StoreSettings, DEFAULT_MAX_KEYS, DEFAULT_NEW_KEYS_PER_ADDRESS};
 use crate::site::{SiteId, SiteRegistry};
 use crate::store::{self, Batch, CollectionBatch, DocUpdate, Store};
+use crate::track::budget::KeyBudget;
+use crate::track::client::TrustProxy;
 use crate::track::geo::GeoDb;
+use crate::track::limit::IngestLimits;
 use crate::track::Tracker;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
@@ -140,13 +143,18 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
     };
     let tracker = Tracker {
         sites,
-        coalescer,
         metrics,
         clock: system_clock(),
         geo,
-        trusted_proxies: 0,
-        // Log lines are not requests: no rate limit, host or opt-out applies to them.
-        limiter: None,
+        trust: TrustProxy::None,
+        // Log lines are not requests: no rate limit, host or opt-out applies to them. The
+        // budget of new keys does: a log holds forged pages as much as live traffic does.
+        limits: IngestLimits::new(None, None),
+        budget: Some(KeyBudget::new(
+            DEFAULT_NEW_KEYS_PER_ADDRESS,
+            Arc::clone(coalescer.named()),
+        )),
+        coalescer,
     };
 
     let progress = progress_bar();

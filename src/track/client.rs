@@ -1,37 +1,241 @@
-//! The visitor's address, behind as many reverse proxies as the operator says to trust.
+//! The visitor's address: the one function every use of it goes through (the rate limits, the
+//! key budget, the country lookup, the read API's limit on wrong tokens).
 //!
-//! The chain is the forwarding headers' addresses, oldest first, followed by the socket peer.
-//! Everything left of the trusted proxies' own entries was written by the client or by
-//! proxies nobody vouches for, so it is never read: the client is the entry
-//! `trusted_proxies` hops from the right.
+//! Which peers are proxies is [`TrustProxy`] (`--trust-proxy`):
+//! - **the default**, Rails-style: a peer on loopback, a private network (RFC 1918), an IPv6
+//!   unique-local (`fc00::/7`) or a link-local network is a proxy, and so is every such address
+//!   in its forwarding header. The client is the rightmost entry of the chain that is not a
+//!   proxy's; nothing left of it is read, since only the proxies' own entries can be believed.
+//!   A request from a public peer is its own client, whatever its headers say.
+//! - **networks**: the same, with the operator's list of networks instead of the private ones.
+//! - **hops**: the entry that many hops from the right, whatever its address.
+//! - **none**: the connection's own address, always.
+//!
+//! The chain is `X-Forwarded-For` (every instance in order, one hop per comma-separated item),
+//! or, for a request without one, `Forwarded` (RFC 7239, one hop per element, its `for=`).
+//! `X-Forwarded-For` comes first because it is what nginx, Caddy, HAProxy and the cloud load
+//! balancers write, and most of them pass a client's own `Forwarded` through untouched.
 //!
 //! This module reads headers and returns an address; it must not log or keep it.
 
 use actix_web::http::header::{HeaderMap, HeaderValue, FORWARDED, X_FORWARDED_FOR};
+use ipnet::IpNet;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The visitor's address: the socket peer, or, when `trusted_proxies` > 0, the address
-/// `trusted_proxies` hops from the right of the chain formed by the forwarding headers followed
-/// by the peer.
-///
-/// The forwarding headers are every `Forwarded` (RFC 7239) instance in order, one hop per
-/// element, read from its `for=` parameter; or, when there is no `Forwarded` header, every
-/// `X-Forwarded-For` instance in order, one hop per comma-separated item. A chain shorter than
-/// `trusted_proxies + 1` gives its leftmost entry. An entry that is not an address (`unknown`,
-/// an obfuscated `_name`, an element without `for=`, garbage) gives `None`.
-pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted_proxies: u8) -> Option<IpAddr> {
-    if trusted_proxies == 0 {
-        return peer;
+/// Which peers are reverse proxies whose forwarding headers are believed (`--trust-proxy`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustProxy {
+    /// The connection's own address is the client, whatever the headers say.
+    None,
+    /// The entry this many hops from the right of the chain (the peer is hop 0).
+    Hops(u8),
+    /// Peers and forwarded entries in these networks are proxies; `default` when they are
+    /// [`PRIVATE_NETWORKS`].
+    Networks { nets: Vec<IpNet>, default: bool },
+}
+
+/// The default proxies: loopback, RFC 1918, IPv4 and IPv6 link-local, IPv6 unique-local.
+pub const PRIVATE_NETWORKS: [&str; 8] = [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// Most hops `--trust-proxy=N` may name.
+pub const MAX_HOPS: u8 = 8;
+
+/// Entries of a chain examined at most, from the right: a longer chain is a client padding it
+/// (no deployment has more proxies than this), and parsing every entry would let it make each
+/// request cost more.
+const MAX_EXAMINED: usize = 32;
+
+impl Default for TrustProxy {
+    fn default() -> TrustProxy {
+        TrustProxy::Networks {
+            nets: PRIVATE_NETWORKS
+                .iter()
+                .map(|n| n.parse().expect("the private networks parse"))
+                .collect(),
+            default: true,
+        }
     }
-    // Two passes over the headers, counting then picking, rather than a Vec per hit.
-    let mut hops = Hops::new(headers);
-    let forwarded = hops.clone().count();
-    // chain = hops + [peer]; the wanted index is (forwarded + 1) - 1 - trusted_proxies.
-    let index = forwarded.saturating_sub(usize::from(trusted_proxies));
+}
+
+impl TrustProxy {
+    /// `none` (or `0`), a hop count `1`–`8`, `private` (the default), or a comma-separated list
+    /// of networks and addresses (`10.1.0.0/16,192.0.2.7,2001:db8::/48`) replacing the default.
+    pub fn parse(raw: &str) -> Result<TrustProxy, String> {
+        let raw = raw.trim();
+        match raw.to_ascii_lowercase().as_str() {
+            "none" | "0" => return Ok(TrustProxy::None),
+            "private" | "default" => return Ok(TrustProxy::default()),
+            _ => {}
+        }
+        if let Ok(hops) = raw.parse::<u8>() {
+            if (1..=MAX_HOPS).contains(&hops) {
+                return Ok(TrustProxy::Hops(hops));
+            }
+        }
+        if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{raw:?} is not a hop count from 1 to {MAX_HOPS} (or none, private, or networks)"
+            ));
+        }
+        let mut nets = Vec::new();
+        for item in raw.split([',', ' ']).filter(|s| !s.is_empty()) {
+            let net = item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("{item:?} is not a network (10.0.0.0/8, fd00::/8) or an address")
+                })?;
+            nets.push(canonical_net(net.trunc()));
+        }
+        if nets.is_empty() {
+            return Err(
+                "expected none, a hop count from 1 to 8, private, or a list of networks".into(),
+            );
+        }
+        Ok(TrustProxy::Networks {
+            nets,
+            default: false,
+        })
+    }
+
+    /// Whether this is the default set of private networks.
+    pub fn is_default(&self) -> bool {
+        matches!(self, TrustProxy::Networks { default: true, .. })
+    }
+
+    fn trusts(nets: &[IpNet], ip: IpAddr) -> bool {
+        nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is, since
+/// addresses are compared in their canonical form.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
+            Some(v4) if v6.prefix_len() >= 96 => {
+                IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).unwrap_or(net)
+            }
+            _ => net,
+        },
+        v4 => v4,
+    }
+}
+
+impl fmt::Display for TrustProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrustProxy::None => f.write_str("none"),
+            TrustProxy::Hops(n) => write!(f, "{n}"),
+            TrustProxy::Networks { default: true, .. } => f.write_str("private"),
+            TrustProxy::Networks { nets, .. } => {
+                let list: Vec<String> = nets.iter().map(IpNet::to_string).collect();
+                f.write_str(&list.join(","))
+            }
+        }
+    }
+}
+
+/// Who sent a request, as far as tally can tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// The client's address; `None` when there is no peer (a test request) or when the entry
+    /// that names the client is not an address (`unknown`, an obfuscated `_name`, garbage).
+    pub ip: Option<IpAddr>,
+    /// The address came from a forwarding header rather than the connection.
+    pub forwarded: bool,
+}
+
+impl ClientAddress {
+    /// The connection's own address.
+    pub fn peer(peer: Option<IpAddr>) -> ClientAddress {
+        ClientAddress {
+            ip: peer.map(|ip| ip.to_canonical()),
+            forwarded: false,
+        }
+    }
+}
+
+/// The client of a request from `peer` (the connection's address) with `headers`, under
+/// `trust`. Addresses come back canonical (an IPv4-mapped IPv6 address as IPv4).
+pub fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trust: &TrustProxy,
+) -> ClientAddress {
+    let peer = peer.map(|ip| ip.to_canonical());
+    match trust {
+        TrustProxy::None => ClientAddress::peer(peer),
+        TrustProxy::Hops(n) => by_hops(peer, headers, *n),
+        TrustProxy::Networks { nets, .. } => match peer {
+            Some(ip) if TrustProxy::trusts(nets, ip) => by_networks(ip, headers, nets),
+            _ => ClientAddress::peer(peer),
+        },
+    }
+}
+
+/// The entry `hops` from the right of the chain (the forwarded entries followed by the peer);
+/// a chain shorter than that gives its leftmost entry.
+fn by_hops(peer: Option<IpAddr>, headers: &HeaderMap, hops: u8) -> ClientAddress {
+    // Two passes over the headers, counting then picking, rather than a Vec per request.
+    let mut chain = Hops::new(headers);
+    let forwarded = chain.clone().count();
+    // chain = entries + [peer]; the wanted index is (forwarded + 1) - 1 - hops.
+    let index = forwarded.saturating_sub(usize::from(hops));
     if index == forwarded {
-        return peer;
+        return ClientAddress::peer(peer);
     }
-    hops.nth(index).and_then(parse_node)
+    ClientAddress {
+        ip: chain.nth(index).and_then(parse_node),
+        forwarded: true,
+    }
+}
+
+/// The rightmost forwarded entry that is not in `nets` (a trusted `peer` sent the request);
+/// when every entry is, the leftmost; without entries, the peer.
+fn by_networks(peer: IpAddr, headers: &HeaderMap, nets: &[IpNet]) -> ClientAddress {
+    let chain = Hops::new(headers);
+    let forwarded = chain.clone().count();
+    if forwarded == 0 {
+        return ClientAddress::peer(Some(peer));
+    }
+    let mut leftmost = None;
+    let mut client = None;
+    for raw in chain.skip(forwarded.saturating_sub(MAX_EXAMINED)) {
+        let ip = parse_node(raw);
+        if leftmost.is_none() {
+            leftmost = Some(ip);
+        }
+        match ip {
+            Some(ip) if TrustProxy::trusts(nets, ip) => {}
+            // Not a proxy, or not an address at all: the client as far as can be known.
+            other => client = Some(other),
+        }
+    }
+    ClientAddress {
+        ip: client.or(leftmost).flatten(),
+        forwarded: true,
+    }
+}
+
+/// What is limited and budgeted as one sender: an IPv4 address, or an IPv6 address's /64
+/// prefix, which is what one household or one server is given (a single machine can use any
+/// address in its /64).
+pub fn address_block(address: IpAddr) -> u128 {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => (u128::from(v6) >> 64 << 64) | 1 << 32,
+    }
 }
 
 /// The raw address of each forwarded hop, oldest first.
@@ -46,7 +250,7 @@ struct Hops<'h> {
 
 impl<'h> Hops<'h> {
     fn new(headers: &'h HeaderMap) -> Hops<'h> {
-        let rfc7239 = headers.contains_key(FORWARDED);
+        let rfc7239 = !headers.contains_key(X_FORWARDED_FOR) && headers.contains_key(FORWARDED);
         let name = if rfc7239 { FORWARDED } else { X_FORWARDED_FOR };
         Hops {
             rfc7239,
@@ -116,10 +320,13 @@ fn parse_node(raw: &[u8]) -> Option<IpAddr> {
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return None;
         }
-        return v6.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+        return v6
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|v6| IpAddr::V6(v6).to_canonical());
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(ip);
+        return Some(ip.to_canonical());
     }
     let (v4, port) = s.split_once(':')?;
     if !is_port(port) {
@@ -157,31 +364,207 @@ mod tests {
         map
     }
 
-    fn client(pairs: &[(&HeaderName, &str)], trusted: u8) -> Option<IpAddr> {
-        client_ip(Some(ip(PEER)), &headers(pairs), trusted)
+    fn trust(hops: u8) -> TrustProxy {
+        match hops {
+            0 => TrustProxy::None,
+            n => TrustProxy::Hops(n),
+        }
     }
 
-    fn xff(value: &str, trusted: u8) -> Option<IpAddr> {
-        client(&[(&X_FORWARDED_FOR, value)], trusted)
+    /// The client by hop count, from PEER.
+    fn client(pairs: &[(&HeaderName, &str)], hops: u8) -> Option<IpAddr> {
+        client_address(Some(ip(PEER)), &headers(pairs), &trust(hops)).ip
     }
 
-    fn fwd(value: &str, trusted: u8) -> Option<IpAddr> {
-        client(&[(&FORWARDED, value)], trusted)
+    fn xff(value: &str, hops: u8) -> Option<IpAddr> {
+        client(&[(&X_FORWARDED_FOR, value)], hops)
+    }
+
+    fn fwd(value: &str, hops: u8) -> Option<IpAddr> {
+        client(&[(&FORWARDED, value)], hops)
+    }
+
+    /// The client under the default trust, from `peer` with `X-Forwarded-For: value`.
+    fn rails(peer: &str, value: &str) -> ClientAddress {
+        client_address(
+            Some(ip(peer)),
+            &headers(&[(&X_FORWARDED_FOR, value)]),
+            &TrustProxy::default(),
+        )
+    }
+
+    fn forwarded(s: &str) -> ClientAddress {
+        ClientAddress {
+            ip: Some(ip(s)),
+            forwarded: true,
+        }
     }
 
     #[test]
-    fn without_trusted_proxies_the_peer_is_the_client_whatever_the_headers_say() {
+    fn the_default_trusts_private_peers_and_reads_the_rightmost_public_entry() {
+        // nginx on the same machine appended what it saw to the client's own header.
+        assert_eq!(rails("127.0.0.1", "81.2.69.142"), forwarded("81.2.69.142"));
+        let spoofed = "1.1.1.1, 2.2.2.2, 81.2.69.142, 10.0.0.5";
+        assert_eq!(rails("127.0.0.1", spoofed), forwarded("81.2.69.142"));
+        assert_eq!(rails("172.17.0.1", spoofed), forwarded("81.2.69.142"));
+        assert_eq!(rails("192.168.1.10", spoofed), forwarded("81.2.69.142"));
+        assert_eq!(
+            rails("fd12::1", "2001:db8::9, fd00::7"),
+            forwarded("2001:db8::9")
+        );
+        assert_eq!(rails("fe80::1", "81.2.69.142"), forwarded("81.2.69.142"));
+        assert_eq!(rails("::1", "81.2.69.142"), forwarded("81.2.69.142"));
+        // The IPv4-mapped form of a loopback peer (a listener on [::]) is loopback.
+        assert_eq!(
+            rails("::ffff:127.0.0.1", "81.2.69.142"),
+            forwarded("81.2.69.142")
+        );
+        assert_eq!(
+            rails("127.0.0.1", "::ffff:81.2.69.142"),
+            forwarded("81.2.69.142")
+        );
+    }
+
+    #[test]
+    fn a_public_peer_is_its_own_client_whatever_it_sends() {
+        assert_eq!(
+            rails("81.2.69.142", "127.0.0.1"),
+            ClientAddress::peer(Some(ip("81.2.69.142")))
+        );
+        assert_eq!(
+            rails("100.64.0.1", "81.2.69.142").ip,
+            Some(ip("100.64.0.1")),
+            "carrier-grade NAT space is not private"
+        );
+        let none = client_address(None, &headers(&[]), &TrustProxy::default());
+        assert_eq!(none, ClientAddress::default());
+    }
+
+    #[test]
+    fn a_chain_of_private_addresses_gives_its_leftmost() {
+        // An office client behind its own proxy, then ours: nobody outside is named.
+        assert_eq!(
+            rails("127.0.0.1", "10.1.2.3, 192.168.0.9"),
+            forwarded("10.1.2.3")
+        );
+        // A private peer without forwarding headers is the client.
+        let direct = client_address(Some(ip("10.0.0.5")), &headers(&[]), &TrustProxy::default());
+        assert_eq!(direct, ClientAddress::peer(Some(ip("10.0.0.5"))));
+    }
+
+    #[test]
+    fn an_unreadable_entry_right_of_the_client_names_nobody() {
+        // A proxy wrote `unknown`: what is left of it was written by someone unknown too.
+        assert_eq!(
+            rails("127.0.0.1", "81.2.69.142, unknown"),
+            ClientAddress {
+                ip: None,
+                forwarded: true
+            }
+        );
+        assert_eq!(
+            rails("127.0.0.1", "garbage, 81.2.69.142"),
+            forwarded("81.2.69.142")
+        );
+    }
+
+    #[test]
+    fn a_padded_chain_costs_no_more_than_its_last_entries() {
+        let mut value = vec!["9.9.9.9"; 5000].join(", ");
+        value.push_str(", 81.2.69.142");
+        assert_eq!(rails("127.0.0.1", &value), forwarded("81.2.69.142"));
+        let mut value = vec!["10.0.0.1"; 100].join(", ");
+        value.insert_str(0, "81.2.69.142, ");
+        // Beyond the examined entries the leftmost examined one stands: still a proxy, never
+        // an address the client chose.
+        assert_eq!(rails("127.0.0.1", &value), forwarded("10.0.0.1"));
+    }
+
+    #[test]
+    fn networks_replace_the_default_set() {
+        let trust = TrustProxy::parse("10.1.0.0/16, 2001:db8::/32").unwrap();
+        let h = headers(&[(&X_FORWARDED_FOR, "81.2.69.142")]);
+        let at = |peer: &str| client_address(Some(ip(peer)), &h, &trust);
+        assert_eq!(at("10.1.200.3"), forwarded("81.2.69.142"));
+        assert_eq!(at("2001:db8:5::1"), forwarded("81.2.69.142"));
+        // Loopback is no longer trusted: the operator's list is the whole list.
+        assert_eq!(at("127.0.0.1"), ClientAddress::peer(Some(ip("127.0.0.1"))));
+        assert_eq!(at("10.2.0.1"), ClientAddress::peer(Some(ip("10.2.0.1"))));
+        // A proxy in the list forwarding for a private client names that client.
+        let h = headers(&[(&X_FORWARDED_FOR, "81.2.69.142, 192.168.1.4")]);
+        let private = client_address(Some(ip("10.1.0.1")), &h, &trust);
+        assert_eq!(private, forwarded("192.168.1.4"));
+    }
+
+    #[test]
+    fn settings_parse_and_print_back() {
+        assert_eq!(TrustProxy::parse("none"), Ok(TrustProxy::None));
+        assert_eq!(TrustProxy::parse("0"), Ok(TrustProxy::None));
+        assert_eq!(TrustProxy::parse("2"), Ok(TrustProxy::Hops(2)));
+        assert_eq!(TrustProxy::parse(" Private "), Ok(TrustProxy::default()));
+        assert!(TrustProxy::default().is_default());
+        assert_eq!(TrustProxy::default().to_string(), "private");
+        let list = TrustProxy::parse("192.0.2.7,10.0.0.0/8,::ffff:172.16.0.0/108").unwrap();
+        assert_eq!(list.to_string(), "192.0.2.7/32,10.0.0.0/8,172.16.0.0/12");
+        assert_eq!(TrustProxy::parse(&list.to_string()), Ok(list));
+        assert_eq!(
+            TrustProxy::parse("10.0.0.9/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        for bad in [
+            "9",
+            "300",
+            "",
+            ",",
+            "10.0.0.0/33",
+            "proxy",
+            "10.0.0.0/8,nope",
+            "-1",
+        ] {
+            assert!(TrustProxy::parse(bad).is_err(), "{bad:?}");
+        }
+        let e = TrustProxy::parse("10.0.0.0/8,nope").unwrap_err();
+        assert!(e.contains("\"nope\""), "{e}");
+    }
+
+    #[test]
+    fn x_forwarded_for_is_read_before_forwarded() {
+        // nginx appends to X-Forwarded-For and passes a client's own Forwarded through.
+        let both = [
+            (&FORWARDED, "for=1.1.1.1"),
+            (&X_FORWARDED_FOR, "81.2.69.142"),
+        ];
+        let h = headers(&both);
+        let got = client_address(Some(ip("127.0.0.1")), &h, &TrustProxy::default());
+        assert_eq!(got, forwarded("81.2.69.142"));
+        assert_eq!(client(&both, 1), Some(ip("81.2.69.142")));
+        // Without X-Forwarded-For, Forwarded is the chain.
+        let h = headers(&[(&FORWARDED, "for=\"[2001:db8::5]:443\", for=10.0.0.3")]);
+        let got = client_address(Some(ip("127.0.0.1")), &h, &TrustProxy::default());
+        assert_eq!(got, forwarded("2001:db8::5"));
+    }
+
+    #[test]
+    fn without_trust_the_peer_is_the_client_whatever_the_headers_say() {
         assert_eq!(client(&[], 0), Some(ip(PEER)));
         assert_eq!(xff("203.0.113.9", 0), Some(ip(PEER)));
         assert_eq!(fwd("for=203.0.113.9", 0), Some(ip(PEER)));
-        assert_eq!(client_ip(None, &headers(&[]), 0), None);
+        let h = headers(&[(&X_FORWARDED_FOR, "203.0.113.9")]);
+        assert!(!client_address(Some(ip(PEER)), &h, &TrustProxy::None).forwarded);
+        assert_eq!(
+            client_address(None, &headers(&[]), &TrustProxy::None).ip,
+            None
+        );
     }
 
     #[test]
     fn without_headers_the_peer_is_the_leftmost_and_only_entry() {
         assert_eq!(client(&[], 1), Some(ip(PEER)));
         assert_eq!(client(&[], 3), Some(ip(PEER)));
-        assert_eq!(client_ip(None, &headers(&[]), 1), None);
+        assert_eq!(
+            client_address(None, &headers(&[]), &TrustProxy::Hops(1)).ip,
+            None
+        );
     }
 
     #[test]
@@ -215,21 +598,6 @@ mod tests {
         assert_eq!(fwd(chain, 1), Some(ip("192.0.2.43")));
         assert_eq!(fwd(chain, 2), Some(ip("198.51.100.17")));
         assert_eq!(fwd(chain, 3), Some(ip("1.1.1.1")));
-    }
-
-    #[test]
-    fn forwarded_is_preferred_over_x_forwarded_for() {
-        let both = [
-            (&X_FORWARDED_FOR, "198.51.100.99"),
-            (&FORWARDED, "for=192.0.2.60"),
-        ];
-        assert_eq!(client(&both, 1), Some(ip("192.0.2.60")));
-        // Even when it says nothing usable: it is the header the proxy wrote.
-        let both = [
-            (&FORWARDED, "for=unknown"),
-            (&X_FORWARDED_FOR, "198.51.100.99"),
-        ];
-        assert_eq!(client(&both, 1), None);
     }
 
     #[test]
@@ -290,10 +658,21 @@ mod tests {
     }
 
     #[test]
-    fn more_trusted_proxies_than_the_chain_has_give_the_leftmost_entry() {
+    fn more_hops_than_the_chain_has_give_the_leftmost_entry() {
         assert_eq!(xff("1.1.1.1, 198.51.100.1", 2), Some(ip("1.1.1.1")));
         assert_eq!(xff("1.1.1.1, 198.51.100.1", 3), Some(ip("1.1.1.1")));
-        assert_eq!(xff("1.1.1.1, 198.51.100.1", 255), Some(ip("1.1.1.1")));
-        assert_eq!(xff("unknown, 198.51.100.1", 200), None);
+        assert_eq!(xff("1.1.1.1, 198.51.100.1", 8), Some(ip("1.1.1.1")));
+        assert_eq!(xff("unknown, 198.51.100.1", 8), None);
+    }
+
+    #[test]
+    fn ipv6_is_one_sender_per_64() {
+        let block = |s: &str| address_block(ip(s));
+        assert_eq!(block("2001:db8:1:2::1"), block("2001:db8:1:2:ffff::9"));
+        assert_ne!(block("2001:db8:1:2::1"), block("2001:db8:1:3::1"));
+        assert_eq!(block("192.0.2.1"), block("::ffff:192.0.2.1"));
+        assert_ne!(block("192.0.2.1"), block("192.0.2.2"));
+        // No IPv4 address shares a block with an IPv6 one.
+        assert_ne!(block("0.0.0.1"), block("::1"));
     }
 }

@@ -277,16 +277,18 @@ impl Tracker {
     /// Checks every event and enqueues them all, or none. All events of one call must be for
     /// one site.
     pub fn track_events(&self, raw: &[RawEvent<'_>]) -> Result<usize, EventError> {
-        self.track_events_from(raw, Sender::default())
+        self.track_events_from(raw, None, Sender::default())
     }
 
-    /// [`Tracker::track_events`] for a request that came with `sender`'s page host and opt-out.
+    /// [`Tracker::track_events`] for a request from `client` (for its budget of new keys; never
+    /// kept) that came with `sender`'s page host and opt-out.
     pub fn track_events_from(
         &self,
         raw: &[RawEvent<'_>],
+        client: Option<std::net::IpAddr>,
         sender: Sender<'_>,
     ) -> Result<usize, EventError> {
-        let result = self.try_track_events(raw, sender);
+        let result = self.try_track_events(raw, client, sender);
         match &result {
             Ok(n) => {
                 self.metrics.events_accepted.inc_by(*n as u64);
@@ -304,6 +306,7 @@ impl Tracker {
     fn try_track_events(
         &self,
         raw: &[RawEvent<'_>],
+        client: Option<std::net::IpAddr>,
         sender: Sender<'_>,
     ) -> Result<usize, EventError> {
         let Some(first) = raw.first() else {
@@ -344,6 +347,7 @@ impl Tracker {
             };
             events::count(&e.event(local), &mut incs);
         }
+        self.vouch(client, &site.id, &mut incs);
         self.coalescer
             .add(&site.id, &mut incs)
             .map_err(|refused| match refused {
@@ -447,13 +451,16 @@ pub async fn post(
     tracker: web::Data<Tracker>,
     timeout: web::Data<BodyTimeout>,
 ) -> HttpResponse {
-    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
-        tracker
-            .metrics
-            .events_rejected(Rejection::RateLimited)
-            .inc();
-        return cors(EventError::RateLimited(limited.retry_after_secs()).answer());
-    }
+    let client = match tracker.admit(&req) {
+        Ok(client) => client,
+        Err(limited) => {
+            tracker
+                .metrics
+                .events_rejected(Rejection::RateLimited)
+                .inc();
+            return cors(EventError::RateLimited(limited.retry_after_secs()).answer());
+        }
+    };
     // Refusals before the whole body was read close the connection, so the rest of the body
     // is never waited for.
     let too_large = || {
@@ -502,7 +509,9 @@ pub async fn post(
         }
     };
     let result = match parse_json(&bytes) {
-        Ok(events) => tracker.track_events_from(&events, Sender::from_headers(req.headers())),
+        Ok(events) => {
+            tracker.track_events_from(&events, client.ip, Sender::from_headers(req.headers()))
+        }
         Err(e) => {
             tracker.metrics.events_rejected(Rejection::Invalid).inc();
             Err(e)
@@ -519,13 +528,16 @@ pub async fn post(
 
 /// `GET /e`: one event from an `<img>`; the pixel (429 over the rate limit, else 200).
 pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
-    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
-        tracker
-            .metrics
-            .events_rejected(Rejection::RateLimited)
-            .inc();
-        return pixel::gif_limited(limited.retry_after_secs());
-    }
+    let client = match tracker.admit(&req) {
+        Ok(client) => client,
+        Err(limited) => {
+            tracker
+                .metrics
+                .events_rejected(Rejection::RateLimited)
+                .inc();
+            return pixel::gif_limited(limited.retry_after_secs());
+        }
+    };
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -537,7 +549,8 @@ pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse 
     }
     match parse_query(req.query_string()) {
         Ok(event) => {
-            match tracker.track_events_from(&[event], Sender::from_headers(req.headers())) {
+            let sender = Sender::from_headers(req.headers());
+            match tracker.track_events_from(&[event], client.ip, sender) {
                 Ok(_) if !tracker.durable().await => return pixel::busy(),
                 Err(EventError::Busy | EventError::ShuttingDown) => return pixel::busy(),
                 _ => {}
@@ -566,7 +579,7 @@ pub async fn preflight() -> HttpResponse {
 
 /// `GET|POST /v`: a visit-duration beacon; 204 (429 over the rate limit).
 pub async fn visit(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
-    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
+    if let Err(limited) = tracker.admit(&req) {
         tracker
             .metrics
             .beacons_rejected(Rejection::RateLimited)

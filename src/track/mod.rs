@@ -7,13 +7,15 @@
 //! - `GET /t.js` ([`script`]): the snippet that sends the pixel.
 //! - `/e` and `/v` ([`events`]): custom events and visit beacons, with the same checks.
 //!
-//! Before a request is parsed, [`Tracker::admit`] applies the per-address rate limit; after
-//! its site is known, [`sender::Sender::check`] applies the site's host allow-list and its
-//! opt-out policy.
+//! Before a request is parsed, [`Tracker::admit`] works out who sent it ([`client`]) and
+//! applies the rate limits ([`limit`]); after its site is known, [`sender::Sender::check`]
+//! applies the site's host allow-list and its opt-out policy; before its increments are
+//! enqueued, [`budget`] marks the new keys its address may not name.
 //!
 //! This module validates and enqueues; it must not talk to the store.
 
 pub mod agent;
+pub mod budget;
 pub mod client;
 pub mod events;
 pub mod geo;
@@ -31,9 +33,12 @@ use crate::period::Clock;
 use crate::reports::{self, Increments};
 use crate::site::{SiteId, SiteRegistry};
 use actix_web::http::header::{self, HeaderMap};
+use actix_web::HttpRequest;
 use agent::Agent;
+use budget::KeyBudget;
 use chrono::{DateTime, Utc};
-use limit::{Limited, Limiter};
+use client::{ClientAddress, TrustProxy};
+use limit::{IngestLimits, Limited};
 use query::PixelParams;
 use sender::Sender;
 use std::cell::RefCell;
@@ -62,10 +67,12 @@ pub struct Tracker {
     pub clock: Clock,
     /// The country database, when configured (`--geoip-db`).
     pub geo: Option<Arc<geo::GeoDb>>,
-    /// Proxies in front of tally whose forwarding headers are believed (`--trust-proxy`).
-    pub trusted_proxies: u8,
-    /// The per-address rate limit on ingest requests (`--ingest-rate`; `None`: off).
-    pub limiter: Option<Limiter>,
+    /// Which peers are proxies whose forwarding headers are believed (`--trust-proxy`).
+    pub trust: TrustProxy,
+    /// The rate limits per sender and per address (`--ingest-rate`, `--ingest-address-rate`).
+    pub limits: IngestLimits,
+    /// The budget of new keys per address (`--new-keys-per-address`; `None`: off).
+    pub budget: Option<KeyBudget>,
 }
 
 /// When tally last warned that requests carry forwarding headers it does not read (seconds
@@ -84,30 +91,41 @@ impl Tracker {
         ok
     }
 
-    /// Applies the per-address rate limit to one ingest request from `peer` (the connection's
-    /// address) with `headers`. The address limited is the one tally believes is the visitor's:
-    /// the connection's, or the forwarded one with `--trust-proxy` (the connection's when the
-    /// forwarding headers name none). The address is hashed in memory and never kept.
-    pub fn admit(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<(), Limited> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        let address = if self.trusted_proxies == 0 {
-            peer
-        } else {
-            client::client_ip(peer, headers, self.trusted_proxies).or(peer)
-        };
-        let Some(address) = address else {
-            return Ok(());
-        };
-        let refused = limiter.check(address);
-        if refused.is_err() && self.trusted_proxies == 0 {
-            self.warn_about_proxy(headers);
-        }
-        refused
+    /// Every ingest handler's first step: who sent the request (the one
+    /// [`client::client_address`], counted in /metrics when a forwarding header named it), and
+    /// whether the rate limits let it in. The address is hashed in memory and never kept.
+    pub fn admit(&self, req: &HttpRequest) -> Result<ClientAddress, Limited> {
+        self.admit_from(req.peer_addr().map(|a| a.ip()), req.headers())
     }
 
-    /// Behind a proxy without `--trust-proxy`, every visitor shares the proxy's address and so
+    /// [`Tracker::admit`] for a request from `peer` (the connection's address) with `headers`.
+    pub fn admit_from(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> Result<ClientAddress, Limited> {
+        let client = client::client_address(peer, headers, &self.trust);
+        if client.forwarded {
+            self.metrics.forwarded_addresses.inc();
+        }
+        if self.limits.is_off() {
+            return Ok(client);
+        }
+        // A forwarded entry that names no address: limited as its proxy.
+        let Some(address) = client.ip.or(ClientAddress::peer(peer).ip) else {
+            return Ok(client);
+        };
+        let agent = headers
+            .get(header::USER_AGENT)
+            .map_or(&b""[..], |v| v.as_bytes());
+        let refused = self.limits.check(address, agent);
+        if refused.is_err() && self.trust == TrustProxy::None {
+            self.warn_about_proxy(headers);
+        }
+        refused.map(|()| client)
+    }
+
+    /// Behind a proxy with `--trust-proxy none`, every visitor shares the proxy's address and so
     /// one rate limit: say so in the log (at most once a minute), since it loses real hits.
     fn warn_about_proxy(&self, headers: &HeaderMap) {
         let forwarded = headers.contains_key(header::FORWARDED)
@@ -124,14 +142,14 @@ impl Tracker {
         {
             tracing::warn!(
                 "ingest requests over the rate limit carry Forwarded/X-Forwarded-For, but \
-                 --trust-proxy is off: every visitor behind the proxy shares its address and its \
-                 limit. Set --trust-proxy (see docs/operations.md)"
+                 --trust-proxy is none: every visitor behind the proxy shares its address and its \
+                 limits. See --trust-proxy in docs/operations.md"
             );
         }
     }
 
-    /// Parses, checks and enqueues one pixel request; `client` is the visitor's address (only
-    /// read when a country database is configured, and never kept). Every outcome is counted
+    /// Parses, checks and enqueues one pixel request; `client` is the visitor's address (for the
+    /// country lookup and the budget of new keys; never kept). Every outcome is counted
     /// in the metrics; a rejection is also logged at debug level.
     pub fn track(
         &self,
@@ -211,6 +229,7 @@ impl Tracker {
             let mut incs = buffer.borrow_mut();
             incs.clear();
             reports::count(&hit, &mut incs);
+            self.vouch(client, &hit.site.id, &mut incs);
             self.coalescer
                 .add(&hit.site.id, &mut incs)
                 .map_err(|refused| match refused {
@@ -218,5 +237,12 @@ impl Tracker {
                     Refused::Closed => Rejection::ShuttingDown,
                 })
         })
+    }
+
+    /// Applies the budget of new keys of `client`'s address to one request's increments.
+    fn vouch(&self, client: Option<IpAddr>, site: &SiteId, incs: &mut Increments) {
+        if let (Some(budget), Some(address)) = (&self.budget, client) {
+            budget.vouch(address, site, incs);
+        }
     }
 }

@@ -25,28 +25,23 @@ pub const GIF: &[u8] = &[
 ];
 
 pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
-    if let Err(limited) = tracker.admit(req.peer_addr().map(|a| a.ip()), req.headers()) {
-        tracker.metrics.rejected(Rejection::RateLimited).inc();
-        return gif_limited(limited.retry_after_secs());
-    }
+    let client = match tracker.admit(&req) {
+        Ok(client) => client,
+        Err(limited) => {
+            tracker.metrics.rejected(Rejection::RateLimited).inc();
+            return gif_limited(limited.retry_after_secs());
+        }
+    };
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .unwrap_or_default();
-    // The address is worked out only for the country lookup, and never kept.
-    let client = tracker.geo.as_ref().and_then(|_| {
-        super::client::client_ip(
-            req.peer_addr().map(|a| a.ip()),
-            req.headers(),
-            tracker.trusted_proxies,
-        )
-    });
     // The outcome is counted and logged inside. The answer is the same for every reason the
     // hit itself gives; only tally's own state (full, stopping, its log unwritable) is told,
     // so that "answered 200" means "counted" for every hit tally wanted.
     let sender = Sender::from_headers(req.headers());
-    match tracker.track_from(req.query_string(), &user_agent, client, sender) {
+    match tracker.track_from(req.query_string(), &user_agent, client.ip, sender) {
         Ok(()) if !tracker.durable().await => busy(),
         Err(Rejection::PendingFull | Rejection::ShuttingDown) => busy(),
         _ => gif(),

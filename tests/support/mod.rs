@@ -10,7 +10,7 @@ pub mod load;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mongodb::bson::{Bson, Document};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tally::period::Clock;
 use tally::settings::ServeSettings;
@@ -224,19 +224,27 @@ pub struct TestApp {
     pub store: TestStore,
     pub http: reqwest::Client,
     task: JoinHandle<Result<(), RunError>>,
+    /// Visitors so far: each request of [`TestApp::hit`] comes from the next one.
+    visitors: AtomicU32,
 }
 
 /// Settings for tests: port 0, and a flush interval long enough that only the test flushes.
-/// The per-address rate limit is off: every test sends from 127.0.0.1, some hundreds of hits
-/// at once; tests/abuse.rs turns it on to test it.
+/// Everything else is what a user gets: the rate limits, the key budget and the proxy trust
+/// keep their defaults, so tests send as real visitors do, each from an address of its own
+/// through `X-Forwarded-For` (the test client is on loopback, a trusted proxy by default).
 pub fn test_settings() -> ServeSettings {
     ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         flush_interval_ms: 60_000,
         shutdown_timeout_secs: 10,
-        ingest_rate: 0.0,
         ..ServeSettings::default()
     }
+}
+
+/// A public address for the `n`th visitor of a test: 198.18.0.0/15, the range set aside for
+/// benchmarks (RFC 2544), which no country database places and no default trusts.
+pub fn visitor(n: u32) -> String {
+    std::net::Ipv4Addr::from(0xC612_0000 + n % 0x2_0000).to_string()
 }
 
 impl TestApp {
@@ -260,27 +268,36 @@ impl TestApp {
             store,
             http: reqwest::Client::new(),
             task,
+            visitors: AtomicU32::new(0),
         }
     }
 
-    /// Sends one pixel request and checks the pixel answer, which is the same for every input.
+    /// The address of a new visitor, for `X-Forwarded-For`.
+    pub fn next_visitor(&self) -> String {
+        visitor(self.visitors.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Sends one pixel request from a new visitor and checks the pixel answer, which is the
+    /// same for every input.
     pub async fn hit(&self, query: &str, user_agent: &str) {
         let response = self
             .http
             .get(format!("{}/t.gif?{query}", self.address))
             .header("User-Agent", user_agent)
+            .header("X-Forwarded-For", self.next_visitor())
             .send()
             .await
             .expect("the pixel answers");
         assert_pixel(response).await;
     }
 
-    /// A GET of any tracking path answered with the pixel (e.g. `/e?...`).
+    /// A GET of any tracking path answered with the pixel (e.g. `/e?...`), from a new visitor.
     pub async fn hit_path(&self, path_and_query: &str, user_agent: &str) {
         let response = self
             .http
             .get(format!("{}{path_and_query}", self.address))
             .header("User-Agent", user_agent)
+            .header("X-Forwarded-For", self.next_visitor())
             .send()
             .await
             .expect("the pixel answers");
@@ -288,11 +305,18 @@ impl TestApp {
     }
 
     /// A pixel request with extra headers (e.g. `X-Forwarded-For`).
+    /// Without a forwarding header among them, from a new visitor.
     pub async fn hit_with(&self, query: &str, user_agent: &str, headers: &[(&str, &str)]) {
         let mut request = self
             .http
             .get(format!("{}/t.gif?{query}", self.address))
             .header("User-Agent", user_agent);
+        let forwarding = |name: &str| {
+            name.eq_ignore_ascii_case("x-forwarded-for") || name.eq_ignore_ascii_case("forwarded")
+        };
+        if !headers.iter().any(|(name, _)| forwarding(name)) {
+            request = request.header("X-Forwarded-For", self.next_visitor());
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
