@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-120}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pixel_query user_agent field_key log_line event_body)
+[ ${#targets[@]} -gt 0 ] || targets=(pixel_query user_agent field_key log_line event_body forwarded)
 
 triple=$(rustc +nightly -vV | awk '/^host:/ {print $2}')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

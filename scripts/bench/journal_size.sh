@@ -19,7 +19,7 @@ trap cleanup EXIT
 "$tally" --data-dir "$work/data" site add acme --tz Europe/Berlin --host acme.example >/dev/null
 port=$(scripts/free-port)
 "$tally" --data-dir "$work/data" serve --listen "127.0.0.1:$port" --durable \
-  --flush-interval-ms 60000 --ingest-rate 0 2>/dev/null &
+  --flush-interval-ms 60000 2>/dev/null &
 pid=$!
 python3 - "$port" "$hits" <<'PY'
 import http.client, sys, time
@@ -35,7 +35,9 @@ for i in range(hits):
     q = (f"site=acme&url=%2Fblog%2Fpost-{i % 200}&title=Post%20{i % 200}"
          "&ref=https%3A%2F%2Fwww.google.com%2Fsearch%3Fq%3Dtally&sw=1920&bw=1280&bh=800"
          f"&ud=1&um=1&u={i % 2}&vp=1&vt=1")
-    c.request("GET", "/t.gif?" + q, headers={"User-Agent": ua})
+    # Each hit from a visitor of its own (loopback is a trusted proxy by default).
+    xff = f"81.2.{i // 250 % 256}.{i % 250 + 1}"
+    c.request("GET", "/t.gif?" + q, headers={"User-Agent": ua, "X-Forwarded-For": xff})
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY

@@ -14,7 +14,8 @@
 -- 50 real browser User-Agents (no crawlers: every hit is countable), referrers (none, internal,
 -- search engines with and without terms, social and news sites), screen and window sizes,
 -- uniqueness flags, visit starts, campaign parameters on 4% of views, and client addresses from
--- 256 public IPv4 blocks in X-Forwarded-For (tally runs with --trust-proxy and a GeoIP database).
+-- 48 public IPv4 /8 blocks in X-Forwarded-For (tally runs with its default --trust-proxy, which
+-- believes wrk on loopback, and a GeoIP database).
 --
 -- MIX_DELAY_MS=N in the environment makes every connection wait N ms between a response and
 -- its next request: the paced runs (a closed loop, like readers pausing between pages).

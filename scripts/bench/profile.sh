@@ -24,7 +24,7 @@ for i in $(seq 0 99); do
   n=$(printf %02d "$i")
   $tally --data-dir "$work/data" site add "site$n" --tz UTC --host "site$n.example" >/dev/null
 done
-TALLY_LOG=warn $tally --data-dir "$work/data" serve --listen "127.0.0.1:$port" --trust-proxy \
+TALLY_LOG=warn $tally --data-dir "$work/data" serve --listen "127.0.0.1:$port" \
   --geoip-db "$GEOIP_DB" >/dev/null 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
