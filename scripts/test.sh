@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The test command. On a fresh Debian machine with Rust, Go and Python it installs what the tests
 # need (FerretDB v1, the MongoDB-protocol server, built once; Debian's chromium for the browser
-# test), starts FerretDB on a free loopback port, runs the whole suite against it and the
-# embedded store, and stops it. Extra arguments go to `cargo test`.
+# test; nginx and openssl for the reverse-proxy tests), starts FerretDB on a free loopback port,
+# runs the whole suite against it and the embedded store, and stops it. Extra arguments go to
+# `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Headless Chromium, for the test that runs the real snippet in a real browser.
 scripts/apt-ensure chromium chromium "for the browser test"
+# nginx in front of tally, with a certificate made by openssl, for tests/proxy.rs. Installing
+# Debian's nginx may start a system nginx on port 80: the tests never use 80 or 443.
+scripts/apt-ensure nginx nginx "for the reverse-proxy tests"
+scripts/apt-ensure openssl openssl "for the reverse-proxy tests"
+# Debian's nginx is in /usr/sbin, which a non-root PATH may not have.
+TEST_NGINX_BIN=${TEST_NGINX_BIN:-$(PATH=$PATH:/usr/sbin command -v nginx)}
+export TEST_NGINX_BIN
 
 FERRETDB=$(scripts/ferretdb.sh install)
 work=$(mktemp -d)

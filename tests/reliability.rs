@@ -29,7 +29,7 @@ const CONNECTIONS: usize = 256;
 const MIX: Mix = Mix {
     sites: 4,
     pages: 25,
-    first: 0,
+    ..Mix::VIEWS
 };
 
 /// Every view counter of every site, per report and collection, today (UTC).
@@ -494,7 +494,7 @@ async fn a_twenty_second_outage_loses_nothing() {
     let mix = Mix {
         sites: 4,
         pages: 1_000,
-        first: 0,
+        ..Mix::VIEWS
     };
     let mut ferret = Ferret::start().await;
     let store = TestStore::mongo_at(&ferret.uri()).await;

@@ -4,9 +4,13 @@
 //!   database per test; documents are read back with the `mongodb` driver, as any client would.
 //! - Embedded: a temporary data directory; documents are read back through a second,
 //!   independent connection to the same file.
+//!
+//! [`load`] sends counted load with browsers' User-Agents and public client addresses;
+//! [`nginx`] runs the real nginx, configured by `deploy/nginx/tally.conf`, in front of apps.
 #![allow(dead_code)]
 
 pub mod load;
+pub mod nginx;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mongodb::bson::{Bson, Document};
