@@ -194,7 +194,11 @@ pub fn forwarded(data: &[u8]) {
     assert_eq!(got.ip, Some(loopback));
     let got = client_address(Some(loopback), &headers, &default);
     if !got.forwarded {
-        assert_eq!(got.ip, Some(loopback), "the peer, when no header named anyone");
+        assert_eq!(
+            got.ip,
+            Some(loopback),
+            "the peer, when no header named anyone"
+        );
     }
 }
 

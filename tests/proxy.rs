@@ -34,7 +34,6 @@ fn geoip_db() -> std::path::PathBuf {
 fn settings() -> ServeSettings {
     ServeSettings {
         geoip_db: Some(geoip_db()),
-        trust_proxy: 2, // merge: remove
         ..test_settings()
     }
 }

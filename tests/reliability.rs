@@ -173,9 +173,8 @@ impl Tally {
                     .arg(store.dir.as_ref().unwrap().path());
             }
         }
-        // Every request comes from 127.0.0.1: no per-address limit.
+        // The defaults: the load's visitors come through X-Forwarded-For from loopback.
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--ingest-rate", "0"])
             .args(flags)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
