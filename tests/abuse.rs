@@ -339,17 +339,6 @@ async fn behind_a_proxy_the_forwarded_address_is_limited(backend: Backend) {
     assert_eq!(forwarded, 7 + 5 + 5 + 1);
 }
 
-/// 50 browser identities: a forger's rotation, or an office's staff.
-fn agents(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            format!(
-                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.{i}.0 Safari/537.36"
-            )
-        })
-        .collect()
-}
-
 /// Sends `hits` pixel requests, `concurrency` at a time; each is `(query, address, agent)`.
 /// Asserts every one is answered 200 (counted, or deliberately not counted).
 async fn send_all(app: &TestApp, hits: Vec<(String, String, String)>, concurrency: usize) {
@@ -375,7 +364,7 @@ async fn send_all(app: &TestApp, hits: Vec<(String, String, String)>, concurrenc
 /// a script would to pass the rate limits); then 200 visitors view 20 real pages, 10 each.
 /// Returns the month's content document.
 async fn forged_then_real(app: &TestApp, forgers: u32, forged: usize) -> Document {
-    let agents = agents(50);
+    let agents = support::load::AGENTS;
     let hits = (0..forged)
         .map(|i| {
             let address = format!("81.2.{}.{}", 100 + i as u32 % forgers, 7);
@@ -384,7 +373,7 @@ async fn forged_then_real(app: &TestApp, forgers: u32, forged: usize) -> Documen
                 (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             );
             let query = format!("site=acme&url={page}");
-            (query, address, agents[i / forgers as usize % 50].clone())
+            (query, address, agents[i / forgers as usize % 50].to_owned())
         })
         .collect();
     send_all(app, hits, 16).await;
@@ -392,7 +381,7 @@ async fn forged_then_real(app: &TestApp, forgers: u32, forged: usize) -> Documen
     let real = (0..200u32)
         .map(|v| {
             let query = format!("site=acme&url=/docs/page-{}", v % 20);
-            (query, visitor(v), agents[v as usize % 50].clone())
+            (query, visitor(v), agents[v as usize % 50].to_owned())
         })
         .collect();
     send_all(app, real, 16).await;

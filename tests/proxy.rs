@@ -238,20 +238,30 @@ async fn the_recipe_forwards_what_tally_needs() {
         .await
         .unwrap();
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !String::from_utf8_lossy(&seen).contains("event: snapshot") {
+    read_until(&mut stream, &mut seen, "event: snapshot", 3).await;
+}
+
+/// Reads `stream` into `seen` until it holds `what`; fails after `secs` seconds or at its end.
+async fn read_until(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    seen: &mut Vec<u8>,
+    what: &str,
+    secs: u64,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !String::from_utf8_lossy(seen).contains(what) {
         let mut chunk = [0u8; 4096];
         let left = deadline.saturating_duration_since(Instant::now());
         let n = tokio::time::timeout(left, stream.read(&mut chunk))
             .await
             .unwrap_or_else(|_| {
                 panic!(
-                    "the event is held back by nginx: {}",
-                    String::from_utf8_lossy(&seen)
+                    "no {what:?} through nginx in {secs} s: {}",
+                    String::from_utf8_lossy(seen)
                 )
             })
             .unwrap();
-        assert!(n > 0);
+        assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(seen));
         seen.extend_from_slice(&chunk[..n]);
     }
 }
@@ -591,25 +601,7 @@ async fn the_live_stream_passes_through_nginx_as_it_comes() {
         .await
         .unwrap();
     let mut seen = Vec::new();
-    let mut until = async |what: &str, seen: &mut Vec<u8>| {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !String::from_utf8_lossy(seen).contains(what) {
-            let mut chunk = [0u8; 4096];
-            let left = deadline.saturating_duration_since(Instant::now());
-            let n = tokio::time::timeout(left, stream.read(&mut chunk))
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no {what:?} through nginx in 5 s: {}",
-                        String::from_utf8_lossy(seen)
-                    )
-                })
-                .unwrap();
-            assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(seen));
-            seen.extend_from_slice(&chunk[..n]);
-        }
-    };
-    until("event: snapshot", &mut seen).await;
+    read_until(&mut stream, &mut seen, "event: snapshot", 5).await;
     let http = reqwest::Client::new();
     let pixel = http
         .get(format!("{}/t.gif?site=s0&url=%2Flive", nginx.http_url()))
@@ -620,7 +612,7 @@ async fn the_live_stream_passes_through_nginx_as_it_comes() {
         .unwrap();
     assert_pixel(pixel).await;
     app.flush().await;
-    until("event: update", &mut seen).await;
+    read_until(&mut stream, &mut seen, "event: update", 5).await;
     // No graceful stop: it would wait its 10 s for the open stream to end. The runtime's end
     // takes the app down.
     drop((stream, nginx, app));
@@ -644,8 +636,10 @@ async fn https_offers_http2() {
 /// to one tally. Two tallies on stores of their own: each site's views are all in one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hashing_on_the_site_sends_each_site_to_one_tally() {
+    // 32 sites, so that both tallies get some whatever ports (and so hash points) they have:
+    // even a 70/30 split leaves one without any with a chance of 0.7^32, about 1 in 90,000.
     let mix = Mix {
-        sites: 8,
+        sites: 32,
         ..Mix::VIEWS
     };
     let mut apps = Vec::new();
@@ -658,8 +652,16 @@ async fn hashing_on_the_site_sends_each_site_to_one_tally() {
     }
     let nginx = Nginx::start_with(&[port(&apps[0]), port(&apps[1])], Balance::Site).await;
     let counts = Arc::new(Counts::default());
-    load::run(nginx.http_target(), 8, 800, mix, None, Arc::clone(&counts)).await;
-    assert_eq!(counts.ok(), 800, "{counts:?}");
+    load::run(
+        nginx.http_target(),
+        8,
+        3_200,
+        mix,
+        None,
+        Arc::clone(&counts),
+    )
+    .await;
+    assert_eq!(counts.ok(), 3_200, "{counts:?}");
     let mut stores = Vec::new();
     for app in apps {
         let (result, store) = app.stop().await;
