@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Arc;
+use tally::aggregate::admission::Admission;
 use tally::aggregate::Coalescer;
 use tally::field::Key;
 use tally::metrics::Metrics;
@@ -154,6 +155,17 @@ fn hit_path(c: &mut Criterion) {
         budget: Some(budget),
         ..base
     };
+    // As after the first flush: the flusher's books name the hit's keys, so the budget of new
+    // keys costs a lookup per item, as on a running server.
+    limited
+        .track(QUERY, AGENTS[0], None)
+        .expect("the hit is counted");
+    let mut drained = limited.coalescer.drain();
+    let mut admission = Admission::new(defaults.max_keys, Arc::clone(limited.coalescer.named()));
+    for key in admission.missing(&drained) {
+        admission.load(key, None);
+    }
+    admission.resolve(&mut drained);
     let proxy: Option<IpAddr> = Some("127.0.0.1".parse().unwrap());
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -223,6 +235,44 @@ fn hit_path(c: &mut Criterion) {
             })
         },
     );
+    // The budget alone on one hit's increments, its keys named (the steady state) or new to
+    // the process (the first second of a month, or keys past a full document's books).
+    let hit_incs = |t: &Tracker| {
+        t.track(QUERY, AGENTS[0], None).expect("the hit is counted");
+        let drained = t.coalescer.drain();
+        let mut incs = tally::reports::Increments::default();
+        for (key, fields) in drained {
+            for (field, value) in fields {
+                incs.entries.push((key.doc, field, value));
+            }
+        }
+        incs
+    };
+    let sample = hit_incs(&unlimited);
+    let site = SiteId::parse("acme").unwrap();
+    for (name, budget) in [
+        (
+            "budget of new keys, keys named",
+            limited.budget.as_ref().unwrap(),
+        ),
+        (
+            "budget of new keys, keys new (65,536 addresses)",
+            &KeyBudget::new(defaults.new_keys_per_address, Arc::default()),
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || tally::reports::Increments {
+                    entries: sample.entries.clone(),
+                },
+                |incs| {
+                    i = i.wrapping_add(1);
+                    budget.vouch(many[i % many.len()], &site, incs);
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
     let trust = TrustProxy::default();
     g.bench_function("client address from X-Forwarded-For (default trust)", |b| {
         b.iter(|| {

@@ -28,11 +28,11 @@ pub const UNVOUCHED: &str = "(?)";
 
 type Set = HashSet<u64, foldhash::fast::FixedState>;
 
+/// Hashes of named items, and of month documents that are full, in one sharded set: the hit
+/// path asks it a few times per hit, so no lock is shared by all of them.
 pub struct Named {
     hasher: foldhash::fast::RandomState,
     items: Box<[RwLock<Set>]>,
-    /// Month documents that name all the keys they may.
-    full: RwLock<Set>,
 }
 
 impl Default for Named {
@@ -40,7 +40,6 @@ impl Default for Named {
         Named {
             hasher: Default::default(),
             items: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            full: RwLock::default(),
         }
     }
 }
@@ -51,7 +50,7 @@ impl Named {
         self.hasher.hash_one((site.as_str(), month, path))
     }
 
-    /// The hash of `site`'s month document `month`.
+    /// The hash of `site`'s month document `month` (never an item's: items hash a path too).
     pub fn doc(&self, site: &SiteId, month: DocRef) -> u64 {
         self.hasher.hash_one((site.as_str(), month))
     }
@@ -88,22 +87,18 @@ impl Named {
 
     /// Whether the month document is known to have no room for another key.
     pub fn is_full(&self, doc: u64) -> bool {
-        self.full
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&doc)
+        self.contains(doc)
     }
 
     pub fn set_full(&self, doc: u64, full: bool) {
-        let mut set = self.full.write().unwrap_or_else(|e| e.into_inner());
         if full {
-            set.insert(doc);
+            self.insert([doc]);
         } else {
-            set.remove(&doc);
+            self.remove([doc]);
         }
     }
 
-    /// Item hashes known, over all documents.
+    /// Hashes known (items, and full documents), over all documents.
     pub fn len(&self) -> usize {
         self.items
             .iter()
@@ -220,7 +215,9 @@ mod tests {
         let doc = named.doc(&site, month);
         named.set_full(doc, true);
         assert!(named.is_full(doc) && !named.is_full(named.doc(&site, other)));
+        assert!(!named.contains(named.item(&site, month, "p./a")));
         named.set_full(doc, false);
         assert!(!named.is_full(doc));
+        assert!(named.is_empty());
     }
 }

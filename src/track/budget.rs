@@ -27,7 +27,7 @@
 
 use super::client::address_block;
 use crate::aggregate::named::{self, item_of, Named};
-use crate::field::is_reserved;
+use crate::field::{is_reserved, FieldKey};
 use crate::period::Period;
 use crate::reports::{DocRef, Increments};
 use crate::site::SiteId;
@@ -47,7 +47,7 @@ pub const MAX_BUDGETS: usize = 3_584 * SHARDS;
 pub const MAX_PAID: usize = 7_168 * SHARDS;
 
 /// Items of one hit whose decision is remembered, so a month and its day decide once.
-const PER_HIT: usize = 16;
+const PER_HIT: usize = 32;
 
 type Map<V> = HashMap<u64, V, foldhash::fast::FixedState>;
 
@@ -103,37 +103,47 @@ impl KeyBudget {
     /// has no budget left for (see the module docs).
     pub fn vouch(&self, address: IpAddr, site: &SiteId, incs: &mut Increments) {
         let block = address_block(address);
-        let mut decided = [(0u64, true); PER_HIT];
-        let mut n = 0;
         let mut shard = None;
-        for (doc, field, _) in incs.entries.iter_mut() {
-            if !doc.kind.capped() {
+        // First one decision per item (a month and its day name the same one), compared as
+        // text so that a repeated item is not hashed again; then, only when some item was
+        // refused, the marks.
+        let mut decided: [Option<(DocRef, &str)>; PER_HIT] = [None; PER_HIT];
+        let mut refused = [0u64; PER_HIT];
+        let (mut n, mut r) = (0, 0);
+        for (doc, field, _) in &incs.entries {
+            let Some((month, path)) = capped_item(*doc, field) else {
+                continue;
+            };
+            if decided[..n].contains(&Some((month, path))) {
                 continue;
             }
-            let month = DocRef {
-                kind: doc.kind.governing(),
-                period: doc.period.month(),
-            };
-            let Some(item) = item_of(doc.kind, field.as_str()) else {
-                continue;
-            };
-            if is_reserved(item.name()) {
-                continue;
-            }
-            let hash = self.named.item(site, month, item.path);
-            let vouched = match decided[..n].iter().find(|(h, _)| *h == hash) {
-                Some(&(_, vouched)) => vouched,
-                None => {
-                    let vouched = self.decide(block, site, month, hash, &mut shard);
-                    if !vouched {
-                        self.unvouched.inc();
-                    }
-                    if n < PER_HIT {
-                        decided[n] = (hash, vouched);
-                        n += 1;
-                    }
-                    vouched
+            let (vouched, hash) = self.decide(block, site, month, path, &mut shard);
+            if !vouched {
+                self.unvouched.inc();
+                if r < PER_HIT {
+                    refused[r] = hash;
                 }
+                r += 1;
+            }
+            if n < PER_HIT {
+                decided[n] = Some((month, path));
+                n += 1;
+            }
+        }
+        if r == 0 {
+            return;
+        }
+        for (doc, field, _) in incs.entries.iter_mut() {
+            let Some((month, path)) = capped_item(*doc, field) else {
+                continue;
+            };
+            let hash = self.named.item(site, month, path);
+            // Past PER_HIT refusals (a batch of events with many new names), ask again: a
+            // key paid for is vouched, a refused one is refused again, and nothing is spent.
+            let vouched = if r <= PER_HIT {
+                !refused[..r].contains(&hash)
+            } else {
+                self.decide(block, site, month, path, &mut shard).0
             };
             if !vouched {
                 *field = named::mark(field);
@@ -141,17 +151,19 @@ impl KeyBudget {
         }
     }
 
-    /// Whether the address `block` may bring the item `item` of `site`'s `month` document.
+    /// Whether the address `block` may bring the item `path` of `site`'s `month` document, and
+    /// the item's hash.
     fn decide<'s>(
         &'s self,
         block: u128,
         site: &SiteId,
         month: DocRef,
-        item: u64,
+        path: &str,
         shard: &mut Option<MutexGuard<'s, Shard>>,
-    ) -> bool {
+    ) -> (bool, u64) {
+        let item = self.named.item(site, month, path);
         if self.named.contains(item) || self.named.is_full(self.named.doc(site, month)) {
-            return true;
+            return (true, item);
         }
         let shard = shard.get_or_insert_with(|| {
             let i = (self.key.hash_one(block) >> 58) as usize % SHARDS;
@@ -160,17 +172,17 @@ impl KeyBudget {
         let tag = month_tag(month.period);
         let paid = self.key.hash_one((block, item));
         if shard.paid.contains_key(&paid) {
-            return true;
+            return (true, item);
         }
         let budget = self.key.hash_one((block, site.as_str(), month));
         let used = shard.spent.get(&budget).map_or(0, |&(_, used)| used);
         if used >= self.per_address {
-            return false;
+            return (false, item);
         }
         self.make_room(shard, tag);
         shard.spent.insert(budget, (tag, used + 1));
         shard.paid.insert(paid, tag);
-        true
+        (true, item)
     }
 
     /// Keeps a shard within its bounds before an insertion for the month `tag`: entries of
@@ -204,6 +216,23 @@ impl KeyBudget {
     }
 }
 
+/// The month document and the item a capped field names (`None` for a field of a report
+/// without free-text keys, and for tally's own buckets such as `(other)`).
+fn capped_item(doc: DocRef, field: &FieldKey) -> Option<(DocRef, &str)> {
+    if !doc.kind.capped() {
+        return None;
+    }
+    let item = item_of(doc.kind, field.as_str())?;
+    if is_reserved(item.name()) {
+        return None;
+    }
+    let month = DocRef {
+        kind: doc.kind.governing(),
+        period: doc.period.month(),
+    };
+    Some((month, item.path))
+}
+
 /// Drops one entry of `map` if it holds `max`.
 fn evict_one<V>(map: &mut Map<V>, max: usize, evicted: &Counter) {
     if map.len() >= max {
@@ -225,7 +254,6 @@ fn month_tag(period: Period) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::FieldKey;
     use crate::reports::ReportKind;
 
     const NOV: Period = Period::Month(2026, 11);

@@ -119,14 +119,16 @@ impl Tracker {
             .get(header::USER_AGENT)
             .map_or(&b""[..], |v| v.as_bytes());
         let refused = self.limits.check(address, agent);
-        if refused.is_err() && self.trust == TrustProxy::None {
+        if refused.is_err() && !client.forwarded {
             self.warn_about_proxy(headers);
         }
         refused.map(|()| client)
     }
 
-    /// Behind a proxy with `--trust-proxy none`, every visitor shares the proxy's address and so
-    /// one rate limit: say so in the log (at most once a minute), since it loses real hits.
+    /// A request over the limit whose forwarding headers were not believed (`--trust-proxy
+    /// none`, or a proxy on an address tally does not trust, such as a cloud load balancer on
+    /// public addresses) may be a proxy's, and then every visitor behind it shares its address
+    /// and its limits: say so in the log (at most once a minute), since it loses real hits.
     fn warn_about_proxy(&self, headers: &HeaderMap) {
         let forwarded = headers.contains_key(header::FORWARDED)
             || headers.contains_key(header::HeaderName::from_static("x-forwarded-for"));
@@ -141,9 +143,10 @@ impl Tracker {
                 .is_ok()
         {
             tracing::warn!(
-                "ingest requests over the rate limit carry Forwarded/X-Forwarded-For, but \
-                 --trust-proxy is none: every visitor behind the proxy shares its address and its \
-                 limits. See --trust-proxy in docs/operations.md"
+                "ingest requests over the rate limit carry X-Forwarded-For/Forwarded from a peer \
+                 that --trust-proxy does not name as a proxy: if a proxy is in front of tally, \
+                 every visitor behind it shares its address and its limits. Add its network to \
+                 --trust-proxy (see docs/operations.md)"
             );
         }
     }
