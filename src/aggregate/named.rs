@@ -131,9 +131,18 @@ impl Item<'_> {
     }
 }
 
-/// The capped item `path` names in a document of `kind`, if any (an unmarked path).
+/// The capped item `path` names in a document of `kind`, if any (an unmarked path). On the hit
+/// path, for every field of a capped document: dots are found byte by byte (paths are short,
+/// and escaped keys hold no `.`), not with a string searcher.
 pub fn item_of(kind: ReportKind, path: &str) -> Option<Item<'_>> {
-    let space = path.split('.').next()?;
+    let bytes = path.as_bytes();
+    let dot_from = |from: usize| {
+        bytes[from..]
+            .iter()
+            .position(|&b| b == b'.')
+            .map_or(bytes.len(), |i| from + i)
+    };
+    let space = &path[..dot_from(0)];
     let spec = *kind.capped_spaces().iter().find(|c| c.space == space)?;
     // The end of the item: after `depth` more levels.
     let mut end = space.len();
@@ -143,7 +152,7 @@ pub fn item_of(kind: ReportKind, path: &str) -> Option<Item<'_>> {
             return None;
         }
         last = end + 1;
-        end = path[last..].find('.').map_or(path.len(), |i| last + i);
+        end = dot_from(last);
     }
     Some(Item {
         spec,

@@ -116,6 +116,18 @@ impl TrustProxy {
     fn trusts(nets: &[IpNet], ip: IpAddr) -> bool {
         nets.iter().any(|n| n.contains(&ip))
     }
+
+    /// Whether `ip` (canonical) is a proxy under this trust (never for a hop count or `none`,
+    /// which do not go by address).
+    fn trusted(&self, ip: IpAddr) -> bool {
+        match self {
+            // The default set by the standard library's own tests, which cost a few
+            // instructions where matching eight networks costs a few hundred.
+            TrustProxy::Networks { default: true, .. } => is_private(ip),
+            TrustProxy::Networks { nets, .. } => TrustProxy::trusts(nets, ip),
+            TrustProxy::None | TrustProxy::Hops(_) => false,
+        }
+    }
 }
 
 /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is, since
@@ -177,8 +189,8 @@ pub fn client_address(
     match trust {
         TrustProxy::None => ClientAddress::peer(peer),
         TrustProxy::Hops(n) => by_hops(peer, headers, *n),
-        TrustProxy::Networks { nets, .. } => match peer {
-            Some(ip) if TrustProxy::trusts(nets, ip) => by_networks(ip, headers, nets),
+        TrustProxy::Networks { .. } => match peer {
+            Some(ip) if trust.trusted(ip) => by_networks(ip, headers, trust),
             _ => ClientAddress::peer(peer),
         },
     }
@@ -203,7 +215,7 @@ fn by_hops(peer: Option<IpAddr>, headers: &HeaderMap, hops: u8) -> ClientAddress
 
 /// The rightmost forwarded entry that is not in `nets` (a trusted `peer` sent the request);
 /// when every entry is, the leftmost; without entries, the peer.
-fn by_networks(peer: IpAddr, headers: &HeaderMap, nets: &[IpNet]) -> ClientAddress {
+fn by_networks(peer: IpAddr, headers: &HeaderMap, trust: &TrustProxy) -> ClientAddress {
     let chain = Hops::new(headers);
     let forwarded = chain.clone().count();
     if forwarded == 0 {
@@ -217,7 +229,7 @@ fn by_networks(peer: IpAddr, headers: &HeaderMap, nets: &[IpNet]) -> ClientAddre
             leftmost = Some(ip);
         }
         match ip {
-            Some(ip) if TrustProxy::trusts(nets, ip) => {}
+            Some(ip) if trust.trusted(ip) => {}
             // Not a proxy, or not an address at all: the client as far as can be known.
             other => client = Some(other),
         }
@@ -225,6 +237,14 @@ fn by_networks(peer: IpAddr, headers: &HeaderMap, nets: &[IpNet]) -> ClientAddre
     ClientAddress {
         ip: client.or(leftmost).flatten(),
         forwarded: true,
+    }
+}
+
+/// Whether a canonical address is in [`PRIVATE_NETWORKS`].
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
     }
 }
 
@@ -423,6 +443,40 @@ mod tests {
             rails("127.0.0.1", "::ffff:81.2.69.142"),
             forwarded("81.2.69.142")
         );
+    }
+
+    #[test]
+    fn the_default_test_is_the_default_networks() {
+        let nets: Vec<IpNet> = PRIVATE_NETWORKS
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        for a in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "172.32.0.1",
+            "192.168.7.7",
+            "192.169.0.1",
+            "169.254.3.4",
+            "100.64.0.1",
+            "81.2.69.142",
+            "::1",
+            "::2",
+            "fc00::1",
+            "fdff::9",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "2001:db8::1",
+            "0.0.0.0",
+            "255.255.255.255",
+        ] {
+            let ip = ip(a);
+            assert_eq!(is_private(ip), TrustProxy::trusts(&nets, ip), "{a}");
+        }
     }
 
     #[test]
