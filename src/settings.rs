@@ -333,3 +333,49 @@ pub struct Settings {
     pub store: StoreSettings,
     pub serve: ServeSettings,
 }
+
+#[cfg(test)]
+mod flags {
+    use crate::cli::{Cli, Command};
+    use crate::track::client::TrustProxy;
+    use clap::Parser;
+
+    fn serve(args: &[&str]) -> Result<crate::settings::ServeSettings, clap::Error> {
+        let cli = Cli::try_parse_from(["tally", "serve"].iter().chain(args))?;
+        match cli.command {
+            Command::Serve(settings) => Ok(settings),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_proxy_and_limit_flags_default_and_parse() {
+        let defaults = serve(&[]).unwrap();
+        assert!(defaults.trust_proxy.is_default());
+        assert_eq!(
+            defaults.trust_proxy,
+            super::ServeSettings::default().trust_proxy
+        );
+        assert_eq!((defaults.ingest_rate, defaults.ingest_burst), (10.0, 30));
+        assert_eq!(
+            (defaults.ingest_address_rate, defaults.ingest_address_burst),
+            (200.0, 2_000)
+        );
+        assert_eq!(defaults.new_keys_per_address, 100);
+        // Alone, --trust-proxy keeps its old meaning: one proxy.
+        assert_eq!(
+            serve(&["--trust-proxy"]).unwrap().trust_proxy,
+            TrustProxy::Hops(1)
+        );
+        assert_eq!(
+            serve(&["--trust-proxy", "none"]).unwrap().trust_proxy,
+            TrustProxy::None
+        );
+        let nets = serve(&["--trust-proxy=10.1.0.0/16,fd00::/8"]).unwrap();
+        assert_eq!(nets.trust_proxy.to_string(), "10.1.0.0/16,fd00::/8");
+        let bad = serve(&["--trust-proxy", "10.1.0.0/16,proxy"]).unwrap_err();
+        assert!(bad.to_string().contains("\"proxy\""), "{bad}");
+        assert!(serve(&["--new-keys-per-address", "-1"]).is_err());
+        assert!(serve(&["--ingest-address-rate", "fast"]).is_err());
+    }
+}

@@ -386,6 +386,69 @@ fn json_logs_without_personal_data() {
     }
 }
 
+/// Listening beyond loopback with the default proxy trust, `serve` logs once which networks it
+/// trusts as proxies; on loopback, or with `--trust-proxy` set, it says nothing of it.
+#[test]
+fn the_default_proxy_trust_is_logged_when_listening_beyond_loopback() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let env = embedded_env(dir.path());
+    // The log lines of `serve` with `args` in its first second after it listens.
+    let startup = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut child = tally(&env)
+            .args(["--log-format", "json", "--log", "info", "serve"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(log);
+                }
+            }
+        });
+        let mut logs = Vec::new();
+        let mut deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(log) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if log["fields"]["message"] == "tally is listening" {
+                deadline = std::time::Instant::now() + Duration::from_secs(1);
+            }
+            logs.push(log);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            logs.iter()
+                .any(|l| l["fields"]["message"] == "tally is listening"),
+            "{logs:?}"
+        );
+        logs
+    };
+    let trusted = |logs: &[serde_json::Value]| -> Vec<String> {
+        logs.iter()
+            .filter_map(|l| l["fields"]["trusted"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let wide = startup(&["--listen", "0.0.0.0:0"]);
+    assert_eq!(
+        trusted(&wide),
+        ["127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16, ::1/128, fc00::/7, fe80::/10"],
+        "{wide:?}"
+    );
+    assert!(trusted(&startup(&["--listen", "127.0.0.1:0"])).is_empty());
+    let explicit = startup(&["--listen", "0.0.0.0:0", "--trust-proxy", "10.1.0.0/16"]);
+    assert!(trusted(&explicit).is_empty(), "{explicit:?}");
+}
+
 #[test]
 fn unknown_settings_are_refused() {
     let out = tally(&[("TALLY_FLUSH_INTERVAL", "5".into())])
