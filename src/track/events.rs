@@ -444,6 +444,19 @@ fn cors(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
+/// [`Tracker::admit`] for `/e`, counting a refusal as the events' own.
+fn admit_events(
+    tracker: &Tracker,
+    req: &HttpRequest,
+) -> Result<super::client::ClientAddress, super::limit::Limited> {
+    tracker.admit(req).inspect_err(|_| {
+        tracker
+            .metrics
+            .events_rejected(Rejection::RateLimited)
+            .inc();
+    })
+}
+
 /// `POST /e`.
 pub async fn post(
     req: HttpRequest,
@@ -451,13 +464,9 @@ pub async fn post(
     tracker: web::Data<Tracker>,
     timeout: web::Data<BodyTimeout>,
 ) -> HttpResponse {
-    let client = match tracker.admit(&req) {
+    let client = match admit_events(&tracker, &req) {
         Ok(client) => client,
         Err(limited) => {
-            tracker
-                .metrics
-                .events_rejected(Rejection::RateLimited)
-                .inc();
             return cors(EventError::RateLimited(limited.retry_after_secs()).answer());
         }
     };
@@ -528,15 +537,9 @@ pub async fn post(
 
 /// `GET /e`: one event from an `<img>`; the pixel (429 over the rate limit, else 200).
 pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse {
-    let client = match tracker.admit(&req) {
+    let client = match admit_events(&tracker, &req) {
         Ok(client) => client,
-        Err(limited) => {
-            tracker
-                .metrics
-                .events_rejected(Rejection::RateLimited)
-                .inc();
-            return pixel::gif_limited(limited.retry_after_secs());
-        }
+        Err(limited) => return pixel::gif_limited(limited.retry_after_secs()),
     };
     let user_agent = req
         .headers()
