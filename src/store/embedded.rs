@@ -342,6 +342,32 @@ impl Store for EmbeddedStore {
         self.read_many(collection, ids, Some(fields)).await
     }
 
+    async fn scan(
+        &self,
+        collection: &str,
+        from_id: &str,
+        to_id: &str,
+        fields: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let (coll, from, to) = (collection.to_owned(), from_id.to_owned(), to_id.to_owned());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids: Vec<String> = self
+            .with_conn(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id FROM docs WHERE coll = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+                )?;
+                let ids = stmt
+                    .query_map(params![coll, from, to, limit], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(ids)
+            })
+            .await?;
+        let fields = (!fields.is_empty()).then(|| fields.iter().map(|f| f.to_string()).collect());
+        // read_many keeps the order of `ids`
+        self.read_many(collection, &ids, fields).await
+    }
+
     async fn update_site(&self, site: &Site) -> Result<(), StoreError> {
         let (id, bytes) = (site.id.to_string(), encode(&site.to_document())?);
         self.with_conn(move |conn| {

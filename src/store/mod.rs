@@ -208,6 +208,18 @@ pub trait Store: Send + Sync {
         fields: &[&str],
     ) -> Result<Vec<Document>, StoreError>;
 
+    /// Every document of `collection` with `from_id <= _id < to_id` (string order), in `_id`
+    /// order, at most `limit`: whole, or only `_id` and the top-level `fields`. For the small
+    /// bookkeeping collections (`parked`, `writers`), never for reports.
+    async fn scan(
+        &self,
+        collection: &str,
+        from_id: &str,
+        to_id: &str,
+        fields: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError>;
+
     /// Replaces a site's document (it must exist).
     async fn update_site(&self, site: &Site) -> Result<(), StoreError>;
 

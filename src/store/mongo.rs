@@ -389,6 +389,40 @@ impl Store for MongoStore {
         self.find_ids(collection, ids, Some(projection)).await
     }
 
+    async fn scan(
+        &self,
+        collection: &str,
+        from_id: &str,
+        to_id: &str,
+        fields: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let projection = (!fields.is_empty()).then(|| {
+            let mut p = Document::new();
+            for f in fields {
+                p.insert(*f, 1);
+            }
+            p
+        });
+        let mut cursor = self
+            .db
+            .collection::<Document>(collection)
+            .find(doc! {"_id": {"$gte": from_id, "$lt": to_id}})
+            .with_options(
+                mongodb::options::FindOptions::builder()
+                    .projection(projection)
+                    .sort(doc! {"_id": 1})
+                    .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .build(),
+            )
+            .await?;
+        let mut out = Vec::new();
+        while cursor.advance().await? {
+            out.push(cursor.deserialize_current()?);
+        }
+        Ok(out)
+    }
+
     async fn update_site(&self, site: &Site) -> Result<(), StoreError> {
         let result = self
             .db
