@@ -38,10 +38,13 @@ pub enum Rejection {
     Invalid,
     /// A body over the size limit.
     TooLarge,
+    /// The site's parked statements passed `--parked-max-per-site` (a document of the site
+    /// refuses its updates; see `tally parked`): its hits get 503 until an operator acts.
+    SiteParked,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 11] = [
+    pub const ALL: [Rejection; 12] = [
         Rejection::MissingSite,
         Rejection::InvalidSite,
         Rejection::UnknownSite,
@@ -53,10 +56,11 @@ impl Rejection {
         Rejection::RateLimited,
         Rejection::Invalid,
         Rejection::TooLarge,
+        Rejection::SiteParked,
     ];
 
     /// The reasons a pixel hit can have (`/metrics` lists these for `hits_rejected`).
-    pub const PIXEL: [Rejection; 9] = [
+    pub const PIXEL: [Rejection; 10] = [
         Rejection::MissingSite,
         Rejection::InvalidSite,
         Rejection::UnknownSite,
@@ -66,6 +70,7 @@ impl Rejection {
         Rejection::DisallowedHost,
         Rejection::DoNotTrack,
         Rejection::RateLimited,
+        Rejection::SiteParked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +81,7 @@ impl Rejection {
             Rejection::Bot => "bot",
             Rejection::PendingFull => "pending_full",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::SiteParked => "site_parked",
             Rejection::DisallowedHost => "disallowed_host",
             Rejection::DoNotTrack => "do_not_track",
             Rejection::RateLimited => "rate_limited",
@@ -161,6 +167,12 @@ pub struct Metrics {
     pub statement_duplicates: Counter,
     /// Statements sent whose outcome is not known yet, to be sent again; set when scraped.
     pub owed: Gauge,
+    /// Statements this process parked (a document refused them for good).
+    pub statements_parked: Counter,
+    /// Entries in the store's `parked` collection (every process's), at the last read.
+    pub parked: Gauge,
+    /// Sites whose hits are refused because their parked entries passed the bound.
+    pub sites_parked: Gauge,
     /// `--durable`: checkpoints that could not be written.
     pub checkpoint_failures: Counter,
     /// `--durable`: hits counted but answered 503 because the log could not be written.
@@ -324,6 +336,24 @@ impl Metrics {
             "Statements sent whose outcome is not known yet; they are sent again as they are",
             owed.clone(),
         );
+        let statements_parked = Counter::default();
+        registry.register(
+            "store_statements_parked",
+            "Statements a document refused for good, kept in the parked collection (see `tally parked`)",
+            statements_parked.clone(),
+        );
+        let parked = Gauge::default();
+        registry.register(
+            "parked_statements",
+            "Entries in the store's parked collection, from every process, at the last read",
+            parked.clone(),
+        );
+        let sites_parked = Gauge::default();
+        registry.register(
+            "sites_parked",
+            "Sites whose hits are refused (503) because their parked statements passed --parked-max-per-site",
+            sites_parked.clone(),
+        );
         let checkpoint_failures = Counter::default();
         registry.register(
             "durable_checkpoint_failures",
@@ -357,6 +387,9 @@ impl Metrics {
         Metrics {
             statement_duplicates,
             owed,
+            statements_parked,
+            parked,
+            sites_parked,
             checkpoint_failures,
             durable_unacknowledged,
             replayed_hits,
@@ -411,5 +444,18 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counters are indexed by `reason as usize` and built in `ALL` order.
+    #[test]
+    fn every_reason_is_at_its_own_index() {
+        for (i, reason) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{}", reason.as_str());
+        }
     }
 }

@@ -92,6 +92,13 @@ pub struct ServeSettings {
           value_parser = positive)]
     pub max_pending: usize,
 
+    /// Parked statements (increments a document of the site refused for good; see `tally
+    /// parked`) a site may have before its hits are refused with 503, so that one broken site
+    /// cannot fill the store while every other site goes on. 0: no bound.
+    #[arg(long, env = "TALLY_PARKED_MAX_PER_SITE",
+          default_value_t = crate::aggregate::parked::DEFAULT_MAX_PER_SITE)]
+    pub parked_max_per_site: usize,
+
     /// How often the list of sites is re-read from the store, in seconds (sites added by
     /// another process start counting within this time).
     #[arg(long, env = "TALLY_SITE_REFRESH_SECS", default_value_t = DEFAULT_SITE_REFRESH_SECS,
@@ -286,6 +293,7 @@ impl Default for ServeSettings {
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             flush_at: DEFAULT_FLUSH_AT,
             max_pending: DEFAULT_MAX_PENDING,
+            parked_max_per_site: crate::aggregate::parked::DEFAULT_MAX_PER_SITE,
             site_refresh_secs: DEFAULT_SITE_REFRESH_SECS,
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             demo: false,

@@ -119,7 +119,8 @@ impl Application {
         sites.replace(store.sites().await?);
 
         let metrics = Arc::new(Metrics::new());
-        let mut coalescer = Coalescer::new(serve.max_pending, serve.flush_at);
+        let mut coalescer = Coalescer::new(serve.max_pending, serve.flush_at)
+            .with_parked_bound(serve.parked_max_per_site);
         let durable = match (serve.durable, &serve.durable_dir) {
             (false, _) => None,
             (true, None) => return Err(StartupError::NoDurableDir),
@@ -465,7 +466,8 @@ const STUCK_FLUSH: Duration = Duration::from_secs(60);
 
 /// `/readyz`: 200 when the store answers a ping within 2 s, no flush has been running for
 /// over a minute and the pending bound is not reached; else 503 with the reason, as the JSON
-/// error shape.
+/// error shape. Ready but with parked statements in the store: 200 with a JSON body,
+/// `"status": "degraded"` and the reason.
 async fn readyz(
     store: web::Data<Arc<dyn Store>>,
     ready: web::Data<Arc<Flusher>>,
@@ -490,9 +492,24 @@ async fn readyz(
         );
     }
     match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok()
-            .content_type(ContentType::plaintext())
-            .body("ready\n"),
+        Ok(Ok(())) => match coalescer.parked().total() {
+            0 => HttpResponse::Ok()
+                .content_type(ContentType::plaintext())
+                .body("ready\n"),
+            // Still ready: every other document is written. A monitor reads the reason.
+            parked => {
+                let refused = coalescer.parked().over();
+                HttpResponse::Ok().json(serde_json::json!({
+                    "status": "degraded",
+                    "reason": "parked_statements",
+                    "message": format!(
+                        "{parked} statements are parked: documents refused their updates; repair them and run `tally parked retry` (or `tally parked drop`); see `tally parked list`"
+                    ),
+                    "parked": parked,
+                    "sites_refused": refused.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                }))
+            }
+        },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readyz: the store does not answer");
             error::json_error(

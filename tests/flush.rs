@@ -15,10 +15,11 @@ async fn app_at_fixed_time(store: TestStore) -> TestApp {
     TestApp::spawn(store, test_settings(), clock.clock()).await
 }
 
-/// The store refuses one document (its `p` is a string, so `p.windows` cannot be created):
-/// the other documents are written, the refused increments are kept, merged with later hits,
-/// and written once the conflict is gone.
-async fn a_failed_statement_keeps_its_increments(backend: Backend) {
+/// The store refuses one document for good (its `p` is a string, so `p.windows` cannot be
+/// created): the other documents are written, the refused increments are parked (not sent
+/// again, not lost), later ones wait behind them, and after the repair `tally parked retry`
+/// applies them and the document is written again from the next flush.
+async fn a_refused_statement_is_parked_and_nothing_else_waits(backend: Backend) {
     let store = TestStore::new(backend).await;
     store.add_site("acme", "UTC").await;
     put_raw(
@@ -47,27 +48,42 @@ async fn a_failed_statement_keeps_its_increments(backend: Backend) {
         "in the way",
         "left unchanged"
     );
-    assert_eq!(
-        app.handle.flusher.queued(),
-        1,
-        "the statement is kept, to be sent again as it is"
-    );
-    assert!(app
-        .metrics()
+    assert_eq!(app.handle.flusher.queued(), 0, "not owed: parked");
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("tally_store_statement_failures_total 1\n"));
+    assert!(metrics.contains("tally_store_statements_parked_total 1\n"));
+    let entries = tally::aggregate::parked::list(&*app.store.store)
         .await
-        .contains("tally_store_statement_failures_total 1\n"));
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let entry = entries[0].as_ref().unwrap();
+    assert_eq!(entry.key.id(), "acme:2024-06");
+    assert_eq!(
+        entry.increments(),
+        3 + 3 + 3,
+        "b.chrome.131-0, p.windows, n"
+    );
 
+    // a later hit: traffic is written, technology waits behind its parked statement
     app.hit("site=acme", CHROME_WIN).await;
-    delete_raw(&app.store, "technology.2024", "acme:2024-06").await;
-    app.flush().await;
-    let tech = app.doc("technology.2024", "acme:2024-06").await.unwrap();
-    assert_count(&tech, "b.chrome.131-0", 4);
-    assert_count(&tech, "p.windows", 4);
+    let report = app.handle.flush().await;
+    assert_eq!(report.failed, 1, "technology kept back: {report:?}");
     assert_count(
         &app.doc("traffic.2024", "acme:2024-06").await.unwrap(),
         "v",
         4,
     );
+    assert!(app.handle.coalescer.pending() > 0, "kept in memory");
+
+    delete_raw(&app.store, "technology.2024", "acme:2024-06").await;
+    let retried = tally::aggregate::parked::retry(&*app.store.store, None)
+        .await
+        .unwrap();
+    assert_eq!(retried.applied, 1, "{retried:?}");
+    app.flush().await;
+    let tech = app.doc("technology.2024", "acme:2024-06").await.unwrap();
+    assert_count(&tech, "b.chrome.131-0", 4);
+    assert_count(&tech, "p.windows", 4);
     assert_eq!(app.handle.coalescer.pending(), 0);
     assert_eq!(app.handle.flusher.queued(), 0);
 }
@@ -97,7 +113,7 @@ async fn graceful_stop_flushes_pending_hits(backend: Backend) {
 }
 
 both_stores!(
-    a_failed_statement_keeps_its_increments,
+    a_refused_statement_is_parked_and_nothing_else_waits,
     graceful_stop_flushes_pending_hits,
 );
 

@@ -271,6 +271,10 @@ fn statement(key: &DocKey, update: &DocUpdate) -> Document {
             .map(|(f, t)| (f.clone(), Value::Set(t.as_str().into()))),
     );
     d.insert("fields", fields_array(&fields));
+    if update.id != key.id() {
+        // A parked entry (see `super::parked`): its own id, in the `parked` collection.
+        d.insert("id", &update.id);
+    }
     if let Some(guard) = &update.guard {
         d.insert(
             "guard",
@@ -304,6 +308,9 @@ fn read(doc: &Document) -> Result<Read, String> {
         let s = s.as_document().ok_or("a statement is not a document")?;
         let (key, fields) = read_key_fields(s)?;
         let mut update = super::flusher::update_of(&key, fields);
+        if let Ok(id) = s.get_str("id") {
+            update.id = id.to_owned();
+        }
         if let Ok(g) = s.get_document("guard") {
             update.guard = Some(Guard {
                 field: g

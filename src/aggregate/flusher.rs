@@ -9,6 +9,7 @@
 
 use super::admission::{governing, Admission, ADMITTED};
 use super::checkpoint::{Checkpoint, Recovered};
+use super::parked::{self, PARKED};
 use super::{Coalescer, Drained, Value};
 use crate::api::live::{Live, Written};
 use crate::metrics::{FlushOutcome, Metrics};
@@ -16,9 +17,11 @@ use crate::period::{Clock, Period};
 use crate::reports::DocKey;
 use crate::reports::ReportKind;
 use crate::site::SiteId;
-use crate::store::{Applied, Batch, CollectionBatch, DocUpdate, Guard, Mark, Store, DUPLICATE_KEY};
+use crate::store::{
+    classify, Applied, Batch, CollectionBatch, DocUpdate, Fault, Mark, Store, DUPLICATE_KEY,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex};
@@ -40,6 +43,9 @@ pub struct Flusher {
     queued: AtomicUsize,
     /// Held for the whole of a flush: one at a time, and the books with it.
     one_at_a_time: Mutex<State>,
+    /// Shutdown: the increments of documents with parked statements are parked at once rather
+    /// than kept for [`parked::PARK_EVERY`].
+    closing: AtomicBool,
 }
 
 /// What the flusher keeps between flushes.
@@ -53,6 +59,13 @@ struct State {
     writer: Writer,
     /// `--durable`: the checkpoint of what is not yet known to be in the store.
     checkpoint: Option<Checkpoint>,
+    /// The documents this writer has parked statements for, and when it last parked one: they
+    /// get nothing newer until the entries are retried or dropped (see [`parked`]).
+    parked: HashMap<DocKey, Instant>,
+    /// Documents whose refusal was logged (once per process, until they are writable again).
+    logged: HashSet<DocKey>,
+    /// When the parked collection was last read; `None`: read it at the next flush.
+    census_at: Option<Instant>,
 }
 
 /// Which flushes a document has seen: the writer's identity and its next flush number.
@@ -140,7 +153,11 @@ impl Flusher {
                 queue: Vec::new(),
                 writer: Writer::random(),
                 checkpoint: None,
+                parked: HashMap::new(),
+                logged: HashSet::new(),
+                census_at: None,
             }),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -240,6 +257,7 @@ impl Flusher {
 
     async fn flush_locked(&self, state: &mut State) -> FlushReport {
         let mut report = FlushReport::default();
+        self.read_parked(state).await;
         // First what is owed: statements sent before whose outcome is not known.
         if !state.queue.is_empty() {
             let queued = std::mem::take(&mut state.queue);
@@ -275,6 +293,18 @@ impl Flusher {
             carried.extend(wait);
             drained = go;
         }
+        // Documents with parked statements: their increments wait, then are parked too.
+        if !state.parked.is_empty() {
+            let closing = self.closing.load(Ordering::Relaxed);
+            let (wait, go): (Drained, Drained) = drained.into_iter().partition(|(key, _)| {
+                state
+                    .parked
+                    .get(key)
+                    .is_some_and(|last| !closing && last.elapsed() < parked::PARK_EVERY)
+            });
+            carried.extend(wait);
+            drained = go;
+        }
         state.admission.evict_idle();
         let (unread, load_error) = self.load_books(&mut state.admission, &drained).await;
         // Capped documents whose keys could not be read wait for the next flush, untouched.
@@ -291,7 +321,28 @@ impl Flusher {
         }
         let guards = state.admission.resolve(&mut drained);
         let mark = state.writer.next();
-        let (batch, keys) = build_batch(drained, guards, &mark);
+        let at = self.now_text();
+        let (keys, docs): (Vec<DocKey>, Vec<DocUpdate>) = drained
+            .into_iter()
+            .zip(guards)
+            .map(|((key, fields), guard)| {
+                let update = DocUpdate {
+                    guard,
+                    mark: Some(mark.clone()),
+                    ..update_of(&key, fields)
+                };
+                match state.parked.get_mut(&key) {
+                    Some(last) => {
+                        *last = Instant::now();
+                        let waiting = "waiting behind the parked statements of its document";
+                        let entry = parked::entry(&key, &update, &mark, waiting, None, &at);
+                        (key, entry)
+                    }
+                    None => (key, update),
+                }
+            })
+            .unzip();
+        let (batch, keys) = group(keys, docs);
         if let Some(checkpoint) = &mut state.checkpoint {
             self.save(checkpoint, cut, &state.queue, &[(&batch, &keys)], &carried);
         }
@@ -362,10 +413,15 @@ impl Flusher {
                 .first_error
                 .get_or_insert_with(|| first.error.clone());
         }
+        let mut to_park = Vec::new();
+        let mut transient = 0;
         for f in &applied.failed {
             let update = &batch.collections[f.collection].docs[f.doc];
             let key = &keys[f.collection][f.doc];
-            if f.code == Some(DUPLICATE_KEY) {
+            let refused = classify(f.code) == Fault::Permanent && f.code != Some(DUPLICATE_KEY);
+            if refused && !parked::is_entry(&update.id) {
+                to_park.push((key.clone(), update.clone(), f.error.clone(), f.code));
+            } else if f.code == Some(DUPLICATE_KEY) {
                 // Refused, and known not applied: a full capped document, or another process
                 // created the document first. Its increments go back to be decided again.
                 if update.guard.is_some() {
@@ -375,6 +431,7 @@ impl Flusher {
                 }
                 self.coalescer.restore(key.clone(), restorable(update));
             } else {
+                transient += 1;
                 state.queue.push((key.clone(), update.clone()));
             }
         }
@@ -411,7 +468,108 @@ impl Flusher {
         report.commands += applied.commands;
         report.failed += failed;
         report.duplicates += applied.duplicates.len();
-        failed
+        if !to_park.is_empty() {
+            self.park(state, to_park).await;
+        }
+        transient
+    }
+
+    /// Parks statements their documents refused for good: one entry each in the `parked`
+    /// collection, written at once (what does not get there is owed like any statement). The
+    /// documents get nothing newer until their entries are retried or dropped.
+    async fn park(
+        &self,
+        state: &mut State,
+        refused: Vec<(DocKey, DocUpdate, String, Option<i64>)>,
+    ) {
+        let at = self.now_text();
+        let (mut keys, mut docs) = (Vec::new(), Vec::new());
+        for (key, update, error, code) in refused {
+            let mark = update.mark.clone().unwrap_or_else(|| state.writer.next());
+            if state.logged.insert(key.clone()) {
+                tracing::error!(
+                    collection = %key.collection(),
+                    document = %key.id(),
+                    code,
+                    error = %error,
+                    "a document refused its update for good: its increments are parked, and every other document goes on; repair the document, then run `tally parked retry` (or `tally parked drop`)"
+                );
+            }
+            state.parked.insert(key.clone(), Instant::now());
+            docs.push(parked::entry(&key, &update, &mark, &error, code, &at));
+            keys.push(key);
+        }
+        self.metrics.statements_parked.inc_by(docs.len() as u64);
+        state.census_at = None;
+        let (batch, keys) = group(keys, docs);
+        let applied = match tokio::time::timeout(self.store_timeout, self.store.apply(&batch)).await
+        {
+            Ok(applied) => applied,
+            Err(_) => Applied {
+                failed: batch.fail_all(&self.timed_out()),
+                ..Applied::default()
+            },
+        };
+        for f in applied.failed {
+            tracing::warn!(error = %f.error, "flush: a parked statement could not be written yet; it is kept and sent again");
+            let update = &batch.collections[f.collection].docs[f.doc];
+            state
+                .queue
+                .push((keys[f.collection][f.doc].clone(), update.clone()));
+        }
+    }
+
+    /// Reads the parked collection when due: at every flush while this writer has parked
+    /// documents (so a retry lets their increments through at the next flush), else every
+    /// [`parked::REFRESH`]. Updates the per-site bound the hit path checks, the
+    /// metrics, and this writer's parked documents (a document whose entries were all retried or
+    /// dropped, and that owes no entry, gets its new increments written again).
+    async fn read_parked(&self, state: &mut State) {
+        if state.parked.is_empty()
+            && state
+                .census_at
+                .is_some_and(|at| at.elapsed() < parked::REFRESH)
+        {
+            return;
+        }
+        let census =
+            match tokio::time::timeout(self.store_timeout, parked::census(&*self.store)).await {
+                Ok(Ok(census)) => census,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "cannot read the parked statements");
+                    return;
+                }
+                Err(_) => return,
+            };
+        state.census_at = Some(Instant::now());
+        let sites = self.coalescer.parked();
+        sites.update(&census);
+        self.metrics.parked.set(census.total as i64);
+        self.metrics.sites_parked.set(sites.over().len() as i64);
+        let own = census.by_writer.get(&state.writer.id);
+        let owed: HashSet<&DocKey> = state
+            .queue
+            .iter()
+            .filter(|(_, update)| parked::is_entry(&update.id))
+            .map(|(key, _)| key)
+            .collect();
+        let kept: HashMap<DocKey, Instant> = state
+            .parked
+            .drain()
+            .filter(|(key, _)| own.is_some_and(|own| own.contains(key)) || owed.contains(key))
+            .collect();
+        state.parked = kept;
+        for key in own.into_iter().flatten() {
+            // Found in the store (written before a restart): wait a while before parking more.
+            state.parked.entry(key.clone()).or_insert_with(Instant::now);
+        }
+        let parked = &state.parked;
+        state.logged.retain(|key| parked.contains_key(key));
+    }
+
+    /// Now, for the parked entries' `at`.
+    fn now_text(&self) -> String {
+        (self.clock)().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 
     /// Flushes every `interval`, or as soon as the coalescer asks, until `stop` turns true.
@@ -431,6 +589,7 @@ impl Flusher {
 
     /// Flushes until nothing is pending or owed, retrying failures, for at most `deadline`.
     pub async fn drain(&self, deadline: Duration) -> Result<(), Unflushed> {
+        self.closing.store(true, Ordering::Relaxed);
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
@@ -460,7 +619,12 @@ impl Flusher {
 fn group(keys: Vec<DocKey>, docs: Vec<DocUpdate>) -> (Batch, Vec<Vec<DocKey>>) {
     let mut by_collection: BTreeMap<String, (Vec<DocUpdate>, Vec<DocKey>)> = BTreeMap::new();
     for (key, update) in keys.into_iter().zip(docs) {
-        let (docs, keys) = by_collection.entry(key.collection()).or_default();
+        let collection = if parked::is_entry(&update.id) {
+            PARKED.to_owned()
+        } else {
+            key.collection()
+        };
+        let (docs, keys) = by_collection.entry(collection).or_default();
         docs.push(update);
         keys.push(key);
     }
@@ -482,6 +646,9 @@ fn written(
 ) -> HashMap<SiteId, Written> {
     let mut out: HashMap<SiteId, Written> = HashMap::new();
     for (ci, coll) in batch.collections.iter().enumerate() {
+        if coll.collection == PARKED {
+            continue;
+        }
         for (di, update) in coll.docs.iter().enumerate() {
             let key = &keys[ci][di];
             let (kind, period) = (key.doc.kind, key.doc.period);
@@ -544,28 +711,6 @@ fn restorable(update: &DocUpdate) -> Vec<(crate::field::FieldKey, Value)> {
                 .map(|(f, t)| (f.clone(), Value::Set(t.as_str().into()))),
         )
         .collect()
-}
-
-/// One flush's batch: every drained document's statement, with its guard (`guards[i]` belongs to
-/// `drained[i]`) and the flush's mark, grouped by collection.
-pub fn build_batch(
-    drained: Drained,
-    guards: Vec<Option<Guard>>,
-    mark: &Mark,
-) -> (Batch, Vec<Vec<DocKey>>) {
-    let (keys, docs): (Vec<DocKey>, Vec<DocUpdate>) = drained
-        .into_iter()
-        .zip(guards)
-        .map(|((key, fields), guard)| {
-            let update = DocUpdate {
-                guard,
-                mark: Some(mark.clone()),
-                ..update_of(&key, fields)
-            };
-            (key, update)
-        })
-        .unzip();
-    group(keys, docs)
 }
 
 /// The statement that applies `fields` to `key`'s document: counters to `$inc`, texts to

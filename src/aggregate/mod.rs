@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod flusher;
 pub mod journal;
 pub mod named;
+pub mod parked;
 
 use crate::field::FieldKey;
 pub use crate::reports::Value;
@@ -48,6 +49,8 @@ pub enum Refused {
     Full,
     /// Shutdown has begun: nothing new is taken.
     Closed,
+    /// The site's parked statements passed their bound (see [`parked`]).
+    Parked,
 }
 
 /// Increments drained for one flush: each document with its merged fields.
@@ -69,6 +72,8 @@ pub struct Coalescer {
     cut: RwLock<()>,
     /// What the capped documents name, as the flusher's admission learns it.
     named: Arc<named::Named>,
+    /// The sites whose parked statements passed their bound.
+    parked: Arc<parked::Sites>,
 }
 
 /// How long a handler waits for its hit to reach the durable log before answering 503.
@@ -89,6 +94,7 @@ impl Coalescer {
             journal: None,
             cut: RwLock::new(()),
             named: Arc::default(),
+            parked: Arc::default(),
         }
     }
 
@@ -96,6 +102,18 @@ impl Coalescer {
     /// (which spends senders' budgets of new keys by it).
     pub fn named(&self) -> &Arc<named::Named> {
         &self.named
+    }
+
+    /// The parked statements the flusher last counted, per site; a site past `max_per_site`
+    /// gets 503 for its hits.
+    pub fn parked(&self) -> &Arc<parked::Sites> {
+        &self.parked
+    }
+
+    /// Refuses the hits of a site with more than `max_per_site` parked statements (0: never).
+    pub fn with_parked_bound(mut self, max_per_site: usize) -> Coalescer {
+        self.parked = Arc::new(parked::Sites::new(max_per_site));
+        self
     }
 
     /// Appends every accepted hit to `journal` (`--durable`).
@@ -141,6 +159,9 @@ impl Coalescer {
         // Checked before the lock: the bound may be passed by at most one hit per worker.
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
             return Err(Refused::Full);
+        }
+        if self.parked.is_over(site) {
+            return Err(Refused::Parked);
         }
         let _shared = self
             .journal

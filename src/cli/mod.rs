@@ -1,5 +1,5 @@
 //! The command line: `tally serve`, `tally site ...`, `tally doc ...`, `tally collections ...`,
-//! `tally capacity`, `tally import ...`.
+//! `tally capacity`, `tally import ...`, `tally parked ...`.
 //!
 //! clap parses (every option also has a `TALLY_*` environment variable), this module opens the
 //! store and calls into the library. Exit codes: 0 success, 1 failure, 2 bad usage (an invalid
@@ -9,6 +9,7 @@ mod capacity;
 mod collections;
 mod doc;
 mod import;
+mod parked;
 mod serve;
 mod site;
 
@@ -56,6 +57,9 @@ pub enum Command {
     Capacity(capacity::CapacityArgs),
     /// Backfill a site's counters from nginx/Apache access logs (`-` reads stdin).
     Import(import::ImportArgs),
+    /// Statements documents refused for good: list, retry after repairing them, or drop.
+    #[command(subcommand)]
+    Parked(parked::ParkedCommand),
 }
 
 /// Failures that end a command with exit code 1.
@@ -111,6 +115,7 @@ pub fn run() -> ExitCode {
             Command::Collections(cmd) => collections::run(&cli.store, cmd).await,
             Command::Capacity(args) => capacity::run(&cli.store, args).await,
             Command::Import(args) => import::run(&cli.store, args).await,
+            Command::Parked(cmd) => parked::run(&cli.store, cmd).await,
         }
     });
     match result {

@@ -192,6 +192,9 @@ fn encode(doc: &Document) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
+/// The largest document MongoDB stores; the embedded store refuses what it would refuse.
+const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// What one transaction did: the statements that failed, and those already applied before.
 type BatchOutcome = (Vec<Failed>, Vec<(usize, usize)>);
 
@@ -215,7 +218,8 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, Sto
                 let fields = inc.inc.iter().map(|(f, by)| (f.as_str(), *by));
                 let sets = inc.set.iter().map(|(f, t)| (f.as_str(), t.as_str()));
                 let updated = match existing {
-                    Some(bytes) => decode(&coll.collection, &inc.id, &bytes),
+                    // MongoDB's InvalidBSON: a document no update can read (written by hand).
+                    Some(bytes) => decode(&coll.collection, &inc.id, &bytes).map_err(|e| (e, 22)),
                     None => Ok(doc! {"_id": inc.id.as_str()}),
                 }
                 .and_then(|mut doc| {
@@ -229,19 +233,37 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, Sto
                             return Ok(Outcome::Refused);
                         }
                     }
-                    let corrupt = |e: IncError| StoreError::Corrupt {
-                        collection: coll.collection.clone(),
-                        id: inc.id.clone(),
-                        message: e.to_string(),
+                    // The refusal, with the code MongoDB gives it.
+                    let corrupt = |e: IncError| {
+                        let code = e.code();
+                        let error = StoreError::Corrupt {
+                            collection: coll.collection.clone(),
+                            id: inc.id.clone(),
+                            message: e.to_string(),
+                        };
+                        (error, code)
                     };
                     apply_all(&mut doc, fields, sets).map_err(corrupt)?;
                     if let Some(mark) = &inc.mark {
                         set(&mut doc, &mark.field(), Bson::Int64(mark.seq)).map_err(corrupt)?;
                     }
-                    encode(&doc).map(Outcome::Write)
+                    let bytes = encode(&doc).map_err(|e| (e, 2))?;
+                    if bytes.len() > MAX_DOCUMENT_BYTES {
+                        // As MongoDB refuses it: BSONObjectTooLarge.
+                        let message = format!(
+                            "the updated document would be {} bytes, over MongoDB's 16 MiB",
+                            bytes.len()
+                        );
+                        let error = StoreError::Corrupt {
+                            collection: coll.collection.clone(),
+                            id: inc.id.clone(),
+                            message,
+                        };
+                        return Err((error, 10334));
+                    }
+                    Ok(Outcome::Write(bytes))
                 });
-                let mut code = None;
-                let error = match updated {
+                let (error, code) = match updated {
                     Ok(Outcome::Write(bytes)) => {
                         upsert.execute(params![coll.collection, inc.id, bytes])?;
                         if !listed {
@@ -256,10 +278,9 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, Sto
                     }
                     Ok(Outcome::Refused) => {
                         // As MongoDB answers a refused guarded upsert: known not applied.
-                        code = Some(DUPLICATE_KEY);
-                        GUARD_REFUSED.to_owned()
+                        (GUARD_REFUSED.to_owned(), Some(DUPLICATE_KEY))
                     }
-                    Err(e) => e.to_string(),
+                    Err((e, refusal)) => (e.to_string(), Some(refusal)),
                 };
                 failed.push(Failed {
                     collection: ci,

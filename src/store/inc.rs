@@ -19,6 +19,17 @@ pub enum IncError {
     Overflow { path: String },
 }
 
+impl IncError {
+    /// The code MongoDB answers for the same refusal (see [`super::classify`]).
+    pub fn code(&self) -> i64 {
+        match self {
+            IncError::NotNumeric { .. } => 14,   // TypeMismatch
+            IncError::NotADocument { .. } => 28, // PathNotViable
+            IncError::Overflow { .. } => 2,      // BadValue
+        }
+    }
+}
+
 /// Applies every `(path, by)` increment and every `(path, text)` set to `doc`, all or nothing.
 pub fn apply_all<'a>(
     doc: &mut Document,

@@ -133,6 +133,73 @@ pub struct Failed {
 /// MongoDB's duplicate-key error code.
 pub const DUPLICATE_KEY: i64 = 11000;
 
+/// What a failed statement's outcome means for its increments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The store may take it later (unreachable, timed out, not primary, interrupted, a write
+    /// conflict): sent again, marked, with backoff.
+    Transient,
+    /// The document refused it and sending it again cannot change that (a counter that is not a
+    /// number, a validator, a document too large): its increments are parked.
+    Permanent,
+}
+
+/// Server codes a statement's write error may carry that a later attempt can get past: the
+/// server was stepping down, shutting down, interrupted, or two writers met. MongoDB's
+/// `error_codes.yml`.
+pub const TRANSIENT_CODES: &[i64] = &[
+    6,     // HostUnreachable
+    7,     // HostNotFound
+    24,    // LockTimeout
+    46,    // LockBusy
+    50,    // MaxTimeMSExpired
+    89,    // NetworkTimeout
+    91,    // ShutdownInProgress
+    112,   // WriteConflict
+    117,   // ConflictingOperationInProgress
+    133,   // FailedToSatisfyReadPreference
+    134,   // ReadConcernMajorityNotAvailableYet
+    189,   // PrimarySteppedDown
+    262,   // ExceededTimeLimit
+    9001,  // SocketException
+    10107, // NotWritablePrimary
+    11600, // InterruptedAtShutdown
+    11601, // Interrupted
+    11602, // InterruptedDueToReplStateChange
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+    13388, // StaleConfig
+    63,    // StaleShardVersion
+    150,   // StaleEpoch
+];
+
+/// Codes of refusals that concern the one document and that no retry changes. Listed for the
+/// docs and tests: any write error carrying a code that is not transient is permanent.
+pub const PERMANENT_CODES: &[i64] = &[
+    2,     // BadValue
+    14,    // TypeMismatch: $inc on a value that is not a number
+    28,    // PathNotViable: a field under a value that is not a document
+    52,    // DollarPrefixedFieldName
+    56,    // EmptyFieldName
+    66,    // ImmutableField
+    121,   // DocumentValidationFailure: a collection validator
+    10334, // BSONObjectTooLarge: the document would pass 16 MiB
+    17419, // the updated document would pass 16 MiB (older servers)
+];
+
+/// Transient or permanent, from what the store answered for one statement: a failure without a
+/// code (the command as a whole failed, the connection dropped, the call timed out) is
+/// transient; a write error with a code is permanent unless the code is one of
+/// [`TRANSIENT_CODES`]. [`DUPLICATE_KEY`] is neither: the caller decides (a full capped
+/// document, or a race to create a document).
+pub fn classify(code: Option<i64>) -> Fault {
+    match code {
+        None => Fault::Transient,
+        Some(code) if TRANSIENT_CODES.contains(&code) => Fault::Transient,
+        Some(_) => Fault::Permanent,
+    }
+}
+
 /// What happened to a batch. Every statement not listed in `failed` was applied.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
@@ -276,5 +343,26 @@ pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError
         None => Ok(Arc::new(
             embedded::EmbeddedStore::open(&settings.data_dir).await?,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_and_permanent_codes() {
+        assert_eq!(classify(None), Fault::Transient);
+        for code in [112, 10107, 11600, 11602, 189, 91, 6, 89, 9001, 50, 262] {
+            assert_eq!(classify(Some(code)), Fault::Transient, "{code}");
+        }
+        for code in PERMANENT_CODES {
+            assert_eq!(classify(Some(*code)), Fault::Permanent, "{code}");
+        }
+        // an unknown refusal of one statement is not retried forever
+        assert_eq!(classify(Some(99_999)), Fault::Permanent);
+        for code in TRANSIENT_CODES {
+            assert!(!PERMANENT_CODES.contains(code), "{code}");
+        }
     }
 }

@@ -110,9 +110,10 @@ impl MongoStore {
         })
     }
 
-    /// Sends one collection's statements `range` as one `update` command. When the reply does
-    /// not account for every statement (see [`accounts_for_every_statement`]), the statements
-    /// are sent again one command each, which is safe because each carries its mark.
+    /// Sends one collection's statements `range` as one `update` command and reads what
+    /// became of each. When the reply does not account for every statement (FerretDB v1, see
+    /// [`accounts_for_every_statement`]), the server stopped at the first statement it refused
+    /// and applied none after it; the marks tell which were applied ([`MongoStore::locate`]).
     async fn update(
         &self,
         ci: usize,
@@ -120,49 +121,109 @@ impl MongoStore {
         range: std::ops::Range<usize>,
         applied: &mut Applied,
     ) {
-        let mut alone = Applied::default();
-        self.update_once(ci, coll, range.clone(), &mut alone).await;
-        if range.len() > 1 && alone.unaccounted {
-            tracing::debug!(
-                statements = range.len(),
-                "the server stopped at a write error without saying where; sending each statement alone"
-            );
-            applied.commands += alone.commands;
-            for i in range {
+        let mut left: Vec<usize> = range.collect();
+        while !left.is_empty() {
+            let mut once = Applied::default();
+            self.update_once(ci, coll, &left, &mut once).await;
+            applied.commands += once.commands;
+            applied
+                .write_concern_errors
+                .extend(once.write_concern_errors);
+            if !once.unaccounted || left.len() == 1 {
+                applied.failed.extend(once.failed);
+                return;
+            }
+            let reported = once.failed.into_iter().next();
+            left = self.locate(ci, coll, left, reported, applied).await;
+        }
+    }
+
+    /// After a reply that stopped at a refused statement without saying which: reads the marks
+    /// of `sent` (one `find`). A statement whose document carries its mark was applied (now, or
+    /// by an earlier send of the same flush). If the first statement sent is not applied, it is
+    /// the one the server refused (`reported` is its error); otherwise the server stopped at a
+    /// statement applied by an earlier send (refused as a duplicate) or at a later one, and the
+    /// statements not applied go again as one command, the refused one first. Returns what is
+    /// left to send. Statements without a mark cannot be told apart: they go one by one.
+    async fn locate(
+        &self,
+        ci: usize,
+        coll: &CollectionBatch,
+        sent: Vec<usize>,
+        reported: Option<Failed>,
+        applied: &mut Applied,
+    ) -> Vec<usize> {
+        let (error, code) = reported
+            .map(|f| (f.error, f.code))
+            .unwrap_or_else(|| ("write error".to_owned(), None));
+        if sent.iter().any(|&i| coll.docs[i].mark.is_none()) {
+            for i in sent {
                 Box::pin(self.update(ci, coll, i..i + 1, applied)).await;
             }
-            return;
+            return Vec::new();
         }
-        applied.commands += alone.commands;
-        applied.failed.extend(alone.failed);
-        applied
-            .write_concern_errors
-            .extend(alone.write_concern_errors);
+        let ids: Vec<String> = sent.iter().map(|&i| coll.docs[i].id.clone()).collect();
+        let docs = match self
+            .find_ids(&coll.collection, &ids, Some(doc! {MARKS: 1}))
+            .await
+        {
+            Ok(docs) => docs,
+            Err(e) => {
+                // Unknown which applied: all failed without a code (transient), sent again marked.
+                let error = format!("{error}; then the marks could not be read: {e}");
+                for i in sent {
+                    applied
+                        .failed
+                        .extend(Batch::fail_collection(ci, i..i + 1, &error));
+                }
+                return Vec::new();
+            }
+        };
+        let applied_in = |i: usize| {
+            let update = &coll.docs[i];
+            docs.iter()
+                .find(|d| d.get_str("_id") == Ok(update.id.as_str()))
+                .is_some_and(|d| update.mark.as_ref().is_some_and(|m| m.applied_in(d)))
+        };
+        let mut unapplied: Vec<usize> = sent.iter().copied().filter(|&i| !applied_in(i)).collect();
+        if unapplied.first() == sent.first() {
+            if let Some(first) = unapplied.first().copied() {
+                unapplied.remove(0);
+                applied.failed.push(Failed {
+                    collection: ci,
+                    doc: first,
+                    error,
+                    code,
+                });
+            }
+        }
+        unapplied
     }
 
     async fn update_once(
         &self,
         ci: usize,
         coll: &CollectionBatch,
-        range: std::ops::Range<usize>,
+        idx: &[usize],
         applied: &mut Applied,
     ) {
-        let start = range.start;
-        let updates: Vec<Document> = coll.docs[range.clone()].iter().map(statement).collect();
+        let updates: Vec<Document> = idx.iter().map(|&i| statement(&coll.docs[i])).collect();
         let command = doc! {"update": &coll.collection, "updates": updates, "ordered": false};
         applied.commands += 1;
         let reply = match self.db.run_command(command).await {
             Ok(reply) => reply,
             Err(e) => {
                 let error = e.to_string();
-                applied
-                    .failed
-                    .extend(Batch::fail_collection(ci, range, &error));
+                for &i in idx {
+                    applied
+                        .failed
+                        .extend(Batch::fail_collection(ci, i..i + 1, &error));
+                }
                 return;
             }
         };
         if let Ok(errors) = reply.get_array("writeErrors") {
-            applied.unaccounted = !accounts_for_every_statement(&reply, errors.len(), range.len());
+            applied.unaccounted = !accounts_for_every_statement(&reply, errors.len(), idx.len());
             for e in errors.iter().filter_map(Bson::as_document) {
                 let index = crate::reports::number(e.get("index")) as usize;
                 let error = format!(
@@ -170,10 +231,10 @@ impl MongoStore {
                     crate::reports::number(e.get("code")),
                     e.get_str("errmsg").unwrap_or("write error")
                 );
-                if start + index < range.end {
+                if let Some(&doc) = idx.get(index) {
                     applied.failed.push(Failed {
                         collection: ci,
-                        doc: start + index,
+                        doc,
                         error,
                         code: Some(crate::reports::number(e.get("code"))),
                     });

@@ -104,6 +104,8 @@ pub enum EventError {
     Busy,
     #[error("tally is shutting down")]
     ShuttingDown,
+    #[error("this site's documents refuse their updates: its hits are refused until an operator repairs them")]
+    SiteParked,
     #[error("site {0:?} does not count events sent from this page's host")]
     DisallowedHost(String),
     #[error("the browser asked not to be tracked (DNT or Sec-GPC) and the site honours it")]
@@ -119,6 +121,7 @@ impl EventError {
             EventError::UnknownSite(_) => (StatusCode::BAD_REQUEST, "unknown_site"),
             EventError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             EventError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            EventError::SiteParked => (StatusCode::SERVICE_UNAVAILABLE, "site_parked"),
             EventError::DisallowedHost(_) => (StatusCode::FORBIDDEN, "disallowed_host"),
             // The visitor's own choice, honoured: nothing is wrong.
             EventError::DoNotTrack => {
@@ -147,6 +150,7 @@ impl EventError {
             EventError::UnknownSite(_) => Rejection::UnknownSite,
             EventError::Busy => Rejection::PendingFull,
             EventError::ShuttingDown => Rejection::ShuttingDown,
+            EventError::SiteParked => Rejection::SiteParked,
             EventError::DisallowedHost(_) => Rejection::DisallowedHost,
             EventError::DoNotTrack => Rejection::DoNotTrack,
             EventError::RateLimited(_) => Rejection::RateLimited,
@@ -353,6 +357,7 @@ impl Tracker {
             .map_err(|refused| match refused {
                 Refused::Full => EventError::Busy,
                 Refused::Closed => EventError::ShuttingDown,
+                Refused::Parked => EventError::SiteParked,
             })?;
         Ok(raw.len())
     }
@@ -425,6 +430,7 @@ impl Tracker {
             .map_err(|refused| match refused {
                 Refused::Full => Rejection::PendingFull,
                 Refused::Closed => Rejection::ShuttingDown,
+                Refused::Parked => Rejection::SiteParked,
             })
     }
 }
@@ -555,7 +561,9 @@ pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse 
             let sender = Sender::from_headers(req.headers());
             match tracker.track_events_from(&[event], client.ip, sender) {
                 Ok(_) if !tracker.durable().await => return pixel::busy(),
-                Err(EventError::Busy | EventError::ShuttingDown) => return pixel::busy(),
+                Err(EventError::Busy | EventError::ShuttingDown | EventError::SiteParked) => {
+                    return pixel::busy()
+                }
                 _ => {}
             }
         }

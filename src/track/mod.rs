@@ -238,6 +238,7 @@ impl Tracker {
                 .map_err(|refused| match refused {
                     Refused::Full => Rejection::PendingFull,
                     Refused::Closed => Rejection::ShuttingDown,
+                    Refused::Parked => Rejection::SiteParked,
                 })
         })
     }

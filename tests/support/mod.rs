@@ -561,3 +561,48 @@ pub async fn put_raw_listed(store: &TestStore, collection: &str, doc: Document) 
             .unwrap();
     }
 }
+
+/// Changes a stored document with `edit`, bypassing tally, as another MongoDB client (or an
+/// operator with the SQLite shell) would.
+pub async fn edit_raw(
+    store: &TestStore,
+    collection: &str,
+    id: &str,
+    edit: impl FnOnce(&mut Document),
+) {
+    match store.backend {
+        Backend::Mongo => {
+            let coll = store.mongo().collection::<Document>(collection);
+            let mut doc = coll
+                .find_one(mongodb::bson::doc! {"_id": id})
+                .await
+                .unwrap()
+                .expect("the document exists");
+            edit(&mut doc);
+            coll.replace_one(mongodb::bson::doc! {"_id": id}, doc)
+                .await
+                .unwrap();
+        }
+        Backend::Embedded => {
+            let conn = raw_sqlite(store);
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            let bytes: Vec<u8> = conn
+                .query_row(
+                    "SELECT doc FROM docs WHERE coll = ?1 AND id = ?2",
+                    rusqlite::params![collection, id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let mut doc = Document::from_reader(bytes.as_slice()).unwrap();
+            edit(&mut doc);
+            let mut bytes = Vec::new();
+            doc.to_writer(&mut bytes).unwrap();
+            conn.execute(
+                "UPDATE docs SET doc = ?3 WHERE coll = ?1 AND id = ?2",
+                rusqlite::params![collection, id, bytes],
+            )
+            .unwrap();
+        }
+    }
+}
