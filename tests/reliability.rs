@@ -637,8 +637,8 @@ async fn two_processes_on_one_store_lose_nothing(backend: Backend) {
 
 /// A batch whose middle statement a full capped document refuses: the others are applied and
 /// reported applied, the refused one failed and known not applied. (FerretDB v1 stops an update
-/// command at its first write error and names no statement; the store then sends each statement
-/// alone.)
+/// command at its first write error and names no statement; the store then reads the marks and
+/// sends the statements not applied again.)
 async fn a_refused_statement_does_not_take_its_neighbours_with_it(backend: Backend) {
     use tally::field::FieldKey;
     use tally::store::{Batch, CollectionBatch, DocUpdate, Guard, Mark, DUPLICATE_KEY};

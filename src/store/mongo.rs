@@ -10,8 +10,10 @@
 //! The driver answers `Ok` even when the reply carries `writeErrors` or a `writeConcernError`,
 //! so the reply is read here: each write error names the statement that failed (for example a
 //! duplicate-key error from two trackers racing to upsert the same new document), which is
-//! reported back so its increments are kept and retried. A command that fails as a whole
-//! (network, server down) reports all its statements failed.
+//! reported back with its code, so the flusher can keep it or park it
+//! ([`super::classify`]). A command that fails as a whole (network, server down) reports all
+//! its statements failed, without a code. FerretDB v1 stops at the first write error and does
+//! not say where; [`MongoStore::locate`] finds it from the marks.
 //!
 //! Ageing data out is `deleteMany` on an `_id` range (the `_id` index, never a collection
 //! scan) and `drop` of whole collections.
