@@ -257,7 +257,6 @@ impl Flusher {
 
     async fn flush_locked(&self, state: &mut State) -> FlushReport {
         let mut report = FlushReport::default();
-        self.read_parked(state).await;
         // First what is owed: statements sent before whose outcome is not known.
         if !state.queue.is_empty() {
             let queued = std::mem::take(&mut state.queue);
@@ -272,6 +271,8 @@ impl Flusher {
             }
         }
 
+        // The store answers (or nothing was owed): what is parked may have changed.
+        self.read_parked(state).await;
         let (mut drained, cut) = self.coalescer.drain_cut();
         if drained.is_empty() && state.queue.is_empty() {
             if let Some(checkpoint) = &mut state.checkpoint {
@@ -532,16 +533,18 @@ impl Flusher {
         {
             return;
         }
-        let census =
-            match tokio::time::timeout(self.store_timeout, parked::census(&*self.store)).await {
-                Ok(Ok(census)) => census,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "cannot read the parked statements");
-                    return;
-                }
-                Err(_) => return,
-            };
+        // Not worth holding a flush for: what was read last stays in force meanwhile.
+        let limit = self.store_timeout.min(Duration::from_secs(5));
+        let read = tokio::time::timeout(limit, parked::census(&*self.store)).await;
         state.census_at = Some(Instant::now());
+        let census = match read {
+            Ok(Ok(census)) => census,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cannot read the parked statements");
+                return;
+            }
+            Err(_) => return,
+        };
         let sites = self.coalescer.parked();
         sites.update(&census);
         self.metrics.parked.set(census.total as i64);
