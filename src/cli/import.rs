@@ -234,6 +234,7 @@ async fn record(
         ],
         guard: None,
         mark: None,
+        unset: Vec::new(),
     };
     let batch = Batch {
         collections: vec![CollectionBatch {
