@@ -13,6 +13,7 @@
 pub mod admission;
 pub mod checkpoint;
 pub mod flusher;
+pub mod identity;
 pub mod journal;
 pub mod named;
 
