@@ -16,6 +16,7 @@ pub mod flusher;
 pub mod identity;
 pub mod journal;
 pub mod named;
+pub mod writers;
 
 use crate::field::FieldKey;
 pub use crate::reports::Value;
