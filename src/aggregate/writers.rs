@@ -130,6 +130,9 @@ pub struct Registry {
     durable: bool,
     me: Mutex<Me>,
     retired: RwLock<Arc<Vec<String>>>,
+    /// One refresh at a time, so a refresh that lost a retirement's compare-and-swap to
+    /// another never publishes its shorter list after the winner's.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 struct Me {
@@ -173,8 +176,12 @@ impl Registry {
                 started: now,
             }),
             retired: RwLock::new(Arc::new(Vec::new())),
+            refreshing: tokio::sync::Mutex::new(()),
         };
         registry.claim_entry().await?;
+        if let Err(e) = registry.refresh().await {
+            tracing::warn!(error = %e, "writers registry: cannot read it; no marks are removed until it can be");
+        }
         let writer = registry.writer();
         registry.metrics.writer_epoch.set(i64::from(writer.epoch));
         tracing::info!(
@@ -328,6 +335,7 @@ impl Registry {
     /// Re-reads the registry and `parked`, retires the writers that can no longer send, deletes
     /// entries retired long ago, and publishes the retired list.
     pub async fn refresh(&self) -> Result<(), RegistryError> {
+        let _one = self.refreshing.lock().await;
         let me = self.writer().id;
         let entries = self
             .store
@@ -397,6 +405,8 @@ impl Registry {
     ) {
         let mut tick = tokio::time::interval(self.times.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Registering was the first heartbeat.
+        tick.tick().await;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}

@@ -1,0 +1,371 @@
+//! Flush marks stay small: a writer identity stable per data directory, its epoch raised at
+//! every start, and the marks of retired writers removed as documents are written
+//! (docs/reliability.md, "Writer identities").
+
+mod support;
+
+use chrono::{Datelike, Utc};
+use mongodb::bson::{doc, Document};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+use support::*;
+use tally::aggregate::writers::{marks, WRITERS};
+use tally::field::FieldKey;
+use tally::settings::ServeSettings;
+use tally::store::{Batch, CollectionBatch, DocUpdate, Guard, Mark};
+
+/// The collections that hold tally's bookkeeping, not reports.
+const BOOKKEEPING: [&str; 3] = ["sites", WRITERS, "imports"];
+
+fn settings() -> ServeSettings {
+    ServeSettings {
+        writer_heartbeat_secs: 1,
+        writer_stale_secs: 60,
+        ..test_settings()
+    }
+}
+
+/// Every report document of the store: `(collection, document)`.
+async fn report_docs(store: &TestStore) -> Vec<(String, Document)> {
+    let mut out = Vec::new();
+    for collection in store.store.collections().await.unwrap() {
+        if BOOKKEEPING.contains(&collection.as_str()) {
+            continue;
+        }
+        for doc in store
+            .store
+            .scan(&collection, "", "\u{10FFFF}", &[], 100_000)
+            .await
+            .unwrap()
+        {
+            out.push((collection.clone(), doc));
+        }
+    }
+    out
+}
+
+/// The most marks any report document carries, and which.
+async fn most_marks(store: &TestStore) -> (usize, String) {
+    report_docs(store)
+        .await
+        .into_iter()
+        .map(|(c, d)| {
+            (
+                marks(&d).len(),
+                format!("{c}/{}", d.get_str("_id").unwrap()),
+            )
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+fn month() -> (String, String) {
+    let now = Utc::now();
+    (
+        format!("traffic.{}", now.year()),
+        format!("acme:{:04}-{:02}", now.year(), now.month()),
+    )
+}
+
+async fn views(store: &TestStore) -> i64 {
+    let (collection, id) = month();
+    store
+        .doc(&collection, &id)
+        .await
+        .and_then(|d| get_path(&d, "v"))
+        .unwrap_or(0)
+}
+
+/// `tally import` of `lines` page views of `/imported` at the current time, with the writer
+/// identity kept in `data_dir`.
+fn import(store: &TestStore, data_dir: &Path, lines: usize, n: usize) {
+    let log = data_dir.join(format!("import-{n}.log"));
+    let time = Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    let text: String = (0..lines)
+        .map(|i| {
+            format!(
+                "203.0.113.{} - - [{time}] \"GET /imported?run={n} HTTP/1.1\" 200 512 \"-\" \"{CHROME_WIN}\"\n",
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(&log, text).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TALLY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("TALLY_DATA_DIR", data_dir);
+    if store.backend == Backend::Mongo {
+        cmd.env("TALLY_MONGODB_URI", mongodb_uri())
+            .env("TALLY_DATABASE", &store.database);
+    }
+    let out = cmd
+        .args(["import", "--site", "acme"])
+        .arg(&log)
+        .output()
+        .expect("tally import runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// 50 restarts of serve on one data directory, then 5 imports next to a live serve: one
+/// writer id for all the restarts, its epoch raised each time, the first flush after every
+/// restart applied (not taken for a duplicate), counts exact, and no report document with more
+/// marks than the live writers plus one.
+async fn restarts_and_imports_keep_marks_bounded(backend: Backend) {
+    let mut store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let mongo_dir = tempfile::tempdir().unwrap();
+    let data_dir = match backend {
+        Backend::Embedded => store.dir.as_ref().unwrap().path().to_owned(),
+        Backend::Mongo => mongo_dir.path().to_owned(),
+    };
+    let clock = tally::period::system_clock();
+    let mut writer = String::new();
+    let started = Instant::now();
+    for run in 1..=50_i64 {
+        let app = TestApp::spawn_in(store, settings(), clock.clone(), &data_dir).await;
+        let me = app.handle.writers.writer();
+        if run == 1 {
+            writer = me.id.clone();
+        }
+        assert_eq!(
+            (me.id.as_str(), i64::from(me.epoch)),
+            (writer.as_str(), run)
+        );
+        app.hit("site=acme&url=https%3A%2F%2Facme.example%2F", CHROME_WIN)
+            .await;
+        // The first flush after the restart: applied, not refused as a duplicate.
+        let report = app.handle.flush().await;
+        assert_eq!((report.failed, report.duplicates), (0, 0), "{report:?}");
+        assert_eq!(
+            views(&app.store).await,
+            run,
+            "after the first flush of run {run}"
+        );
+        let (result, back) = app.stop().await;
+        result.unwrap();
+        store = back;
+        let (most, which) = most_marks(&store).await;
+        assert_eq!(most, 1, "{which} after run {run}");
+    }
+    let restarts = started.elapsed();
+    eprintln!("{backend:?}: 50 restarts with a hit and a flush each: {restarts:?}");
+    let entry = store.doc(WRITERS, &writer).await.unwrap();
+    assert_eq!(entry.get_i64("epoch"), Ok(50), "{entry}");
+    assert!(entry.get("ended").is_some(), "{entry}");
+
+    // Five imports next to a live serve: each takes the next free slot.
+    let app = TestApp::spawn_in(store, settings(), clock.clone(), &data_dir).await;
+    assert_eq!(app.handle.writers.writer().id, writer);
+    let mut importers = Vec::new();
+    for n in 1..=5 {
+        import(&app.store, &data_dir, 3, n);
+        let (most, which) = most_marks(&app.store).await;
+        assert!(most <= 2, "{most} marks in {which} after import {n}");
+        // The import ended cleanly: serve retires it and its next flush removes its marks.
+        app.handle.writers.refresh().await.unwrap();
+        let retired = app.handle.writers.retired();
+        assert_eq!(retired.len(), n, "{retired:?}");
+        importers.push(retired[0].clone());
+        app.hit(
+            "site=acme&url=https%3A%2F%2Facme.example%2Fimported%3Frun%3D1",
+            CHROME_WIN,
+        )
+        .await;
+        app.flush().await;
+        let (collection, id) = month();
+        let doc = app.doc(&collection, &id).await.unwrap();
+        assert_eq!(marks(&doc), [writer.clone()], "{doc}");
+    }
+    // Each import found its predecessor's id retired and took a new one.
+    let mut distinct = importers.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 5, "{importers:?}");
+    assert!(!importers.contains(&writer));
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("tally_writer_epoch 51"), "{metrics}");
+    assert!(metrics.contains("tally_writers_retired 5"), "{metrics}");
+    let (result, store) = app.stop().await;
+    result.unwrap();
+    // 50 restarts + 5 hits of the import phase, + 5 × 3 imported views.
+    assert_eq!(views(&store).await, 50 + 5 + 15);
+    let (most, which) = most_marks(&store).await;
+    assert!(most <= 2, "{most} marks in {which}");
+    for (collection, doc) in report_docs(&store).await {
+        for m in marks(&doc) {
+            assert!(
+                m == writer || importers.contains(&m),
+                "{collection}: unknown mark {m} in {doc}"
+            );
+        }
+    }
+}
+
+fn statement(writer: &str, seq: i64, by: i64, unset: &[&str]) -> Batch {
+    Batch {
+        collections: vec![CollectionBatch {
+            collection: "traffic.2026".into(),
+            docs: vec![DocUpdate {
+                id: "acme:2026-12".into(),
+                inc: vec![(FieldKey::parse("v").unwrap(), by)],
+                mark: Some(Mark {
+                    writer: writer.into(),
+                    seq,
+                }),
+                unset: unset.iter().map(|w| w.to_string()).collect(),
+                ..DocUpdate::default()
+            }],
+        }],
+    }
+}
+
+/// `$unset` of retired marks goes with the statement: applied with it, never without it, and
+/// never changing a count.
+async fn a_mark_is_removed_only_with_its_statement(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let s = &store.store;
+    let (a, b, c) = ("00000000000a", "00000000000b", "00000000000c");
+    assert!(s.apply(&statement(a, 1, 1, &[])).await.failed.is_empty());
+    assert!(s.apply(&statement(c, 1, 10, &[])).await.failed.is_empty());
+    let doc = || store.doc("traffic.2026", "acme:2026-12");
+    assert_eq!(marks(&doc().await.unwrap()), [a, c]);
+
+    // b's first statement removes a's mark and counts its own increment.
+    let applied = s.apply(&statement(b, 1, 2, &[a])).await;
+    assert!(applied.failed.is_empty() && applied.duplicates.is_empty());
+    let d = doc().await.unwrap();
+    assert_eq!(
+        (marks(&d), get_path(&d, "v")),
+        (vec![c, b].into_iter().map(String::from).collect(), Some(13))
+    );
+
+    // Sent again: a duplicate; it removes nothing (c stays) and counts nothing.
+    let applied = s.apply(&statement(b, 1, 2, &[c])).await;
+    assert_eq!(applied.duplicates, [(0, 0)], "{applied:?}");
+    let d = doc().await.unwrap();
+    assert_eq!((marks(&d).len(), get_path(&d, "v")), (2, Some(13)));
+
+    // A statement its guard refuses removes nothing either.
+    let mut refused = statement(b, 2, 5, &[c]);
+    refused.collections[0].docs[0].guard = Some(Guard {
+        field: FieldKey::parse("v").unwrap(),
+        max: 0,
+    });
+    assert_eq!(s.apply(&refused).await.failed.len(), 1);
+    let d = doc().await.unwrap();
+    assert_eq!((marks(&d).len(), get_path(&d, "v")), (2, Some(13)));
+
+    // Removing a mark that is not there is harmless.
+    let applied = s.apply(&statement(b, 3, 1, &[a, c])).await;
+    assert!(applied.failed.is_empty(), "{applied:?}");
+    let d = doc().await.unwrap();
+    assert_eq!(
+        (marks(&d), get_path(&d, "v")),
+        (vec![b.to_owned()], Some(14))
+    );
+}
+
+/// The registry's compare-and-swap: create only if absent, replace only at the expected rev.
+async fn replace_if_is_a_compare_and_swap(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let s = &store.store;
+    let v1 = doc! {"_id": "0123456789ab", "rev": 1_i64, "role": "serve"};
+    assert!(s.replace_if(WRITERS, &v1, None).await.unwrap());
+    assert!(!s.replace_if(WRITERS, &v1, None).await.unwrap());
+    let v2 = doc! {"_id": "0123456789ab", "rev": 2_i64, "role": "import"};
+    assert!(!s.replace_if(WRITERS, &v2, Some(7)).await.unwrap());
+    assert!(s.replace_if(WRITERS, &v2, Some(1)).await.unwrap());
+    assert!(!s.replace_if(WRITERS, &v2, Some(1)).await.unwrap());
+    let stored = store.doc(WRITERS, "0123456789ab").await.unwrap();
+    assert_eq!(stored, v2);
+    assert!(s.collections().await.unwrap().contains(&WRITERS.to_owned()));
+}
+
+/// A writer retired while it could not reach the store takes a new id at its next heartbeat,
+/// and a registry entry live on another host is not taken over.
+async fn a_retired_or_foreign_id_is_renewed(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let dir = tempfile::tempdir().unwrap();
+    // No heartbeat of its own during the test: the test calls it.
+    let quiet = ServeSettings {
+        writer_heartbeat_secs: 600,
+        writer_stale_secs: 1800,
+        ..test_settings()
+    };
+    let app = TestApp::spawn_in(
+        store,
+        quiet.clone(),
+        tally::period::system_clock(),
+        dir.path(),
+    )
+    .await;
+    let first = app.handle.writers.writer().id;
+    // Another process retires it (as if its heartbeats had stopped for the stale time).
+    let mut entry = app.doc(WRITERS, &first).await.unwrap();
+    let rev = entry.get_i64("rev").unwrap();
+    entry.insert("rev", rev + 1);
+    entry.insert("retired", mongodb::bson::DateTime::now());
+    assert!(app
+        .store
+        .store
+        .replace_if(WRITERS, &entry, Some(rev))
+        .await
+        .unwrap());
+    let renewed = app
+        .handle
+        .writers
+        .heartbeat()
+        .await
+        .unwrap()
+        .expect("a new writer");
+    assert_ne!(renewed.id, first);
+    app.handle.flusher.set_writer(renewed.clone()).await;
+    app.hit("site=acme&url=%2F", CHROME_WIN).await;
+    app.flush().await;
+    let (collection, id) = month();
+    assert_eq!(
+        marks(&app.doc(&collection, &id).await.unwrap()),
+        [renewed.id.as_str()]
+    );
+    let (result, store) = app.stop().await;
+    result.unwrap();
+
+    // The slot keeps the renewed id; a registry entry of it live on another host (a copied
+    // data directory) makes the next start take a new one.
+    let mut entry = store.doc(WRITERS, &renewed.id).await.unwrap();
+    let rev = entry.get_i64("rev").unwrap();
+    entry.insert("rev", rev + 1);
+    entry.insert("host", "another-node");
+    entry.insert("seen", mongodb::bson::DateTime::now());
+    entry.remove("ended");
+    assert!(store
+        .store
+        .replace_if(WRITERS, &entry, Some(rev))
+        .await
+        .unwrap());
+    let app = TestApp::spawn_in(store, quiet, tally::period::system_clock(), dir.path()).await;
+    let third = app.handle.writers.writer();
+    assert!(third.id != renewed.id && third.id != first, "{third:?}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("tally_writer_renewals_total 1\n"),
+        "{metrics}"
+    );
+    app.stop().await.0.unwrap();
+}
+
+both_stores!(
+    restarts_and_imports_keep_marks_bounded,
+    a_mark_is_removed_only_with_its_statement,
+    replace_if_is_a_compare_and_swap,
+    a_retired_or_foreign_id_is_renewed,
+);
