@@ -209,6 +209,80 @@ async fn restarts_and_imports_keep_marks_bounded(backend: Backend) {
     }
 }
 
+/// The real binary in a crash loop: 50 × (start, one hit, its flush, SIGKILL) on one data
+/// directory. Each start takes the same writer id back with its epoch raised, so every document
+/// keeps one mark and every hit is counted once.
+async fn a_crash_loop_keeps_one_mark(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let mongo_dir = tempfile::tempdir().unwrap();
+    let data_dir = match backend {
+        Backend::Embedded => store.dir.as_ref().unwrap().path().to_owned(),
+        Backend::Mongo => mongo_dir.path().to_owned(),
+    };
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut writer: Option<String> = None;
+    for run in 1..=50_i64 {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TALLY_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("--data-dir").arg(&data_dir);
+        if backend == Backend::Mongo {
+            cmd.args([
+                "--mongodb-uri",
+                &mongodb_uri(),
+                "--database",
+                &store.database,
+            ]);
+        }
+        let mut child = cmd
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--flush-interval-ms", "20"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tally starts");
+        wait_for_port(port).await;
+        let answer = http
+            .get(format!("http://127.0.0.1:{port}/t.gif?site=acme&url=%2F"))
+            .header("User-Agent", CHROME_WIN)
+            .header("X-Forwarded-For", visitor(run as u32))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let mut counted = 0;
+        for _ in 0..500 {
+            counted = views(&store).await;
+            if counted == run {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(counted, run, "run {run}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (most, which) = most_marks(&store).await;
+        assert_eq!(most, 1, "{which} after run {run}");
+        let (collection, id) = month();
+        let mark = marks(&store.doc(&collection, &id).await.unwrap()).remove(0);
+        let writer = writer.get_or_insert(mark.clone());
+        assert_eq!(&mark, writer);
+        let entry = store.doc(WRITERS, writer).await.unwrap();
+        assert_eq!(entry.get_i64("epoch"), Ok(run), "{entry}");
+        assert!(entry.get("ended").is_none(), "{entry}");
+    }
+    eprintln!(
+        "{backend:?}: 50 × (start the real binary, one hit, its flush, SIGKILL): {:?}",
+        started.elapsed()
+    );
+}
+
 fn statement(writer: &str, seq: i64, by: i64, unset: &[&str]) -> Batch {
     Batch {
         collections: vec![CollectionBatch {
@@ -365,6 +439,7 @@ async fn a_retired_or_foreign_id_is_renewed(backend: Backend) {
 
 both_stores!(
     restarts_and_imports_keep_marks_bounded,
+    a_crash_loop_keeps_one_mark,
     a_mark_is_removed_only_with_its_statement,
     replace_if_is_a_compare_and_swap,
     a_retired_or_foreign_id_is_renewed,
