@@ -435,11 +435,14 @@ impl Application {
                 tracing::warn!("what could not be written stays in the durable log and is replayed at the next start");
             }
         }
-        drained?;
-        // Everything sent is known to be in the store: this writer's marks may go.
-        if let Err(e) = self.handle.writers.end().await {
-            tracing::warn!(error = %e, "writers registry: cannot record the clean stop");
+        if drained.is_ok() {
+            // Everything sent is known to be in the store: this writer's marks may go.
+            if let Err(e) = self.handle.writers.end().await {
+                tracing::warn!(error = %e, "writers registry: cannot record the clean stop");
+            }
         }
+        self.handle.writers.release();
+        drained?;
         tracing::info!("shutdown complete: every accepted hit is in the store");
         served.map_err(RunError::from)
     }

@@ -15,6 +15,13 @@ use tally::field::FieldKey;
 use tally::settings::ServeSettings;
 use tally::store::{Batch, CollectionBatch, DocUpdate, Guard, Mark};
 
+/// Held while this test binary starts a child process, and by an in-process application from
+/// its stop to the next one's start. A slot's lock is an `flock`, which a child shares from its
+/// fork until its exec closes the descriptor: a slot given back in that instant would still be
+/// held, and the next application would take another slot (a test artifact: a tally process
+/// spawns no children, and an exiting process gives its slots back).
+static FORKS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The collections that hold tally's bookkeeping, not reports.
 const BOOKKEEPING: [&str; 3] = ["sites", WRITERS, "imports"];
 
@@ -79,7 +86,7 @@ async fn views(store: &TestStore) -> i64 {
 
 /// `tally import` of `lines` page views of `/imported` at the current time, with the writer
 /// identity kept in `data_dir`.
-fn import(store: &TestStore, data_dir: &Path, lines: usize, n: usize) {
+async fn import(store: &TestStore, data_dir: &Path, lines: usize, n: usize) {
     let log = data_dir.join(format!("import-{n}.log"));
     let time = Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
     let text: String = (0..lines)
@@ -102,11 +109,18 @@ fn import(store: &TestStore, data_dir: &Path, lines: usize, n: usize) {
         cmd.env("TALLY_MONGODB_URI", mongodb_uri())
             .env("TALLY_DATABASE", &store.database);
     }
-    let out = cmd
-        .args(["import", "--site", "acme"])
-        .arg(&log)
-        .output()
-        .expect("tally import runs");
+    let child = {
+        let _forking = FORKS.lock().await;
+        cmd.args(["import", "--site", "acme"])
+            .arg(&log)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tally import runs")
+    };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -129,8 +143,10 @@ async fn restarts_and_imports_keep_marks_bounded(backend: Backend) {
     let clock = tally::period::system_clock();
     let mut writer = String::new();
     let started = Instant::now();
+    let mut forking = FORKS.lock().await;
     for run in 1..=50_i64 {
         let app = TestApp::spawn_in(store, settings(), clock.clone(), &data_dir).await;
+        drop(forking);
         let me = app.handle.writers.writer();
         if run == 1 {
             writer = me.id.clone();
@@ -149,6 +165,7 @@ async fn restarts_and_imports_keep_marks_bounded(backend: Backend) {
             run,
             "after the first flush of run {run}"
         );
+        forking = FORKS.lock().await;
         let (result, back) = app.stop().await;
         result.unwrap();
         store = back;
@@ -163,10 +180,11 @@ async fn restarts_and_imports_keep_marks_bounded(backend: Backend) {
 
     // Five imports next to a live serve: each takes the next free slot.
     let app = TestApp::spawn_in(store, settings(), clock.clone(), &data_dir).await;
+    drop(forking);
     assert_eq!(app.handle.writers.writer().id, writer);
     let mut importers = Vec::new();
     for n in 1..=5 {
-        import(&app.store, &data_dir, 3, n);
+        import(&app.store, &data_dir, 3, n).await;
         let (most, which) = most_marks(&app.store).await;
         assert!(most <= 2, "{most} marks in {which} after import {n}");
         // The import ended cleanly: serve retires it and its next flush removes its marks.
@@ -240,6 +258,7 @@ async fn a_crash_loop_keeps_one_mark(backend: Backend) {
                 &store.database,
             ]);
         }
+        let forking = FORKS.lock().await;
         let mut child = cmd
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--flush-interval-ms", "20"])
@@ -247,6 +266,7 @@ async fn a_crash_loop_keeps_one_mark(backend: Backend) {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("tally starts");
+        drop(forking);
         wait_for_port(port).await;
         let answer = http
             .get(format!("http://127.0.0.1:{port}/t.gif?site=acme&url=%2F"))
@@ -410,6 +430,7 @@ async fn a_retired_or_foreign_id_is_renewed(backend: Backend) {
         marks(&app.doc(&collection, &id).await.unwrap()),
         [renewed.id.as_str()]
     );
+    let forking = FORKS.lock().await;
     let (result, store) = app.stop().await;
     result.unwrap();
 
@@ -427,6 +448,7 @@ async fn a_retired_or_foreign_id_is_renewed(backend: Backend) {
         .await
         .unwrap());
     let app = TestApp::spawn_in(store, quiet, tally::period::system_clock(), dir.path()).await;
+    drop(forking);
     let third = app.handle.writers.writer();
     assert!(third.id != renewed.id && third.id != first, "{third:?}");
     let metrics = app.metrics().await;

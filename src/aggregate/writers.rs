@@ -332,6 +332,13 @@ impl Registry {
         Ok(())
     }
 
+    /// Gives the data directory's slot back (unlocks it) now rather than when the last handle
+    /// on this registry goes: for an application stopped inside a process that goes on (tests),
+    /// so that the next one takes the same slot.
+    pub fn release(&self) {
+        self.lock().identity = None;
+    }
+
     /// Re-reads the registry and `parked`, retires the writers that can no longer send, deletes
     /// entries retired long ago, and publishes the retired list.
     pub async fn refresh(&self) -> Result<(), RegistryError> {
