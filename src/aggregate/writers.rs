@@ -219,12 +219,27 @@ impl Registry {
         for _ in 0..ATTEMPTS {
             let id = self.writer().id;
             let existing = self.store.get(WRITERS, &id).await?;
-            if let Some(entry) = &existing {
-                let retired = entry.get("retired").is_some();
-                let live_elsewhere = entry.get("ended").is_none()
-                    && !self.is_stale(entry)
-                    && entry.get_str("host").ok() != Some(host.as_str());
-                if (retired || live_elsewhere) && self.renew(&id, retired, entry)? {
+            let why = match &existing {
+                Some(entry) if entry.get("retired").is_some() => {
+                    Some("retired by another process (its marks are being removed)")
+                }
+                Some(entry)
+                    if entry.get("ended").is_none()
+                        && !self.is_stale(entry)
+                        && entry.get_str("host").ok() != Some(host.as_str()) =>
+                {
+                    Some("live on another host: was this data directory copied to a second node?")
+                }
+                // Registered before (its epoch says so) and gone: perhaps retired and deleted
+                // since, while another process may still hold it in its retired list.
+                None if self.lock().identity.as_ref().is_some_and(|i| i.epoch() > 1) => {
+                    Some("no longer in the registry (retired and forgotten?)")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                let other = existing.as_ref().and_then(|e| e.get_str("host").ok());
+                if self.renew(&id, why, other.unwrap_or("-"))? {
                     continue;
                 }
             }
@@ -242,19 +257,10 @@ impl Registry {
 
     /// A new id for a slot whose id cannot be used (true: try again with it); a durable or
     /// random writer keeps its id (false) and is only warned about.
-    fn renew(&self, id: &str, retired: bool, entry: &Document) -> Result<bool, RegistryError> {
-        let why = if retired {
-            "retired by another process (its marks are being removed)"
-        } else {
-            "live on another host: was this data directory copied to a second node?"
-        };
+    fn renew(&self, id: &str, why: &str, other_host: &str) -> Result<bool, RegistryError> {
         let mut me = self.lock();
         let Some(identity) = me.identity.as_mut() else {
-            tracing::warn!(
-                writer = id,
-                host = entry.get_str("host").unwrap_or("?"),
-                "writer id {why}; it is taken over"
-            );
+            tracing::warn!(writer = id, other_host, "writer id {why}; it is taken over");
             return Ok(false);
         };
         identity.renew()?;
@@ -263,7 +269,7 @@ impl Registry {
         tracing::warn!(
             writer = id,
             new_writer = %me.writer.id,
-            other_host = entry.get_str("host").unwrap_or("?"),
+            other_host,
             "writer id {why}; this process takes a new one"
         );
         Ok(true)
