@@ -403,6 +403,18 @@ mod flags {
         let bad = serve(&["--trust-proxy", "10.1.0.0/16,proxy"]).unwrap_err();
         assert!(bad.to_string().contains("\"proxy\""), "{bad}");
         assert!(serve(&["--new-keys-per-address", "-1"]).is_err());
+        assert_eq!(
+            (defaults.writer_heartbeat_secs, defaults.writer_stale_secs),
+            (10, 3_600)
+        );
+        let writers =
+            serve(&["--writer-heartbeat-secs", "2", "--writer-stale-secs", "60"]).unwrap();
+        assert_eq!(
+            (writers.writer_heartbeat_secs, writers.writer_stale_secs),
+            (2, 60)
+        );
+        assert!(serve(&["--writer-heartbeat-secs", "0"]).is_err());
+        assert!(serve(&["--writer-stale-secs", "59"]).is_err());
         assert!(serve(&["--ingest-address-rate", "fast"]).is_err());
     }
 }

@@ -484,6 +484,35 @@ async fn a_retired_or_foreign_id_is_renewed(backend: Backend) {
     app.stop().await.0.unwrap();
 }
 
+/// A stale time shorter than three heartbeats would retire live writers between two of their
+/// heartbeats: refused at start, with both settings named.
+#[tokio::test]
+async fn a_stale_time_below_three_heartbeats_is_refused() {
+    let store = TestStore::new(Backend::Embedded).await;
+    let settings = ServeSettings {
+        writer_heartbeat_secs: 30,
+        writer_stale_secs: 60,
+        ..test_settings()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Err(e) = tally::startup::Application::build_in(
+        settings,
+        std::sync::Arc::clone(&store.store),
+        tally::period::system_clock(),
+        Some(dir.path()),
+    )
+    .await
+    else {
+        panic!("built");
+    };
+    let message = e.to_string();
+    assert!(
+        message.contains("--writer-stale-secs (60)")
+            && message.contains("--writer-heartbeat-secs (30)"),
+        "{message}"
+    );
+}
+
 both_stores!(
     restarts_and_imports_keep_marks_bounded,
     a_crash_loop_keeps_one_mark,
