@@ -484,6 +484,107 @@ async fn a_retired_or_foreign_id_is_renewed(backend: Backend) {
     app.stop().await.0.unwrap();
 }
 
+/// Who is retired: ended, or silent for the stale time; never a durable writer, a writer named by
+/// a parked statement, or a live one. Entries retired more than 7 days ago are deleted. The
+/// next flush removes exactly the retired writers' marks and counts exactly.
+async fn retirement_follows_the_rules(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let now = Utc::now().timestamp_millis();
+    let at = |ms_ago: i64| mongodb::bson::DateTime::from_millis(now - ms_ago);
+    let hour = 3_600_000;
+    let entry = |id: &str| {
+        doc! {"_id": id, "rev": 1_i64, "role": "serve", "host": "elsewhere",
+        "pid": 1_i64, "durable": false, "epoch": 1_i64, "started": at(3 * hour)}
+    };
+    let mut entries = Vec::new();
+    let mut silent = entry("00000000000a");
+    silent.insert("seen", at(2 * hour));
+    entries.push(silent);
+    let mut durable = entry("00000000000b");
+    durable.insert("seen", at(2 * hour));
+    durable.insert("durable", true);
+    entries.push(durable);
+    let mut parked = entry("00000000000c");
+    parked.insert("seen", at(hour));
+    parked.insert("ended", at(hour));
+    entries.push(parked);
+    let mut live = entry("00000000000d");
+    live.insert("seen", at(1_000));
+    entries.push(live);
+    let mut ended = entry("00000000000e");
+    ended.insert("seen", at(60_000));
+    ended.insert("ended", at(60_000));
+    entries.push(ended);
+    let mut forgotten = entry("00000000000f");
+    forgotten.insert("seen", at(9 * 24 * hour));
+    forgotten.insert("retired", at(8 * 24 * hour));
+    entries.push(forgotten);
+    for e in &entries {
+        assert!(store.store.replace_if(WRITERS, e, None).await.unwrap());
+    }
+    put_raw(
+        &store,
+        "parked",
+        doc! {"_id": "p1", "writer": "00000000000c"},
+    )
+    .await;
+    let (collection, id) = month();
+    let all = [
+        "00000000000a",
+        "00000000000b",
+        "00000000000c",
+        "00000000000d",
+        "00000000000e",
+    ];
+    let mut w = Document::new();
+    for m in all {
+        w.insert(m, 1_i64);
+    }
+    put_raw(&store, &collection, doc! {"_id": &id, "v": 5_i64, "_w": w}).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_in(
+        store,
+        quiet_settings(),
+        tally::period::system_clock(),
+        dir.path(),
+    )
+    .await;
+    let me = app.handle.writers.writer().id;
+    // Registering read the registry once already.
+    let mut retired = app.handle.writers.retired().to_vec();
+    retired.sort();
+    assert_eq!(retired, ["00000000000a", "00000000000e"]);
+    for (id, is_retired) in [
+        ("00000000000a", true),
+        ("00000000000b", false),
+        ("00000000000c", false),
+        ("00000000000d", false),
+        ("00000000000e", true),
+    ] {
+        let e = app.doc(WRITERS, id).await.unwrap();
+        assert_eq!(e.get("retired").is_some(), is_retired, "{e}");
+    }
+    assert_eq!(app.doc(WRITERS, "00000000000f").await, None);
+
+    app.hit("site=acme&url=%2F", CHROME_WIN).await;
+    app.flush().await;
+    let doc = app.doc(&collection, &id).await.unwrap();
+    assert_eq!(get_path(&doc, "v"), Some(6), "{doc}");
+    let mut left = marks(&doc);
+    left.sort();
+    let mut expected = vec![
+        "00000000000b".to_owned(),
+        "00000000000c".into(),
+        "00000000000d".into(),
+        me,
+    ];
+    expected.sort();
+    assert_eq!(left, expected, "{doc}");
+    app.stop().await.0.unwrap();
+}
+
 /// A stale time shorter than three heartbeats would retire live writers between two of their
 /// heartbeats: refused at start, with both settings named.
 #[tokio::test]
@@ -515,6 +616,7 @@ async fn a_stale_time_below_three_heartbeats_is_refused() {
 
 both_stores!(
     restarts_and_imports_keep_marks_bounded,
+    retirement_follows_the_rules,
     a_crash_loop_keeps_one_mark,
     a_mark_is_removed_only_with_its_statement,
     replace_if_is_a_compare_and_swap,
