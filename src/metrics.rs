@@ -179,6 +179,12 @@ pub struct Metrics {
     pub durable_unacknowledged: Counter,
     /// `--durable`: hits read back from the log at start.
     pub replayed_hits: Counter,
+    /// The epoch of this process's writer id (raised at every start).
+    pub writer_epoch: Gauge,
+    /// Retired writers whose marks this process's statements remove.
+    pub writers_retired: Gauge,
+    /// Times this process took a new writer id because its slot's was retired or live elsewhere.
+    pub writer_renewals: Counter,
     /// Read-API requests whose token no site holds.
     pub api_auth_failures: Counter,
     /// Read-API requests refused with 429: their address failed too many token checks.
@@ -372,6 +378,24 @@ impl Metrics {
             "Durable mode: hits read back from the log at start",
             replayed_hits.clone(),
         );
+        let writer_epoch = Gauge::default();
+        registry.register(
+            "writer_epoch",
+            "The epoch of this process's writer id, raised at every start so flush numbers never repeat",
+            writer_epoch.clone(),
+        );
+        let writers_retired = Gauge::default();
+        registry.register(
+            "writers_retired",
+            "Retired writers (ended or silent, not durable, nothing parked) whose marks each statement removes",
+            writers_retired.clone(),
+        );
+        let writer_renewals = Counter::default();
+        registry.register(
+            "writer_renewals",
+            "New writer ids taken because the data directory's was retired or live on another host",
+            writer_renewals.clone(),
+        );
         let api_auth_failures = Counter::default();
         registry.register(
             "api_auth_failures",
@@ -393,6 +417,9 @@ impl Metrics {
             checkpoint_failures,
             durable_unacknowledged,
             replayed_hits,
+            writer_epoch,
+            writers_retired,
+            writer_renewals,
             registry,
             api_auth_failures,
             api_auth_limited,

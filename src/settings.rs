@@ -26,6 +26,8 @@ pub const DEFAULT_INGEST_BURST: u32 = 30;
 pub const DEFAULT_INGEST_ADDRESS_RATE: f64 = 200.0;
 pub const DEFAULT_INGEST_ADDRESS_BURST: u32 = 2_000;
 pub const DEFAULT_NEW_KEYS_PER_ADDRESS: u32 = 100;
+pub const DEFAULT_WRITER_HEARTBEAT_SECS: u64 = 10;
+pub const DEFAULT_WRITER_STALE_SECS: u64 = 3600;
 
 /// Which store holds the documents. Global: every command takes these.
 #[derive(Debug, Clone, clap::Args)]
@@ -237,6 +239,21 @@ pub struct ServeSettings {
     #[arg(long, env = "TALLY_STORE_TIMEOUT_SECS", default_value_t = DEFAULT_STORE_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub store_timeout_secs: u64,
+
+    /// How often this process refreshes its entry in the store's `writers` registry and
+    /// re-reads it to learn which writers are retired, in seconds (1–600).
+    #[arg(long, env = "TALLY_WRITER_HEARTBEAT_SECS",
+          default_value_t = DEFAULT_WRITER_HEARTBEAT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub writer_heartbeat_secs: u64,
+
+    /// A writer (a tally process without --durable) not seen in the registry for this long,
+    /// in seconds (60–2592000, at least 3 heartbeats), is retired: its marks are removed from
+    /// documents as they are written. A process cut off from the store for longer may count
+    /// the statements it still owes twice (see docs/reliability.md).
+    #[arg(long, env = "TALLY_WRITER_STALE_SECS", default_value_t = DEFAULT_WRITER_STALE_SECS,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub writer_stale_secs: u64,
 }
 
 impl ServeSettings {
@@ -250,6 +267,14 @@ impl ServeSettings {
             limit(self.ingest_rate, self.ingest_burst),
             limit(self.ingest_address_rate, self.ingest_address_burst),
         )
+    }
+
+    /// How the writers registry judges time.
+    pub fn writer_times(&self) -> crate::aggregate::writers::Times {
+        crate::aggregate::writers::Times {
+            heartbeat: std::time::Duration::from_secs(self.writer_heartbeat_secs),
+            stale: std::time::Duration::from_secs(self.writer_stale_secs),
+        }
     }
 
     /// The retention of event counters these settings ask for.
@@ -313,6 +338,8 @@ impl Default for ServeSettings {
             durable_dir: None,
             durable_sync_ms: DEFAULT_DURABLE_SYNC_MS,
             store_timeout_secs: DEFAULT_STORE_TIMEOUT_SECS,
+            writer_heartbeat_secs: DEFAULT_WRITER_HEARTBEAT_SECS,
+            writer_stale_secs: DEFAULT_WRITER_STALE_SECS,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
@@ -384,6 +411,18 @@ mod flags {
         let bad = serve(&["--trust-proxy", "10.1.0.0/16,proxy"]).unwrap_err();
         assert!(bad.to_string().contains("\"proxy\""), "{bad}");
         assert!(serve(&["--new-keys-per-address", "-1"]).is_err());
+        assert_eq!(
+            (defaults.writer_heartbeat_secs, defaults.writer_stale_secs),
+            (10, 3_600)
+        );
+        let writers =
+            serve(&["--writer-heartbeat-secs", "2", "--writer-stale-secs", "60"]).unwrap();
+        assert_eq!(
+            (writers.writer_heartbeat_secs, writers.writer_stale_secs),
+            (2, 60)
+        );
+        assert!(serve(&["--writer-heartbeat-secs", "0"]).is_err());
+        assert!(serve(&["--writer-stale-secs", "59"]).is_err());
         assert!(serve(&["--ingest-address-rate", "fast"]).is_err());
     }
 }

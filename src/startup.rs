@@ -7,8 +7,9 @@
 //! connections, finish the requests in flight, refuse new hits, flush what is pending.
 
 use crate::aggregate::checkpoint::Checkpoint;
-use crate::aggregate::flusher::{FlushReport, Flusher, Unflushed};
+use crate::aggregate::flusher::{FlushReport, Flusher, Unflushed, Writer};
 use crate::aggregate::journal::Journal;
+use crate::aggregate::writers::{Registry, Role, Source};
 use crate::aggregate::Coalescer;
 use crate::api::live::Live;
 use crate::dashboard::demo;
@@ -28,6 +29,7 @@ use actix_web::http::header::ContentType;
 use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -46,6 +48,14 @@ pub enum StartupError {
     Durable(#[from] crate::aggregate::checkpoint::CheckpointError),
     #[error("--durable needs --durable-dir")]
     NoDurableDir,
+    #[error(transparent)]
+    Identity(#[from] crate::aggregate::identity::IdentityError),
+    #[error(transparent)]
+    Writers(#[from] crate::aggregate::writers::RegistryError),
+    #[error(
+        "--writer-stale-secs ({stale}) must be at least 3 × --writer-heartbeat-secs ({heartbeat})"
+    )]
+    WriterTimes { stale: u64, heartbeat: u64 },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -69,6 +79,7 @@ pub struct Application {
     flusher_task: JoinHandle<()>,
     refresher_task: JoinHandle<()>,
     sweeper_task: JoinHandle<()>,
+    writers_task: JoinHandle<()>,
     shutdown_timeout: Duration,
 }
 
@@ -81,6 +92,8 @@ pub struct AppHandle {
     pub sites: Arc<SiteRegistry>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    /// This process's entry in the `writers` registry, and the retired writers.
+    pub writers: Arc<Registry>,
 }
 
 impl AppHandle {
@@ -103,15 +116,34 @@ impl Application {
         if serve.durable && serve.durable_dir.is_none() {
             serve.durable_dir = Some(settings.store.data_dir.join("durable"));
         }
-        Application::build_with(serve, store, system_clock()).await
+        let data_dir = settings.store.data_dir;
+        Application::build_in(serve, store, system_clock(), Some(&data_dir)).await
     }
 
-    /// Builds the application on an open store with the given clock.
+    /// Builds the application on an open store with the given clock, with a random writer id
+    /// (no data directory holds its identity).
     pub async fn build_with(
         serve: ServeSettings,
         store: Arc<dyn Store>,
         clock: Clock,
     ) -> Result<Application, StartupError> {
+        Application::build_in(serve, store, clock, None).await
+    }
+
+    /// Builds the application on an open store with the given clock. Without `--durable`, its
+    /// writer id is the first free slot's under `data_dir` (see [`crate::aggregate::identity`]).
+    pub async fn build_in(
+        serve: ServeSettings,
+        store: Arc<dyn Store>,
+        clock: Clock,
+        data_dir: Option<&Path>,
+    ) -> Result<Application, StartupError> {
+        if serve.writer_stale_secs < 3 * serve.writer_heartbeat_secs {
+            return Err(StartupError::WriterTimes {
+                stale: serve.writer_stale_secs,
+                heartbeat: serve.writer_heartbeat_secs,
+            });
+        }
         if serve.demo {
             demo::ensure_site(store.as_ref()).await?;
         }
@@ -135,6 +167,20 @@ impl Application {
             }
         };
         let coalescer = Arc::new(coalescer);
+        let source = match (&durable, data_dir) {
+            (Some((_, recovered, _, _)), _) => Source::Durable(recovered.writer.clone()),
+            (None, Some(dir)) => Source::slot_or_random(dir)?,
+            (None, None) => Source::Random(Writer::random()),
+        };
+        let (writers, writer) = Registry::register(
+            Arc::clone(&store),
+            source,
+            Role::Serve,
+            serve.writer_times(),
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+        )
+        .await?;
         let live = Arc::new(Live::default());
         let mut flusher = Flusher::new(
             Arc::clone(&coalescer),
@@ -144,7 +190,8 @@ impl Application {
             Arc::clone(&live),
             Arc::clone(&clock),
         )
-        .with_store_timeout(Duration::from_secs(serve.store_timeout_secs));
+        .with_store_timeout(Duration::from_secs(serve.store_timeout_secs))
+        .with_writer(writer, Arc::clone(&writers));
         if let Some((checkpoint, recovered, mut replayed, dir)) = durable {
             let (owed, carried) = (recovered.statements.len(), recovered.carried.len());
             flusher = flusher.with_checkpoint(checkpoint, recovered);
@@ -295,6 +342,13 @@ impl Application {
         .run();
 
         let (stop_tasks, stop_rx) = watch::channel(false);
+        let writers_task = tokio::spawn(Arc::clone(&writers).run(stop_rx.clone(), {
+            let flusher = Arc::clone(&flusher);
+            move |writer| {
+                let flusher = Arc::clone(&flusher);
+                tokio::spawn(async move { flusher.set_writer(writer).await });
+            }
+        }));
         let flusher_task = tokio::spawn(Arc::clone(&flusher).run(
             Duration::from_millis(serve.flush_interval_ms),
             stop_rx.clone(),
@@ -343,12 +397,14 @@ impl Application {
                 sites,
                 store,
                 metrics,
+                writers,
             },
             server,
             stop_tasks,
             flusher_task,
             refresher_task,
             sweeper_task,
+            writers_task,
             shutdown_timeout: Duration::from_secs(serve.shutdown_timeout_secs),
         })
     }
@@ -370,6 +426,7 @@ impl Application {
         let _ = self.flusher_task.await;
         let _ = self.refresher_task.await;
         let _ = self.sweeper_task.await;
+        let _ = self.writers_task.await;
         let pending = self.handle.coalescer.pending();
         tracing::info!(pending, "shutting down: writing pending increments");
         let drained = self.handle.flusher.drain(self.shutdown_timeout).await;
@@ -379,6 +436,13 @@ impl Application {
                 tracing::warn!("what could not be written stays in the durable log and is replayed at the next start");
             }
         }
+        if drained.is_ok() {
+            // Everything sent is known to be in the store: this writer's marks may go.
+            if let Err(e) = self.handle.writers.end().await {
+                tracing::warn!(error = %e, "writers registry: cannot record the clean stop");
+            }
+        }
+        self.handle.writers.release();
         drained?;
         tracing::info!("shutdown complete: every accepted hit is in the store");
         served.map_err(RunError::from)

@@ -443,6 +443,7 @@ async fn a_marked_statement_applies_once(backend: Backend) {
                     writer: "0000000000ab".into(),
                     seq,
                 }),
+                unset: Vec::new(),
             }],
         }],
     };
@@ -658,6 +659,7 @@ async fn a_refused_statement_does_not_take_its_neighbours_with_it(backend: Backe
             writer: "00000000000e".into(),
             seq: 1,
         }),
+        unset: Vec::new(),
     };
     let full = Batch {
         collections: vec![CollectionBatch {

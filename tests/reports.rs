@@ -578,6 +578,7 @@ async fn the_guard_refuses_a_full_document_and_changes_nothing(backend: Backend)
                     max,
                 }),
                 mark: None,
+                unset: Vec::new(),
             }],
         }],
     };

@@ -401,6 +401,7 @@ mod tests {
                 writer: "0123456789ab".into(),
                 seq: (1 << 32) | 5,
             }),
+            unset: Vec::new(),
         };
         let first_writer;
         {

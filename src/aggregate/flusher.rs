@@ -10,6 +10,7 @@
 use super::admission::{governing, Admission, ADMITTED};
 use super::checkpoint::{Checkpoint, Recovered};
 use super::parked::{self, PARKED};
+use super::writers::Registry;
 use super::{Coalescer, Drained, Value};
 use crate::api::live::{Live, Written};
 use crate::metrics::{FlushOutcome, Metrics};
@@ -46,6 +47,8 @@ pub struct Flusher {
     /// Shutdown: the increments of documents with parked statements are parked at once rather
     /// than kept for [`parked::PARK_EVERY`].
     closing: AtomicBool,
+    /// The writers registry: whose marks each statement removes (see [`super::writers`]).
+    registry: Option<Arc<Registry>>,
 }
 
 /// What the flusher keeps between flushes.
@@ -158,6 +161,46 @@ impl Flusher {
                 census_at: None,
             }),
             closing: AtomicBool::new(false),
+            registry: None,
+        }
+    }
+
+    /// Flushes as `writer` (a data directory's stable identity, see [`super::identity`]), and
+    /// removes the marks of the writers `registry` says are retired.
+    pub fn with_writer(self, writer: Writer, registry: Arc<Registry>) -> Flusher {
+        self.one_at_a_time
+            .try_lock()
+            .expect("a new flusher is not locked")
+            .writer = writer;
+        Flusher {
+            registry: Some(registry),
+            ..self
+        }
+    }
+
+    /// From the next flush on, flushes as `writer` (the registry renewed this process's id).
+    /// Owed statements keep the marks they were sent with.
+    pub async fn set_writer(&self, writer: Writer) {
+        self.one_at_a_time.lock().await.writer = writer;
+    }
+
+    /// Adds the retired writers' marks to every marked statement's `$unset`.
+    fn prune_marks(&self, batch: &mut Batch) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let retired = registry.retired();
+        if retired.is_empty() {
+            return;
+        }
+        for update in batch.collections.iter_mut().flat_map(|c| c.docs.iter_mut()) {
+            if let Some(mark) = &update.mark {
+                update.unset = retired
+                    .iter()
+                    .filter(|w| **w != mark.writer)
+                    .cloned()
+                    .collect();
+            }
         }
     }
 
@@ -343,7 +386,8 @@ impl Flusher {
                 }
             })
             .unzip();
-        let (batch, keys) = group(keys, docs);
+        let (mut batch, keys) = group(keys, docs);
+        self.prune_marks(&mut batch);
         if let Some(checkpoint) = &mut state.checkpoint {
             self.save(checkpoint, cut, &state.queue, &[(&batch, &keys)], &carried);
         }

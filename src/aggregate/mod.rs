@@ -13,9 +13,11 @@
 pub mod admission;
 pub mod checkpoint;
 pub mod flusher;
+pub mod identity;
 pub mod journal;
 pub mod named;
 pub mod parked;
+pub mod writers;
 
 use crate::field::FieldKey;
 pub use crate::reports::Value;

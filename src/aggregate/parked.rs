@@ -112,6 +112,7 @@ pub fn entry(
         set,
         guard: None,
         mark: Some(mark.clone()),
+        unset: Vec::new(),
     }
 }
 
@@ -188,6 +189,7 @@ impl Entry {
             set: self.set.clone(),
             guard: None,
             mark: Some(self.mark.clone()),
+            unset: Vec::new(),
         }
     }
 
@@ -478,6 +480,7 @@ mod tests {
             set: vec![(FieldKey::parse("p./a.t").unwrap(), "A".into())],
             guard: None,
             mark: Some(mark.clone()),
+            unset: Vec::new(),
         };
         let parked = entry(
             &key,

@@ -10,6 +10,7 @@
 
 use super::CliError;
 use crate::aggregate::flusher::Flusher;
+use crate::aggregate::writers::{Registry, Role, Source, Times};
 use crate::aggregate::Coalescer;
 use crate::api::live::Live;
 use crate::field::FieldKey;
@@ -18,6 +19,7 @@ use crate::metrics::{Metrics, Rejection};
 use crate::period::system_clock;
 use crate::settings::{StoreSettings, DEFAULT_MAX_KEYS, DEFAULT_NEW_KEYS_PER_ADDRESS};
 use crate::site::{SiteId, SiteRegistry};
+use crate::startup::StartupError;
 use crate::store::{self, Batch, CollectionBatch, DocUpdate, Store};
 use crate::track::budget::KeyBudget;
 use crate::track::client::TrustProxy;
@@ -127,14 +129,38 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
     sites.replace(store.sites().await?);
     let metrics = Arc::new(Metrics::new());
     let coalescer = Arc::new(Coalescer::new(MAX_PENDING, MAX_PENDING));
-    let flusher = Flusher::new(
-        Arc::clone(&coalescer),
+    // The import's own writer id: a slot of the data directory that a `tally serve` running
+    // next to it does not hold.
+    let source = Source::slot_or_random(&settings.data_dir).map_err(StartupError::from)?;
+    let (writers, writer) = Registry::register(
         Arc::clone(&store),
-        Arc::clone(&metrics),
-        DEFAULT_MAX_KEYS,
-        Arc::new(Live::default()),
+        source,
+        Role::Import,
+        Times::default(),
         system_clock(),
+        Arc::clone(&metrics),
+    )
+    .await
+    .map_err(StartupError::from)?;
+    let flusher = Arc::new(
+        Flusher::new(
+            Arc::clone(&coalescer),
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            DEFAULT_MAX_KEYS,
+            Arc::new(Live::default()),
+            system_clock(),
+        )
+        .with_writer(writer, Arc::clone(&writers)),
     );
+    let (stop_writers, stop_rx) = tokio::sync::watch::channel(false);
+    let writers_task = tokio::spawn(Arc::clone(&writers).run(stop_rx, {
+        let flusher = Arc::clone(&flusher);
+        move |writer| {
+            let flusher = Arc::clone(&flusher);
+            tokio::spawn(async move { flusher.set_writer(writer).await });
+        }
+    }));
     let geo = match &args.geoip_db {
         Some(path) => Some(Arc::new(
             GeoDb::open(path).map_err(crate::startup::StartupError::from)?,
@@ -183,10 +209,14 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
     }
     progress.finish_and_clear();
     print_summary(&total);
-    flusher
-        .drain(Duration::from_secs(60))
-        .await
-        .map_err(|e| CliError::Failed(format!("the import is incomplete: {e}")))?;
+    let drained = flusher.drain(Duration::from_secs(60)).await;
+    let _ = stop_writers.send(true);
+    let _ = writers_task.await;
+    drained.map_err(|e| CliError::Failed(format!("the import is incomplete: {e}")))?;
+    // Everything sent is known to be in the store: this writer's marks may go.
+    if let Err(e) = writers.end().await {
+        tracing::warn!(error = %e, "writers registry: cannot record the end of the import");
+    }
     // Only once every counter is written: a failed import may be run again without --force.
     for (path, fp, file) in imported {
         record(store.as_ref(), args.site.as_str(), fp, path, &file).await?;
@@ -234,6 +264,7 @@ async fn record(
         ],
         guard: None,
         mark: None,
+        unset: Vec::new(),
     };
     let batch = Batch {
         collections: vec![CollectionBatch {

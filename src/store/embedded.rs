@@ -14,9 +14,10 @@
 //! while `tally serve` runs: readers never block, and a writer waits at most
 //! [`BUSY_TIMEOUT`] for the lock, then fails with a message instead of hanging.
 
-use super::inc::{apply_all, set, IncError};
+use super::inc::{apply_all, set, unset, IncError};
 use super::{
-    Applied, Batch, CollectionStats, Failed, Store, StoreError, DUPLICATE_KEY, GUARD_REFUSED, SITES,
+    Applied, Batch, CollectionStats, Failed, Store, StoreError, DUPLICATE_KEY, GUARD_REFUSED,
+    MARKS, SITES,
 };
 use crate::site::Site;
 use async_trait::async_trait;
@@ -247,6 +248,9 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, Sto
                     if let Some(mark) = &inc.mark {
                         set(&mut doc, &mark.field(), Bson::Int64(mark.seq)).map_err(corrupt)?;
                     }
+                    for writer in &inc.unset {
+                        unset(&mut doc, &format!("{MARKS}.{writer}"));
+                    }
                     let bytes = encode(&doc).map_err(|e| (e, 2))?;
                     if bytes.len() > MAX_DOCUMENT_BYTES {
                         // As MongoDB refuses it: BSONObjectTooLarge.
@@ -387,6 +391,54 @@ impl Store for EmbeddedStore {
         let fields = (!fields.is_empty()).then(|| fields.iter().map(|f| f.to_string()).collect());
         // read_many keeps the order of `ids`
         self.read_many(collection, &ids, fields).await
+    }
+
+    async fn replace_if(
+        &self,
+        collection: &str,
+        doc: &Document,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let coll = collection.to_owned();
+        let id = doc
+            .get_str("_id")
+            .map_err(|e| StoreError::Embedded {
+                path: self.path.display().to_string(),
+                message: format!("a document to replace needs a string _id: {e}"),
+            })?
+            .to_owned();
+        let bytes = encode(doc)?;
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let existing: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT doc FROM docs WHERE coll = ?1 AND id = ?2",
+                    params![coll, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let current = match &existing {
+                Some(bytes) => Some(crate::reports::number(
+                    decode(&coll, &id, bytes)?.get("rev"),
+                )),
+                None => None,
+            };
+            if current != expected {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (coll, id) DO UPDATE SET doc = excluded.doc",
+                params![coll, id, bytes],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO colls (coll) VALUES (?1)",
+                params![coll],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn update_site(&self, site: &Site) -> Result<(), StoreError> {

@@ -81,6 +81,23 @@ pub fn set(doc: &mut Document, path: &str, value: Bson) -> Result<(), IncError> 
     Ok(())
 }
 
+/// `$unset` of the dotted `path`: removes the field if it is there; a path that runs into
+/// nothing or into a non-document removes nothing (as MongoDB's `$unset` does).
+pub fn unset(doc: &mut Document, path: &str) {
+    let (parents, last) = match path.rsplit_once('.') {
+        Some((parents, last)) => (Some(parents), last),
+        None => (None, path),
+    };
+    let mut current = doc;
+    for segment in parents.into_iter().flat_map(|p| p.split('.')) {
+        current = match current.get_mut(segment) {
+            Some(Bson::Document(d)) => d,
+            _ => return,
+        };
+    }
+    current.remove(last);
+}
+
 /// Applies one `$inc` of `by` at the dotted `path`.
 pub fn apply(doc: &mut Document, path: &str, by: i64) -> Result<(), IncError> {
     let (parent, last) = parent(doc, path)?;
@@ -107,6 +124,25 @@ pub fn apply(doc: &mut Document, path: &str, by: i64) -> Result<(), IncError> {
 mod tests {
     use super::*;
     use mongodb::bson::doc;
+
+    #[test]
+    fn unset_removes_a_path_and_leaves_the_rest() {
+        let mut d =
+            doc! {"_id": "a", "v": 3_i64, "_w": {"aaaaaaaaaaaa": 5_i64, "bbbbbbbbbbbb": 7_i64}};
+        unset(&mut d, "_w.aaaaaaaaaaaa");
+        assert_eq!(
+            d,
+            doc! {"_id": "a", "v": 3_i64, "_w": {"bbbbbbbbbbbb": 7_i64}}
+        );
+        // Missing paths and paths through a counter remove nothing.
+        unset(&mut d, "_w.cccccccccccc");
+        unset(&mut d, "v.x");
+        unset(&mut d, "nothing.here");
+        assert_eq!(
+            d,
+            doc! {"_id": "a", "v": 3_i64, "_w": {"bbbbbbbbbbbb": 7_i64}}
+        );
+    }
 
     #[test]
     fn creates_nested_documents_and_adds() {

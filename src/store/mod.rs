@@ -32,6 +32,10 @@ pub struct DocUpdate {
     pub guard: Option<Guard>,
     /// The flush that wrote this statement, recorded in the document (see [`Mark`]).
     pub mark: Option<Mark>,
+    /// Marks of retired writers to remove (`$unset: {"_w.<writer>": ""}`), each a writer id
+    /// (never the statement's own). Applied only with the rest of the statement: a statement
+    /// its mark or guard refuses removes nothing, and removing a mark never changes a count.
+    pub unset: Vec<String>,
 }
 
 /// The top-level field of a report document recording, per tally writer, the last flush it
@@ -286,6 +290,18 @@ pub trait Store: Send + Sync {
         fields: &[&str],
         limit: usize,
     ) -> Result<Vec<Document>, StoreError>;
+
+    /// Writes `doc` whole in place of the document with its `_id`, only if that document's
+    /// revision (its top-level `rev`, an integer) is `expected`, or, with `None`, only if no
+    /// such document exists; `doc` carries its own new `rev`. `Ok(false)`: another writer
+    /// changed or created it first, nothing written. For the small bookkeeping collections
+    /// (`writers`), never for reports: one process's compare-and-swap on one document.
+    async fn replace_if(
+        &self,
+        collection: &str,
+        doc: &Document,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError>;
 
     /// Replaces a site's document (it must exist).
     async fn update_site(&self, site: &Site) -> Result<(), StoreError>;

@@ -296,6 +296,13 @@ fn statement(d: &super::DocUpdate) -> Document {
         }
         u.insert("$set", set);
     }
+    if !d.unset.is_empty() {
+        let mut unset = Document::new();
+        for writer in &d.unset {
+            unset.insert(format!("{MARKS}.{writer}"), "");
+        }
+        u.insert("$unset", unset);
+    }
     doc! {"q": q, "u": u, "upsert": true}
 }
 
@@ -484,6 +491,31 @@ impl Store for MongoStore {
             out.push(cursor.deserialize_current()?);
         }
         Ok(out)
+    }
+
+    async fn replace_if(
+        &self,
+        collection: &str,
+        doc: &Document,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let coll = self.db.collection::<Document>(collection);
+        let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+        match expected {
+            None => match coll.insert_one(doc).await {
+                Ok(_) => Ok(true),
+                Err(e) => match *e.kind {
+                    ErrorKind::Write(WriteFailure::WriteError(ref w)) if w.code == 11000 => {
+                        Ok(false)
+                    }
+                    _ => Err(e.into()),
+                },
+            },
+            Some(rev) => {
+                let result = coll.replace_one(doc! {"_id": id, "rev": rev}, doc).await?;
+                Ok(result.matched_count == 1)
+            }
+        }
     }
 
     async fn update_site(&self, site: &Site) -> Result<(), StoreError> {

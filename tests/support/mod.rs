@@ -263,6 +263,24 @@ impl TestApp {
         let app = Application::build_with(settings, Arc::clone(&store.store), clock)
             .await
             .expect("the application builds");
+        TestApp::started(app, store)
+    }
+
+    /// Like [`TestApp::spawn`], with its writer identity kept in `data_dir` as `tally serve`
+    /// keeps it in `--data-dir`.
+    pub async fn spawn_in(
+        store: TestStore,
+        settings: ServeSettings,
+        clock: Clock,
+        data_dir: &std::path::Path,
+    ) -> TestApp {
+        let app = Application::build_in(settings, Arc::clone(&store.store), clock, Some(data_dir))
+            .await
+            .expect("the application builds");
+        TestApp::started(app, store)
+    }
+
+    fn started(app: Application, store: TestStore) -> TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let task = tokio::spawn(app.run_until_stopped());
