@@ -11,6 +11,7 @@
 
 pub mod load;
 pub mod nginx;
+pub mod totals;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mongodb::bson::{Bson, Document};
