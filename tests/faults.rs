@@ -348,8 +348,8 @@ async fn a_slow_link_counts_each_hit_once() {
 /// sites, with `--mongodb-batch 50` as FerretDB needs: each command takes well under the 2-s
 /// store timeout, but a whole flush takes longer. The flusher times out the whole batch and
 /// sends all of it again, so after a first timeout nothing is written any more: the owed
-/// statements are resent every flush and time out every time (34 times in a minute here, none
-/// written; docs/reliability.md, "Network faults").
+/// statements are resent every flush and time out every time (the same 672 statements 32 times
+/// in a minute in one run, none written; docs/reliability.md, "Network faults").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fails until the store timeout bounds each command rather than a whole flush (docs/reliability.md, Network faults)"]
 async fn a_flush_longer_than_the_store_timeout_is_written_in_the_end() {
