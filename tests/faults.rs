@@ -344,23 +344,26 @@ async fn a_slow_link_counts_each_hit_once() {
     );
 }
 
-/// A store 150 ms away (every reply 150 ms late) and flushes of about 800 statements over 300
-/// sites, with `--mongodb-batch 50` as FerretDB needs: each command takes well under the 2-s
-/// store timeout, but a whole flush takes longer. The flusher times out the whole batch and
-/// sends all of it again, so after a first timeout nothing is written any more: the owed
-/// statements are resent every flush and time out every time (the same 672 statements 32 times
-/// in a minute in one run, none written; docs/reliability.md, "Network faults").
+/// A store 150 ms away (every reply 150 ms late), flushes of about 240 statements over 40
+/// sites and 10 statements per command (`--mongodb-batch 10`): each command takes well under
+/// the 2-s store timeout, but a whole flush (24 commands) takes longer. The flusher times out
+/// the whole batch and sends all of it again, so nothing is written any more: the same 240
+/// statements were resent 32 times in a minute, none written (docs/reliability.md, "Network
+/// faults"). With the timeout on each command instead (an experiment, not in this branch), it
+/// passed: flushes of up to 3.3 s, recovered 8.5 s after the 5-s window. Shutdown gets 30 s:
+/// draining a store this far away takes longer than the tests' usual 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fails until the store timeout bounds each command rather than a whole flush (docs/reliability.md, Network faults)"]
 async fn a_flush_longer_than_the_store_timeout_is_written_in_the_end() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let mix = Mix {
-        sites: 300,
+        sites: 40,
         pages: 25,
         ..Mix::VIEWS
     };
-    let rig = Rig::start_with(mix, Some(50), |s| ServeSettings {
+    let rig = Rig::start_with(mix, Some(10), |s| ServeSettings {
         store_timeout_secs: 2,
+        shutdown_timeout_secs: 30,
         ..s
     })
     .await;
