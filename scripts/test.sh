@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command. On a fresh Debian machine with Rust, Go and Python it installs what the tests
-# need (FerretDB v1, the MongoDB-protocol server, built once; Debian's chromium for the browser
-# test; nginx and openssl for the reverse-proxy tests), starts FerretDB on a free loopback port,
+# need (FerretDB v1, the MongoDB-protocol server, built once; Shopify's toxiproxy, built once, for
+# the network-fault tests; Debian's chromium for the browser test; nginx and openssl for the
+# reverse-proxy tests), starts FerretDB on a free loopback port,
 # runs the whole suite against it and the embedded store, and stops it. Extra arguments go to
 # `cargo test`.
 set -euo pipefail
@@ -31,6 +32,9 @@ echo "FerretDB $("$FERRETDB" --version | awk '/version:/ {print $2}') on 127.0.0
 
 export TEST_MONGODB_URI="mongodb://127.0.0.1:$port/"
 export TEST_FERRETDB_BIN="$FERRETDB"
+# toxiproxy between tally and a FerretDB of the test's own, for tests/faults.rs.
+TEST_TOXIPROXY_BIN=$(scripts/toxiproxy.sh install)
+export TEST_TOXIPROXY_BIN
 # A free country database for the locations report.
 GEOIP_DB=$(scripts/geoip.sh install)
 export TEST_GEOIP_DB="$GEOIP_DB"

@@ -8,13 +8,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::load::{self, Counts, Mix};
+use support::totals::{assert_totals, totals};
 use support::*;
 
 /// Hits of the load test (`TEST_LOAD_HITS`; 1,000,000 in `scripts/reliability.sh`).
@@ -31,74 +30,6 @@ const MIX: Mix = Mix {
     pages: 25,
     ..Mix::VIEWS
 };
-
-/// Every view counter of every site, per report and collection, today (UTC).
-async fn totals(store: &TestStore, mix: Mix) -> BTreeMap<&'static str, i64> {
-    let today = chrono::Utc::now().date_naive();
-    let (year, month) = (today.format("%Y"), today.format("%Y-%m"));
-    let day = today.format("%Y-%m-%d");
-    let mut out: BTreeMap<&'static str, i64> = BTreeMap::new();
-    for site in mix.site_ids() {
-        let traffic = store
-            .doc(&format!("traffic.{year}"), &format!("{site}:{month}"))
-            .await
-            .unwrap_or_default();
-        *out.entry("traffic month: v").or_default() += get_path(&traffic, "v").unwrap_or(0);
-        *out.entry("traffic month: sum of d.*.v").or_default() += sum(&traffic, "d", Some("v"));
-        let content_day = store
-            .doc(&format!("content.{year}"), &format!("{site}:{day}"))
-            .await
-            .unwrap_or_default();
-        *out.entry("content day: sum of p.*.v").or_default() += sum(&content_day, "p", Some("v"));
-        let content_month = store
-            .doc(&format!("content.{year}"), &format!("{site}:{month}"))
-            .await
-            .unwrap_or_default();
-        *out.entry("content month: sum of p.*.v").or_default() +=
-            sum(&content_month, "p", Some("v"));
-        let technology = store
-            .doc(&format!("technology.{year}"), &format!("{site}:{month}"))
-            .await
-            .unwrap_or_default();
-        *out.entry("technology month: sum of p.*").or_default() += sum(&technology, "p", None);
-    }
-    out
-}
-
-/// The sum over the sub-documents of `space`: of their `leaf` counter, or of the numbers
-/// themselves.
-fn sum(doc: &mongodb::bson::Document, space: &str, leaf: Option<&str>) -> i64 {
-    let Ok(sub) = doc.get_document(space) else {
-        return 0;
-    };
-    sub.iter()
-        .map(|(_, v)| match leaf {
-            Some(leaf) => v
-                .as_document()
-                .map_or(0, |d| get_path(d, leaf).unwrap_or(0)),
-            None => number(v),
-        })
-        .sum()
-}
-
-fn number(v: &mongodb::bson::Bson) -> i64 {
-    match v {
-        mongodb::bson::Bson::Int32(n) => i64::from(*n),
-        mongodb::bson::Bson::Int64(n) => *n,
-        mongodb::bson::Bson::Double(n) => *n as i64,
-        _ => 0,
-    }
-}
-
-/// Asserts every total equals `expected`.
-fn assert_totals(totals: &BTreeMap<&'static str, i64>, expected: u64, what: &str) {
-    for (name, n) in totals {
-        assert_eq!(
-            *n, expected as i64,
-            "{what}: {name} is {n}, expected {expected}; all: {totals:?}"
-        );
-    }
-}
 
 async fn store_with_sites(backend: Backend) -> TestStore {
     let store = TestStore::new(backend).await;
@@ -245,25 +176,8 @@ fn background_load(
 /// 64 connections sending as fast as they can to `tally`, once 3,000 hits were answered 200.
 async fn under_load(tally: &Tally) -> (Arc<Counts>, tokio::task::JoinHandle<()>) {
     let (counts, load) = background_load(tally.addr(), 64);
-    until_ok(&counts, 3_000).await;
+    load::until_ok(&counts, 3_000).await;
     (counts, load)
-}
-
-/// Stops the clients and waits for them.
-async fn stop_load(counts: &Counts, load: tokio::task::JoinHandle<()>) {
-    counts.stop.store(true, Ordering::SeqCst);
-    let _ = load.await;
-}
-
-/// Waits until the clients have had at least `n` answers of 200.
-async fn until_ok(counts: &Counts, n: u64) {
-    for _ in 0..1200 {
-        if counts.ok() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} hits answered in 60 s: {counts:?}");
 }
 
 /// SIGTERM in the middle of a load: tally stops taking connections, answers what is in flight
@@ -282,7 +196,7 @@ async fn sigterm_under_load_loses_nothing(backend: Backend) {
     tally.signal("TERM");
     let (clean, log) = tally.exit().await;
     assert!(clean, "a clean exit after SIGTERM: {log}");
-    stop_load(&counts, load).await;
+    load::stop(&counts, load).await;
     let totals = totals(&store, MIX).await;
     eprintln!(
         "{backend:?}: SIGTERM after {} answers of 200 ({} 503, {} unknown): {totals:?}",
@@ -314,7 +228,7 @@ async fn sigkill_with_durable_loses_nothing_acknowledged(backend: Backend) {
     let (counts, load) = under_load(&tally).await;
     tally.signal("KILL");
     let (_, _) = tally.exit().await;
-    stop_load(&counts, load).await;
+    load::stop(&counts, load).await;
     let (ok, cut_off) = (counts.ok(), counts.unknown());
 
     let again = Tally::start(&store, logs.path(), "second", &flags).await;
@@ -352,7 +266,7 @@ async fn sigkill_without_durable_loses_at_most_the_pending_hits(backend: Backend
     let rate = (counts.ok() - rate_from.1) as f64 / rate_from.0.elapsed().as_secs_f64();
     tally.signal("KILL");
     let _ = tally.exit().await;
-    stop_load(&counts, load).await;
+    load::stop(&counts, load).await;
     let (ok, cut_off) = (counts.ok(), counts.unknown());
     let totals = totals(&store, MIX).await;
     let counted = totals["traffic month: v"] as u64;
@@ -518,7 +432,7 @@ async fn a_twenty_second_outage_loses_nothing() {
         Some(Duration::from_millis(20)),
         Arc::clone(&counts),
     ));
-    until_ok(&counts, 500).await;
+    load::until_ok(&counts, 500).await;
     let readyz = |app: &TestApp| {
         let url = format!("{}/readyz", app.address);
         let http = app.http.clone();
@@ -557,8 +471,8 @@ async fn a_twenty_second_outage_loses_nothing() {
     }
     assert!(recovered, "ready again after the restart");
     let ok_at_recovery = counts.ok();
-    until_ok(&counts, ok_at_recovery + 500).await;
-    stop_load(&counts, load).await;
+    load::until_ok(&counts, ok_at_recovery + 500).await;
+    load::stop(&counts, load).await;
     let metrics = app.metrics().await;
     let (result, store) = app.stop().await;
     result.expect("a clean shutdown");

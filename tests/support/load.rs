@@ -649,3 +649,20 @@ pub async fn exchange(target: &Target, request: &[u8]) -> (u16, Vec<u8>) {
     let (status, _) = read_answer(&mut s, &mut buf).await.expect("a whole answer");
     (status, buf)
 }
+
+/// Stops the clients and waits for them.
+pub async fn stop(counts: &Counts, load: tokio::task::JoinHandle<()>) {
+    counts.stop.store(true, Ordering::SeqCst);
+    let _ = load.await;
+}
+
+/// Waits until the clients have had at least `n` answers of 200.
+pub async fn until_ok(counts: &Counts, n: u64) {
+    for _ in 0..1200 {
+        if counts.ok() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} hits answered in 60 s: {counts:?}");
+}

@@ -6,11 +6,15 @@
 //!   independent connection to the same file.
 //!
 //! [`load`] sends counted load with browsers' User-Agents and public client addresses;
-//! [`nginx`] runs the real nginx, configured by `deploy/nginx/tally.conf`, in front of apps.
+//! [`nginx`] runs the real nginx, configured by `deploy/nginx/tally.conf`, in front of apps;
+//! [`toxiproxy`] breaks the network between an app and a FerretDB of the test's own;
+//! [`totals`] reads back the counters a load of [`load`] made.
 #![allow(dead_code)]
 
 pub mod load;
 pub mod nginx;
+pub mod totals;
+pub mod toxiproxy;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mongodb::bson::{Bson, Document};
@@ -142,9 +146,15 @@ impl TestStore {
 
     /// A fresh database on the MongoDB-protocol server at `uri`.
     pub async fn mongo_at(uri: &str) -> TestStore {
+        Self::mongo_via(uri, uri).await
+    }
+
+    /// A fresh database that the app's store reaches at `uri` (e.g. through a proxy that
+    /// breaks the network) and the test reads back at `reader`, the same server directly.
+    pub async fn mongo_via(uri: &str, reader: &str) -> TestStore {
         let database = unique_database("db");
         let store = MongoStore::connect(uri, &database).await.unwrap();
-        let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+        let client = mongodb::Client::with_uri_str(reader).await.unwrap();
         TestStore {
             backend: Backend::Mongo,
             store: Arc::new(store),
