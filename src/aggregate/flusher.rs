@@ -19,7 +19,8 @@ use crate::reports::DocKey;
 use crate::reports::ReportKind;
 use crate::site::SiteId;
 use crate::store::{
-    classify, Applied, Batch, CollectionBatch, DocUpdate, Fault, Mark, Store, DUPLICATE_KEY,
+    classify, Applied, Batch, CollectionBatch, DocUpdate, Fault, Mark, Store, StoreError,
+    DUPLICATE_KEY,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -207,7 +208,17 @@ impl Flusher {
     /// Store calls taking longer than `timeout` are abandoned; their statements are sent again.
     pub fn with_store_timeout(mut self, timeout: Duration) -> Flusher {
         self.store_timeout = timeout;
+        self.store.limit_calls(timeout);
         self
+    }
+
+    /// The bound on one batch: the store bounds each of its calls by the store timeout, so a
+    /// flush of many commands may take longer than one timeout without anything being wrong
+    /// (a whole flush timed out used to be sent again whole, forever). This backstop, one
+    /// timeout per call plus one, only ends a store call that hangs outside its commands.
+    fn batch_timeout(&self, batch: &Batch) -> Duration {
+        let calls = u32::try_from(self.store.calls(batch)).unwrap_or(u32::MAX);
+        self.store_timeout.saturating_mul(calls.saturating_add(1))
     }
 
     /// `--durable`: what [`Checkpoint::open`] recovered becomes this flusher's state (its
@@ -228,6 +239,48 @@ impl Flusher {
             self.coalescer.restore(key, fields);
         }
         self
+    }
+
+    /// The owed statements not yet applied, and how many were: their documents' marks are read
+    /// first (one `find` per collection), so a statement whose reply was lost is recognised
+    /// without being sent again. (On FerretDB, sending it again would stop its command at the
+    /// duplicate.) Only this writer writes its marks, one flush at a time, so what is read
+    /// stays true until the send. When the marks cannot be read, every statement is sent.
+    async fn unapplied(&self, queued: Vec<(DocKey, DocUpdate)>) -> Owed {
+        let mut by_collection: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, update) in &queued {
+            if update.mark.is_some() {
+                by_collection
+                    .entry(collection_of(key, update))
+                    .or_default()
+                    .push(update.id.clone());
+            }
+        }
+        let mut marks: HashMap<(String, String), mongodb::bson::Document> = HashMap::new();
+        for (collection, ids) in by_collection {
+            let read = self
+                .store
+                .get_many_fields(&collection, &ids, &[crate::store::MARKS]);
+            let docs = match tokio::time::timeout(self.store_timeout, read).await {
+                Ok(Ok(docs)) => docs,
+                _ => return Err(queued),
+            };
+            for doc in docs {
+                if let Ok(id) = doc.get_str("_id") {
+                    marks.insert((collection.clone(), id.to_owned()), doc.clone());
+                }
+            }
+        }
+        let before = queued.len();
+        let left: Vec<(DocKey, DocUpdate)> = queued
+            .into_iter()
+            .filter(|(key, update)| {
+                let stored = marks.get(&(collection_of(key, update), update.id.clone()));
+                !matches!((&update.mark, stored), (Some(mark), Some(doc)) if mark.applied_in(doc))
+            })
+            .collect();
+        let applied = before - left.len();
+        Ok((left, applied))
     }
 
     /// Statements waiting to be sent again.
@@ -303,11 +356,23 @@ impl Flusher {
         // First what is owed: statements sent before whose outcome is not known.
         if !state.queue.is_empty() {
             let queued = std::mem::take(&mut state.queue);
+            let queued = match self.unapplied(queued).await {
+                Ok((queued, applied)) => {
+                    report.duplicates += applied;
+                    self.metrics.statement_duplicates.inc_by(applied as u64);
+                    queued
+                }
+                Err(queued) => queued,
+            };
             let total = queued.len();
             let (keys, docs): (Vec<DocKey>, Vec<DocUpdate>) = queued.into_iter().unzip();
             let (batch, keys) = group(keys, docs);
-            let left = self.send(state, &batch, &keys, &mut report).await;
-            if left == total {
+            let left = if total == 0 {
+                0
+            } else {
+                self.send(state, &batch, &keys, &mut report).await
+            };
+            if total > 0 && left == total {
                 // The store is still away: leave the new increments where they are.
                 self.metrics.flushed(FlushOutcome::Failed);
                 return report;
@@ -436,12 +501,12 @@ impl Flusher {
     ) -> usize {
         let statements = batch.statements();
         let started = Instant::now();
-        let applied = match tokio::time::timeout(self.store_timeout, self.store.apply(batch)).await
-        {
+        let limit = self.batch_timeout(batch);
+        let applied = match tokio::time::timeout(limit, self.store.apply(batch)).await {
             Ok(applied) => applied,
             Err(_) => Applied {
                 commands: 1,
-                failed: batch.fail_all(&self.timed_out()),
+                failed: batch.fail_all(&StoreError::TimedOut(limit).to_string()),
                 ..Applied::default()
             },
         };
@@ -547,8 +612,8 @@ impl Flusher {
         self.metrics.statements_parked.inc_by(docs.len() as u64);
         state.census_at = None;
         let (batch, keys) = group(keys, docs);
-        let applied = match tokio::time::timeout(self.store_timeout, self.store.apply(&batch)).await
-        {
+        let limit = self.batch_timeout(&batch);
+        let applied = match tokio::time::timeout(limit, self.store.apply(&batch)).await {
             Ok(applied) => applied,
             Err(_) => Applied {
                 failed: batch.fail_all(&self.timed_out()),
@@ -661,17 +726,27 @@ impl Flusher {
     }
 }
 
+/// What [`Flusher::unapplied`] found: the statements still to send and how many were already
+/// applied, or (the marks unreadable) every statement.
+type Owed = Result<(Vec<(DocKey, DocUpdate)>, usize), Vec<(DocKey, DocUpdate)>>;
+
+/// The collection a statement goes to: its report's, or `parked` for a parked entry.
+fn collection_of(key: &DocKey, update: &DocUpdate) -> String {
+    if parked::is_entry(&update.id) {
+        PARKED.to_owned()
+    } else {
+        key.collection()
+    }
+}
+
 /// Groups statements by collection (sorted), keeping each one's key so a failure can be kept
 /// or put back.
 fn group(keys: Vec<DocKey>, docs: Vec<DocUpdate>) -> (Batch, Vec<Vec<DocKey>>) {
     let mut by_collection: BTreeMap<String, (Vec<DocUpdate>, Vec<DocKey>)> = BTreeMap::new();
     for (key, update) in keys.into_iter().zip(docs) {
-        let collection = if parked::is_entry(&update.id) {
-            PARKED.to_owned()
-        } else {
-            key.collection()
-        };
-        let (docs, keys) = by_collection.entry(collection).or_default();
+        let (docs, keys) = by_collection
+            .entry(collection_of(&key, &update))
+            .or_default();
         docs.push(update);
         keys.push(key);
     }

@@ -252,6 +252,8 @@ pub enum StoreError {
     MalformedSite(#[from] MalformedSite),
     #[error("store task failed: {0}")]
     Task(String),
+    #[error("the store did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 #[async_trait]
@@ -262,6 +264,17 @@ pub trait Store: Send + Sync {
     /// Applies every increment of `batch` as `$inc` upserts. Never loses track of a statement:
     /// each one is either applied or reported in [`Applied::failed`].
     async fn apply(&self, batch: &Batch) -> Applied;
+
+    /// Bounds each call to the server (`--store-timeout-secs`): a command that takes longer
+    /// fails its own statements (owed: outcome unknown), not the whole batch. The embedded
+    /// store has no server to wait for.
+    fn limit_calls(&self, _timeout: std::time::Duration) {}
+
+    /// How many calls [`Store::apply`] makes for `batch` at most, before any refusal is
+    /// located: a caller's bound on the whole batch is this many times the call bound.
+    fn calls(&self, _batch: &Batch) -> usize {
+        1
+    }
 
     /// One document, or `None` when it does not exist.
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;

@@ -54,7 +54,12 @@ pub struct MongoStore {
     db: Database,
     /// Statements per `update` command, at most [`MAX_STATEMENTS`] (`--mongodb-batch`).
     max_statements: usize,
+    /// The bound on one call, in ms ([`Store::limit_calls`]).
+    call_ms: std::sync::atomic::AtomicU64,
 }
+
+/// The bound on one call until [`Store::limit_calls`] sets it: the flusher's default.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl MongoStore {
     /// Parses the connection string and prepares a client; the first command connects.
@@ -69,6 +74,7 @@ impl MongoStore {
         Ok(MongoStore {
             db: client.database(database),
             max_statements: MAX_STATEMENTS,
+            call_ms: (CALL_TIMEOUT.as_millis() as u64).into(),
         })
     }
 
@@ -84,6 +90,10 @@ impl MongoStore {
 
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// `aggregate([{$collStats: {storageStats: {}}}])`, summed over its results (one per shard).
@@ -212,10 +222,21 @@ impl MongoStore {
         let updates: Vec<Document> = idx.iter().map(|&i| statement(&coll.docs[i])).collect();
         let command = doc! {"update": &coll.collection, "updates": updates, "ordered": false};
         applied.commands += 1;
-        let reply = match self.db.run_command(command).await {
-            Ok(reply) => reply,
-            Err(e) => {
+        let limit = self.call_timeout();
+        let reply = match tokio::time::timeout(limit, self.db.run_command(command)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
                 let error = e.to_string();
+                for &i in idx {
+                    applied
+                        .failed
+                        .extend(Batch::fail_collection(ci, i..i + 1, &error));
+                }
+                return;
+            }
+            Err(_) => {
+                // Outcome unknown (the server may still apply it): owed, sent again marked.
+                let error = StoreError::TimedOut(limit).to_string();
                 for &i in idx {
                     applied
                         .failed
@@ -368,21 +389,27 @@ impl MongoStore {
         ids: &[String],
         projection: Option<Document>,
     ) -> Result<Vec<Document>, StoreError> {
-        let mut cursor = self
-            .db
-            .collection::<Document>(collection)
-            .find(doc! {"_id": {"$in": ids}})
-            .with_options(
-                mongodb::options::FindOptions::builder()
-                    .projection(projection)
-                    .build(),
-            )
-            .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        while cursor.advance().await? {
-            out.push(cursor.deserialize_current()?);
-        }
-        Ok(out)
+        let limit = self.call_timeout();
+        let find = async {
+            let mut cursor = self
+                .db
+                .collection::<Document>(collection)
+                .find(doc! {"_id": {"$in": ids}})
+                .with_options(
+                    mongodb::options::FindOptions::builder()
+                        .projection(projection)
+                        .build(),
+                )
+                .await?;
+            let mut out = Vec::with_capacity(ids.len());
+            while cursor.advance().await? {
+                out.push(cursor.deserialize_current()?);
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(limit, find)
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(limit)))
     }
 }
 
@@ -417,6 +444,22 @@ fn chunks(coll: &CollectionBatch, max_statements: usize) -> Vec<std::ops::Range<
 impl Store for MongoStore {
     fn kind(&self) -> &'static str {
         "mongodb"
+    }
+
+    fn limit_calls(&self, timeout: Duration) {
+        self.call_ms.store(
+            timeout.as_millis().max(1) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// An `update` per chunk, and a `find` per collection to sort out duplicates.
+    fn calls(&self, batch: &Batch) -> usize {
+        batch
+            .collections
+            .iter()
+            .map(|c| chunks(c, self.max_statements).len() + 1)
+            .sum()
     }
 
     async fn apply(&self, batch: &Batch) -> Applied {
