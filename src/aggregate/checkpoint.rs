@@ -13,14 +13,19 @@
 //!   by its mark and skipped (see [`crate::store::Mark`]), so a crash right after a flush
 //!   counts nothing twice;
 //! - **carried**: increments put back into the coalescer without being sent (their documents
-//!   were busy or unreadable); they are counted again from here.
+//!   were busy or unreadable); they are counted again from here;
+//! - **spilled**: the spill files (see [`super::spill`]) holding what flushes drained while the
+//!   store was away. A spill file is written and synced before a checkpoint lists it, and
+//!   deleted only after a checkpoint that no longer lists it is saved; files not listed are
+//!   deleted at start.
 //!
 //! Every accepted increment is therefore in exactly one place at every moment: a journal
-//! segment not yet consumed, or this file. A lock file keeps a second process off the same
+//! segment not yet consumed, this file, or a spill file it lists. A lock file keeps a second process off the same
 //! directory. This module must not talk to the store.
 
 use super::flusher::Writer;
 use super::journal::JournalError;
+use super::spill;
 use super::{Drained, Value};
 use crate::field::FieldKey;
 use crate::period::Period;
@@ -66,6 +71,12 @@ pub struct Checkpoint {
     consumed: u64,
     /// The last saved checkpoint owed nothing (so an idle flusher does not rewrite it).
     empty: bool,
+    /// The spill files listed, oldest first: number and size.
+    spills: Vec<(u64, u64)>,
+    /// The spill list changed since the last save (which must then be written).
+    spills_changed: bool,
+    /// The number of the next spill file.
+    next_spill: u64,
     journal: Arc<super::journal::Journal>,
     /// Held while the process lives: the directory is ours.
     _lock: File,
@@ -77,6 +88,10 @@ pub struct Recovered {
     pub statements: Vec<(DocKey, DocUpdate)>,
     pub carried: Drained,
     pub consumed: u64,
+    /// The spill files the checkpoint lists (loaded back by flushes, not at start).
+    pub spills: Vec<(u64, u64)>,
+    /// Spill files found that no checkpoint listed, deleted.
+    pub unlisted_spills: usize,
 }
 
 impl Checkpoint {
@@ -96,17 +111,21 @@ impl Checkpoint {
             path: path.display().to_string(),
             message,
         };
-        let (writer_id, epoch, consumed, statements, carried) = match fs::read(&path) {
+        let (writer_id, epoch, consumed, statements, carried, spills) = match fs::read(&path) {
             Ok(bytes) => {
                 let doc =
                     Document::from_reader(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
                 read(&doc).map_err(corrupt)?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (new_writer_id(), 0, 0, Vec::new(), Vec::new())
+                (new_writer_id(), 0, 0, Vec::new(), Vec::new(), Vec::new())
             }
             Err(e) => return Err(io_error(&path)(e)),
         };
+        // A spill file no checkpoint lists was cut off by a crash before its checkpoint: its
+        // increments are still in the segments.
+        let listed: Vec<u64> = spills.iter().map(|(n, _)| *n).collect();
+        let unlisted_spills = spill::remove_unlisted(dir, &listed)?;
         let epoch = epoch
             .checked_add(1)
             .ok_or_else(|| corrupt("the epoch is exhausted".into()))?;
@@ -115,6 +134,8 @@ impl Checkpoint {
             statements,
             carried,
             consumed,
+            spills,
+            unlisted_spills,
         };
         Ok((
             recovered,
@@ -141,8 +162,9 @@ impl Checkpoint {
         let consumed = cut.unwrap_or(self.consumed).max(self.consumed);
         let empty = queue.is_empty()
             && carried.is_empty()
+            && self.spills.is_empty()
             && batches.iter().all(|(b, _)| b.statements() == 0);
-        if empty && self.empty && consumed == self.consumed {
+        if empty && self.empty && consumed == self.consumed && !self.spills_changed {
             return Ok(());
         }
         let mut statements = Vec::new();
@@ -164,6 +186,11 @@ impl Checkpoint {
                 Bson::Document(d)
             })
             .collect();
+        let spilled: Vec<Bson> = self
+            .spills
+            .iter()
+            .map(|(n, bytes)| Bson::Document(doc! {"n": *n as i64, "bytes": *bytes as i64}))
+            .collect();
         let doc = doc! {
             "v": 1,
             "writer": &self.writer_id,
@@ -171,12 +198,69 @@ impl Checkpoint {
             "consumed": consumed as i64,
             "statements": statements,
             "carried": carried,
+            "spilled": spilled,
         };
-        write_atomically(&self.dir, &doc)?;
+        let size = write_atomically(&self.dir, &doc)?;
         self.consumed = consumed;
         self.empty = empty;
         self.journal.retire(consumed);
+        if std::mem::take(&mut self.spills_changed) {
+            // Files loaded back are no longer listed: their increments are in this checkpoint
+            // (or beyond it, in the store).
+            let listed: Vec<u64> = self.spills.iter().map(|(n, _)| *n).collect();
+            if let Err(e) = spill::remove_unlisted(&self.dir, &listed) {
+                tracing::warn!(error = %e, "durable log: cannot delete a spill file loaded back");
+            }
+        }
+        self.journal
+            .set_other_bytes(size + self.spills.iter().map(|(_, b)| b).sum::<u64>());
         Ok(())
+    }
+
+    /// Writes `drained` to a new spill file (synced) and lists it for the next save; see
+    /// [`super::spill`]. Until that save, the file is not listed and its increments are still
+    /// in the log segments.
+    pub fn spill(&mut self, drained: &Drained) -> Result<(), CheckpointError> {
+        let n = self.next_spill;
+        let bytes = spill::write(&self.dir, n, drained)?;
+        self.next_spill += 1;
+        self.spills.push((n, bytes));
+        self.spills_changed = true;
+        Ok(())
+    }
+
+    /// The oldest spill files, at least one and about `bytes` in all, taken off the list: the
+    /// caller loads them into the coalescer, and the next save no longer lists them (and
+    /// deletes them). A crash before that save finds them listed still.
+    pub fn take_spills(&mut self, bytes: u64) -> Vec<(u64, u64)> {
+        let mut taken = 0;
+        let mut count = 0;
+        for (_, size) in &self.spills {
+            if count > 0 && taken + size > bytes {
+                break;
+            }
+            taken += size;
+            count += 1;
+        }
+        if count > 0 {
+            self.spills_changed = true;
+        }
+        self.spills.drain(..count).collect()
+    }
+
+    /// Lists again a spill file taken but not loaded (it could not be read).
+    pub fn keep_spill(&mut self, n: u64, bytes: u64) {
+        self.spills.insert(0, (n, bytes));
+    }
+
+    /// The spill files listed.
+    pub fn spills(&self) -> usize {
+        self.spills.len()
+    }
+
+    /// The durable directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -202,6 +286,14 @@ impl PendingCheckpoint {
             epoch: self.epoch,
             consumed: self.consumed,
             empty: false,
+            spills: recovered.spills.clone(),
+            spills_changed: false,
+            next_spill: recovered
+                .spills
+                .iter()
+                .map(|(n, _)| n + 1)
+                .max()
+                .unwrap_or(0),
             journal,
             _lock: self.lock,
         };
@@ -216,7 +308,8 @@ fn new_writer_id() -> String {
     hex::encode(bytes)
 }
 
-fn write_atomically(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
+/// Replaces the checkpoint; returns its size.
+fn write_atomically(dir: &Path, doc: &Document) -> Result<u64, CheckpointError> {
     let path = dir.join(FILE);
     let aside = dir.join(format!("{FILE}.new"));
     let mut bytes = Vec::new();
@@ -233,7 +326,7 @@ fn write_atomically(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))?;
-    Ok(())
+    Ok(bytes.len() as u64)
 }
 
 fn key_doc(key: &DocKey) -> Document {
@@ -283,7 +376,14 @@ fn statement(key: &DocKey, update: &DocUpdate) -> Document {
     d
 }
 
-type Read = (String, u32, u64, Vec<(DocKey, DocUpdate)>, Drained);
+type Read = (
+    String,
+    u32,
+    u64,
+    Vec<(DocKey, DocUpdate)>,
+    Drained,
+    Vec<(u64, u64)>,
+);
 
 fn read(doc: &Document) -> Result<Read, String> {
     let writer = doc.get_str("writer").map_err(|e| e.to_string())?;
@@ -327,7 +427,27 @@ fn read(doc: &Document) -> Result<Read, String> {
         let c = c.as_document().ok_or("a carried entry is not a document")?;
         carried.push(read_key_fields(c)?);
     }
-    Ok((writer.to_owned(), epoch, consumed, statements, carried))
+    let mut spills = Vec::new();
+    // A checkpoint written before spill files existed lists none.
+    if let Ok(list) = doc.get_array("spilled") {
+        for s in list {
+            let s = s.as_document().ok_or("a spill entry is not a document")?;
+            let n = s.get_i64("n").map_err(|e| e.to_string())?;
+            let bytes = s.get_i64("bytes").map_err(|e| e.to_string())?;
+            spills.push((
+                u64::try_from(n).map_err(|e| e.to_string())?,
+                u64::try_from(bytes).map_err(|e| e.to_string())?,
+            ));
+        }
+    }
+    Ok((
+        writer.to_owned(),
+        epoch,
+        consumed,
+        statements,
+        carried,
+        spills,
+    ))
 }
 
 fn read_key_fields(d: &Document) -> Result<(DocKey, Vec<(FieldKey, Value)>), String> {
@@ -424,6 +544,86 @@ mod tests {
         assert_eq!(
             recovered.carried[0].1,
             vec![(FieldKey::parse("v").unwrap(), Value::Inc(2))]
+        );
+    }
+
+    /// The spill rule: a file is listed once a save lists it; one written but cut off by a
+    /// crash before the save is deleted at start (its hits are still in the segments); one
+    /// taken back is deleted by the next save, which no longer lists it. The directory's bytes
+    /// follow: segments, spill files and the checkpoint.
+    #[test]
+    fn spill_files_not_in_the_checkpoint_are_deleted() {
+        use super::super::journal::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let key = DocKey {
+            site: SiteId::parse("acme").unwrap(),
+            doc: DocRef {
+                kind: ReportKind::Traffic,
+                period: Period::Month(2026, 11),
+            },
+        };
+        let drained: Drained = vec![(
+            key.clone(),
+            vec![(FieldKey::parse("v").unwrap(), Value::Inc(41))],
+        )];
+        {
+            let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+            let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+            journal.set_max_bytes(10_000);
+            let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+            let mut incs = crate::reports::Increments::default();
+            incs.add(
+                key.doc.kind,
+                key.doc.period,
+                FieldKey::parse("v").unwrap(),
+                1,
+            );
+            let site = key.site.clone();
+            journal.append(&site, &incs);
+            let logged = journal.bytes();
+            assert!(logged > 0);
+            let cut = journal.rotate();
+            checkpoint.spill(&drained).unwrap();
+            checkpoint.save(Some(cut), &[], &[], &Vec::new()).unwrap();
+            // the segment is consumed; the spill file and the checkpoint remain
+            let on_disk = |p: &Path| fs::metadata(p).unwrap().len();
+            assert_eq!(
+                journal.bytes(),
+                on_disk(&spill::path(dir.path(), 0)) + on_disk(&dir.path().join(FILE))
+            );
+            assert!(!journal.full());
+            journal.set_max_bytes(journal.bytes());
+            assert!(journal.full());
+            // written, not yet listed: a crash now
+            checkpoint.spill(&drained).unwrap();
+            assert!(spill::path(dir.path(), 1).exists());
+            journal.close();
+        }
+        let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(recovered.unlisted_spills, 1);
+        assert_eq!(recovered.spills.len(), 1);
+        assert_eq!(recovered.spills[0].0, 0);
+        assert!(spill::path(dir.path(), 0).exists());
+        assert!(!spill::path(dir.path(), 1).exists());
+        let (journal, _) = Journal::open(dir.path(), recovered.consumed, Duration::ZERO).unwrap();
+        let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+        assert_eq!(checkpoint.spills(), 1);
+        let taken = checkpoint.take_spills(1);
+        assert_eq!(taken.len(), 1, "at least one file");
+        let (records, _) = spill::read(dir.path(), taken[0].0).unwrap();
+        assert_eq!(records[0].1.entries[0].2, Value::Inc(41));
+        // the next file gets a new number, not the one deleted
+        checkpoint.spill(&drained).unwrap();
+        assert!(spill::path(dir.path(), 1).exists());
+        checkpoint.save(None, &[], &[], &Vec::new()).unwrap();
+        assert!(!spill::path(dir.path(), 0).exists(), "taken back: deleted");
+        assert!(spill::path(dir.path(), 1).exists(), "listed: kept");
+        journal.close();
+        drop(checkpoint);
+        let (recovered, _pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(
+            recovered.spills.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![1]
         );
     }
 }

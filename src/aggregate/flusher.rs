@@ -6,9 +6,15 @@
 //! document's keys from the store the first time it is written). On shutdown
 //! [`Flusher::drain`] keeps flushing until nothing is pending or its deadline passes, and says
 //! how much it could not write.
+//!
+//! With `--durable`, a flush that finds the store away does not keep what it drains in memory:
+//! [`Flusher::spill`] writes it to a spill file and the checkpoint lists it; once the store
+//! answers again, [`Flusher::load_spilled`] brings the files back a few at a time, so an outage
+//! is absorbed by the disk, up to `--durable-max-bytes`, not by the memory bound.
 
 use super::admission::{governing, Admission, ADMITTED};
 use super::checkpoint::{Checkpoint, Recovered};
+use super::spill;
 use super::{Coalescer, Drained, Value};
 use crate::api::live::{Live, Written};
 use crate::metrics::{FlushOutcome, Metrics};
@@ -38,6 +44,8 @@ pub struct Flusher {
     /// Statements waiting to be sent again (for `/metrics` and `/readyz`; the truth is in
     /// [`State::queue`]).
     queued: AtomicUsize,
+    /// `--durable`: spill files listed by the checkpoint (for `/metrics` and shutdown).
+    spilled: AtomicUsize,
     /// Held for the whole of a flush: one at a time, and the books with it.
     one_at_a_time: Mutex<State>,
 }
@@ -53,6 +61,9 @@ struct State {
     writer: Writer,
     /// `--durable`: the checkpoint of what is not yet known to be in the store.
     checkpoint: Option<Checkpoint>,
+    /// `--durable`: the last flush found the store away (nothing applied, an error), so the
+    /// next one spills what it drains before it asks the store anything.
+    store_away: bool,
 }
 
 /// Which flushes a document has seen: the writer's identity and its next flush number.
@@ -115,6 +126,14 @@ pub struct Unflushed {
 /// The default for [`Flusher::with_store_timeout`].
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `--durable`: how long a spilling flush waits for the store's ping to decide whether the
+/// store is back.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `--durable`: bytes of spill files one flush loads back (at least one file): what memory
+/// holds beyond the pending hits while an outage's backlog is written.
+pub const LOAD_PER_FLUSH: u64 = 8 << 20;
+
 impl Flusher {
     /// `max_keys`: the cap on keys named by one capped document (see [`Admission`]).
     pub fn new(
@@ -135,11 +154,13 @@ impl Flusher {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             running_since: std::sync::Mutex::new(None),
             queued: AtomicUsize::new(0),
+            spilled: AtomicUsize::new(0),
             one_at_a_time: Mutex::new(State {
                 admission,
                 queue: Vec::new(),
                 writer: Writer::random(),
                 checkpoint: None,
+                store_away: false,
             }),
         }
     }
@@ -161,6 +182,7 @@ impl Flusher {
                 .expect("a new flusher is not locked");
             state.writer = recovered.writer;
             state.queue = recovered.statements;
+            self.spilled.store(checkpoint.spills(), Ordering::Relaxed);
             state.checkpoint = Some(checkpoint);
             self.queued.store(state.queue.len(), Ordering::Relaxed);
         }
@@ -173,6 +195,11 @@ impl Flusher {
     /// Statements waiting to be sent again.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+
+    /// `--durable`: spill files waiting to be loaded back and written.
+    pub fn spilled(&self) -> usize {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     /// Reads the books of the month documents `drained` needs, one `find` per collection.
@@ -234,12 +261,25 @@ impl Flusher {
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let report = self.flush_locked(&mut state).await;
         self.queued.store(state.queue.len(), Ordering::Relaxed);
+        if let Some(checkpoint) = &state.checkpoint {
+            self.spilled.store(checkpoint.spills(), Ordering::Relaxed);
+        }
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         report
     }
 
     async fn flush_locked(&self, state: &mut State) -> FlushReport {
         let mut report = FlushReport::default();
+        // `--durable`, the store away at the last flush: to disk first, then ask whether it is
+        // back (a short ping); if it is, this flush goes on as usual.
+        if state.store_away {
+            self.spill(state);
+            if !self.probe().await {
+                self.metrics.flushed(FlushOutcome::Failed);
+                return report;
+            }
+            state.store_away = false;
+        }
         // First what is owed: statements sent before whose outcome is not known.
         if !state.queue.is_empty() {
             let queued = std::mem::take(&mut state.queue);
@@ -248,11 +288,14 @@ impl Flusher {
             let (batch, keys) = group(keys, docs);
             let left = self.send(state, &batch, &keys, &mut report).await;
             if left == total {
-                // The store is still away: leave the new increments where they are.
+                // The store is still away: leave the new increments where they are (with
+                // `--durable`, on disk).
+                self.spill_when_away(state);
                 self.metrics.flushed(FlushOutcome::Failed);
                 return report;
             }
         }
+        self.load_spilled(state);
 
         let (mut drained, cut) = self.coalescer.drain_cut();
         if drained.is_empty() && state.queue.is_empty() {
@@ -308,7 +351,84 @@ impl Flusher {
             n if n >= report.statements => FlushOutcome::Failed,
             _ => FlushOutcome::Partial,
         });
+        if state.checkpoint.is_some() {
+            state.store_away = report.first_error.is_some() && report.failed >= report.statements;
+        }
         report
+    }
+
+    /// `--durable`: the store is away; the next flushes spill before they try it.
+    fn spill_when_away(&self, state: &mut State) {
+        if state.checkpoint.is_some() {
+            state.store_away = true;
+            self.spill(state);
+        }
+    }
+
+    /// `--durable`, the store away: what the coalescer holds goes to a spill file (synced), the
+    /// checkpoint lists it and consumes the log segments the drain covered, and memory is
+    /// freed. Owed statements stay owed. If the file cannot be written, the increments go back
+    /// to the coalescer (their segments are not consumed) and the memory bound applies.
+    fn spill(&self, state: &mut State) {
+        let Some(checkpoint) = &mut state.checkpoint else {
+            return;
+        };
+        let (drained, cut) = self.coalescer.drain_cut();
+        if !drained.is_empty() {
+            if let Err(e) = checkpoint.spill(&drained) {
+                tracing::error!(error = %e, "durable log: cannot write a spill file; the increments stay in memory");
+                for (key, fields) in drained {
+                    self.coalescer.restore(key, fields);
+                }
+                return;
+            }
+            self.metrics.durable_spills.inc();
+        }
+        self.save(checkpoint, cut, &state.queue, &[], &Vec::new());
+    }
+
+    /// `--durable`: whether the store answers a ping within [`PROBE_TIMEOUT`].
+    async fn probe(&self) -> bool {
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// `--durable`, the store answering and nothing owed: the oldest spill files (about
+    /// [`LOAD_PER_FLUSH`] bytes) go back into the coalescer, older than anything pending, for
+    /// this flush to send. The checkpoint this flush saves no longer lists them (their
+    /// increments are then its statements, or carried), and that save deletes them. While
+    /// files remain, the next flush is asked for at once.
+    fn load_spilled(&self, state: &mut State) {
+        if !state.queue.is_empty() {
+            return;
+        }
+        let Some(checkpoint) = &mut state.checkpoint else {
+            return;
+        };
+        let taken = checkpoint.take_spills(LOAD_PER_FLUSH);
+        // Newest first: a restored text never replaces a pending one, so the newest text of
+        // the files wins.
+        for (n, bytes) in taken.into_iter().rev() {
+            match spill::read(checkpoint.dir(), n) {
+                Ok((records, torn)) => {
+                    if torn > 0 {
+                        tracing::error!(file = n, bytes = torn, "durable log: the end of a spill file is unreadable (a disk error); those increments are lost");
+                    }
+                    for (site, incs) in records {
+                        self.coalescer.restore_spilled(&site, incs);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "durable log: cannot read a spill file; it stays listed for a later flush");
+                    checkpoint.keep_spill(n, bytes);
+                }
+            }
+        }
+        if checkpoint.spills() > 0 {
+            self.coalescer.wake.notify_one();
+        }
     }
 
     /// Records the flusher's state in the durable checkpoint; a checkpoint that cannot be
@@ -435,7 +555,7 @@ impl Flusher {
         let mut pause = Duration::from_millis(100);
         loop {
             let report = self.flush().await;
-            let left = self.coalescer.pending() + self.queued();
+            let left = self.coalescer.pending() + self.queued() + self.spilled();
             if left == 0 {
                 // A last, empty flush records in the checkpoint that nothing is owed.
                 self.flush().await;
@@ -448,6 +568,10 @@ impl Flusher {
                         .first_error
                         .unwrap_or_else(|| "the store did not answer in time".to_owned()),
                 });
+            }
+            if report.first_error.is_none() {
+                // Progress (spill files are being written back): the next flush at once.
+                continue;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod flusher;
 pub mod journal;
 pub mod named;
+pub mod spill;
 
 use crate::field::FieldKey;
 pub use crate::reports::Value;
@@ -48,6 +49,9 @@ pub enum Refused {
     Full,
     /// Shutdown has begun: nothing new is taken.
     Closed,
+    /// `--durable`: the durable directory holds its budget (`--durable-max-bytes`); the store
+    /// has been away long enough to fill it.
+    DurableFull,
 }
 
 /// Increments drained for one flush: each document with its merged fields.
@@ -142,6 +146,9 @@ impl Coalescer {
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
             return Err(Refused::Full);
         }
+        if self.journal.as_ref().is_some_and(|j| j.full()) {
+            return Err(Refused::DurableFull);
+        }
         let _shared = self
             .journal
             .as_ref()
@@ -174,6 +181,14 @@ impl Coalescer {
             fields.into_iter().map(|(f, value)| (doc, f, value)),
             Age::Older,
         );
+        self.note_added(added, shard);
+    }
+
+    /// Puts back increments read from a spill file (`--durable`): like [`Coalescer::restore`],
+    /// never refused, older than anything pending, not logged again.
+    pub fn restore_spilled(&self, site: &SiteId, incs: Increments) {
+        let mut shard = self.shard(site);
+        let added = merge(&mut shard, site, incs.entries.into_iter(), Age::Older);
         self.note_added(added, shard);
     }
 

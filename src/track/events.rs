@@ -102,6 +102,8 @@ pub enum EventError {
     UnknownSite(String),
     #[error("tally is busy writing what it has; retry later")]
     Busy,
+    #[error("the store is away and the durable log is full; retry later")]
+    DurableFull,
     #[error("tally is shutting down")]
     ShuttingDown,
     #[error("site {0:?} does not count events sent from this page's host")]
@@ -118,6 +120,7 @@ impl EventError {
             EventError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
             EventError::UnknownSite(_) => (StatusCode::BAD_REQUEST, "unknown_site"),
             EventError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            EventError::DurableFull => (StatusCode::SERVICE_UNAVAILABLE, "durable_full"),
             EventError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             EventError::DisallowedHost(_) => (StatusCode::FORBIDDEN, "disallowed_host"),
             // The visitor's own choice, honoured: nothing is wrong.
@@ -146,6 +149,7 @@ impl EventError {
             EventError::Invalid(_) => Rejection::Invalid,
             EventError::UnknownSite(_) => Rejection::UnknownSite,
             EventError::Busy => Rejection::PendingFull,
+            EventError::DurableFull => Rejection::DurableFull,
             EventError::ShuttingDown => Rejection::ShuttingDown,
             EventError::DisallowedHost(_) => Rejection::DisallowedHost,
             EventError::DoNotTrack => Rejection::DoNotTrack,
@@ -352,6 +356,7 @@ impl Tracker {
             .add(&site.id, &mut incs)
             .map_err(|refused| match refused {
                 Refused::Full => EventError::Busy,
+                Refused::DurableFull => EventError::DurableFull,
                 Refused::Closed => EventError::ShuttingDown,
             })?;
         Ok(raw.len())
@@ -424,6 +429,7 @@ impl Tracker {
             .add(&site.id, &mut incs)
             .map_err(|refused| match refused {
                 Refused::Full => Rejection::PendingFull,
+                Refused::DurableFull => Rejection::DurableFull,
                 Refused::Closed => Rejection::ShuttingDown,
             })
     }
@@ -555,7 +561,9 @@ pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse 
             let sender = Sender::from_headers(req.headers());
             match tracker.track_events_from(&[event], client.ip, sender) {
                 Ok(_) if !tracker.durable().await => return pixel::busy(),
-                Err(EventError::Busy | EventError::ShuttingDown) => return pixel::busy(),
+                Err(EventError::Busy | EventError::DurableFull | EventError::ShuttingDown) => {
+                    return pixel::busy()
+                }
                 _ => {}
             }
         }
