@@ -229,33 +229,19 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// The oldest spill files, at least one and about `bytes` in all, taken off the list: the
-    /// caller loads them into the coalescer, and the next save no longer lists them (and
-    /// deletes them). A crash before that save finds them listed still.
-    pub fn take_spills(&mut self, bytes: u64) -> Vec<(u64, u64)> {
-        let mut taken = 0;
-        let mut count = 0;
-        for (_, size) in &self.spills {
-            if count > 0 && taken + size > bytes {
-                break;
-            }
-            taken += size;
-            count += 1;
-        }
+    /// The spill files listed, oldest first: number and size.
+    pub fn spill_files(&self) -> &[(u64, u64)] {
+        &self.spills
+    }
+
+    /// Takes the `count` oldest spill files off the list: the caller has loaded them into the
+    /// coalescer. The next save no longer lists them, and deletes them; a crash before that
+    /// save finds them listed still.
+    pub fn forget_spills(&mut self, count: usize) {
         if count > 0 {
+            self.spills.drain(..count.min(self.spills.len()));
             self.spills_changed = true;
         }
-        self.spills.drain(..count).collect()
-    }
-
-    /// Lists again a spill file taken but not loaded (it could not be read).
-    pub fn keep_spill(&mut self, n: u64, bytes: u64) {
-        self.spills.insert(0, (n, bytes));
-    }
-
-    /// The spill files listed.
-    pub fn spills(&self) -> usize {
-        self.spills.len()
     }
 
     /// The durable directory.
@@ -607,11 +593,10 @@ mod tests {
         assert!(!spill::path(dir.path(), 1).exists());
         let (journal, _) = Journal::open(dir.path(), recovered.consumed, Duration::ZERO).unwrap();
         let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
-        assert_eq!(checkpoint.spills(), 1);
-        let taken = checkpoint.take_spills(1);
-        assert_eq!(taken.len(), 1, "at least one file");
-        let (records, _) = spill::read(dir.path(), taken[0].0).unwrap();
+        assert_eq!(checkpoint.spill_files().len(), 1);
+        let (records, _) = spill::read(dir.path(), checkpoint.spill_files()[0].0).unwrap();
         assert_eq!(records[0].1.entries[0].2, Value::Inc(41));
+        checkpoint.forget_spills(1);
         // the next file gets a new number, not the one deleted
         checkpoint.spill(&drained).unwrap();
         assert!(spill::path(dir.path(), 1).exists());

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{oneshot, watch, Mutex};
 
 pub struct Flusher {
     coalescer: Arc<Coalescer>,
@@ -64,6 +64,8 @@ struct State {
     /// `--durable`: the last flush found the store away (nothing applied, an error), so the
     /// next one spills what it drains before it asks the store anything.
     store_away: bool,
+    /// `--durable`, the store away: the answer of a ping running in the background.
+    probe: Option<oneshot::Receiver<bool>>,
 }
 
 /// Which flushes a document has seen: the writer's identity and its next flush number.
@@ -126,9 +128,9 @@ pub struct Unflushed {
 /// The default for [`Flusher::with_store_timeout`].
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `--durable`: how long a spilling flush waits for the store's ping to decide whether the
-/// store is back.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `--durable`: how long a ping may take before the store is taken to be away (the ping before
+/// each flush, and the one in the background that tells when it is back).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// `--durable`: bytes of spill files one flush loads back (at least one file): what memory
 /// holds beyond the pending hits while an outage's backlog is written.
@@ -161,6 +163,7 @@ impl Flusher {
                 writer: Writer::random(),
                 checkpoint: None,
                 store_away: false,
+                probe: None,
             }),
         }
     }
@@ -182,7 +185,8 @@ impl Flusher {
                 .expect("a new flusher is not locked");
             state.writer = recovered.writer;
             state.queue = recovered.statements;
-            self.spilled.store(checkpoint.spills(), Ordering::Relaxed);
+            self.spilled
+                .store(checkpoint.spill_files().len(), Ordering::Relaxed);
             state.checkpoint = Some(checkpoint);
             self.queued.store(state.queue.len(), Ordering::Relaxed);
         }
@@ -262,7 +266,8 @@ impl Flusher {
         let report = self.flush_locked(&mut state).await;
         self.queued.store(state.queue.len(), Ordering::Relaxed);
         if let Some(checkpoint) = &state.checkpoint {
-            self.spilled.store(checkpoint.spills(), Ordering::Relaxed);
+            self.spilled
+                .store(checkpoint.spill_files().len(), Ordering::Relaxed);
         }
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         report
@@ -270,11 +275,17 @@ impl Flusher {
 
     async fn flush_locked(&self, state: &mut State) -> FlushReport {
         let mut report = FlushReport::default();
-        // `--durable`, the store away at the last flush: to disk first, then ask whether it is
-        // back (a short ping); if it is, this flush goes on as usual.
+        // `--durable`: a store that does not answer a short ping has gone away since the last
+        // flush; spill rather than wait for it (each of a batch's commands would wait).
+        if state.checkpoint.is_some() && !state.store_away && !self.answers().await {
+            tracing::warn!("flush: the store does not answer; what is pending goes to the durable log's spill files until it does");
+            state.store_away = true;
+        }
+        // `--durable`, the store away: to disk first, without waiting for the store; once a
+        // ping in the background says it is back, this flush goes on as usual.
         if state.store_away {
             self.spill(state);
-            if !self.probe().await {
+            if !self.store_back(state) {
                 self.metrics.flushed(FlushOutcome::Failed);
                 return report;
             }
@@ -387,19 +398,47 @@ impl Flusher {
         self.save(checkpoint, cut, &state.queue, &[], &Vec::new());
     }
 
-    /// `--durable`: whether the store answers a ping within [`PROBE_TIMEOUT`].
-    async fn probe(&self) -> bool {
+    /// Whether the store answers a ping within [`PROBE_TIMEOUT`].
+    async fn answers(&self) -> bool {
         matches!(
             tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
             Ok(Ok(()))
         )
     }
 
-    /// `--durable`, the store answering and nothing owed: the oldest spill files (about
-    /// [`LOAD_PER_FLUSH`] bytes) go back into the coalescer, older than anything pending, for
-    /// this flush to send. The checkpoint this flush saves no longer lists them (their
-    /// increments are then its statements, or carried), and that save deletes them. While
-    /// files remain, the next flush is asked for at once.
+    /// `--durable`: whether the last ping in the background found the store answering within
+    /// [`PROBE_TIMEOUT`]. Never waits: without an answer yet, `false`; with a `false` answer (or
+    /// none running), another ping starts.
+    fn store_back(&self, state: &mut State) -> bool {
+        if let Some(probe) = &mut state.probe {
+            match probe.try_recv() {
+                Ok(true) => {
+                    state.probe = None;
+                    return true;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => return false,
+                Ok(false) | Err(oneshot::error::TryRecvError::Closed) => state.probe = None,
+            }
+        }
+        let (answer, probe) = oneshot::channel();
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            let ping = tokio::time::timeout(PROBE_TIMEOUT, store.ping()).await;
+            if matches!(ping, Ok(Ok(()))) {
+                tracing::info!("flush: the store answers again; the spill files are written back");
+            }
+            let _ = answer.send(matches!(ping, Ok(Ok(()))));
+        });
+        state.probe = Some(probe);
+        false
+    }
+
+    /// `--durable`, the store answering and nothing owed: the oldest spill files go back into
+    /// the coalescer, older than anything pending, for this flush to send: at least one, and
+    /// more while they hold fewer than a quarter of `--max-pending` entries with what is pending
+    /// (and [`LOAD_PER_FLUSH`] bytes), so new hits keep room. The checkpoint this flush saves
+    /// no longer lists them (their increments are then its statements, or carried), and that
+    /// save deletes them. While files remain, the next flush is asked for at once.
     fn load_spilled(&self, state: &mut State) {
         if !state.queue.is_empty() {
             return;
@@ -407,26 +446,36 @@ impl Flusher {
         let Some(checkpoint) = &mut state.checkpoint else {
             return;
         };
-        let taken = checkpoint.take_spills(LOAD_PER_FLUSH);
-        // Newest first: a restored text never replaces a pending one, so the newest text of
-        // the files wins.
-        for (n, bytes) in taken.into_iter().rev() {
+        let room = (self.coalescer.max_entries() / 4).saturating_sub(self.coalescer.pending());
+        let (mut loaded, mut entries, mut bytes) = (Vec::new(), 0, 0);
+        for &(n, size) in checkpoint.spill_files() {
+            if !loaded.is_empty() && (entries >= room || bytes + size > LOAD_PER_FLUSH) {
+                break;
+            }
             match spill::read(checkpoint.dir(), n) {
                 Ok((records, torn)) => {
                     if torn > 0 {
                         tracing::error!(file = n, bytes = torn, "durable log: the end of a spill file is unreadable (a disk error); those increments are lost");
                     }
-                    for (site, incs) in records {
-                        self.coalescer.restore_spilled(&site, incs);
-                    }
+                    entries += records.iter().map(|(_, incs)| incs.len()).sum::<usize>();
+                    bytes += size;
+                    loaded.push(records);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "durable log: cannot read a spill file; it stays listed for a later flush");
-                    checkpoint.keep_spill(n, bytes);
+                    tracing::error!(error = %e, "durable log: cannot read a spill file; it stays listed, and the next flush tries again");
+                    break;
                 }
             }
         }
-        if checkpoint.spills() > 0 {
+        checkpoint.forget_spills(loaded.len());
+        // Newest first: a restored text never replaces a pending one, so the newest text of
+        // the files wins.
+        for records in loaded.into_iter().rev() {
+            for (site, incs) in records {
+                self.coalescer.restore_spilled(&site, incs);
+            }
+        }
+        if !checkpoint.spill_files().is_empty() {
             self.coalescer.wake.notify_one();
         }
     }
