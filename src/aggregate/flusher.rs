@@ -287,6 +287,10 @@ impl Flusher {
             self.spill(state);
             if !self.store_back(state) {
                 self.metrics.flushed(FlushOutcome::Failed);
+                report.first_error = Some(format!(
+                    "the store does not answer a ping within {} ms",
+                    PROBE_TIMEOUT.as_millis()
+                ));
                 return report;
             }
             state.store_away = false;
@@ -385,16 +389,19 @@ impl Flusher {
             return;
         };
         let (drained, cut) = self.coalescer.drain_cut();
-        if !drained.is_empty() {
-            if let Err(e) = checkpoint.spill(&drained) {
-                tracing::error!(error = %e, "durable log: cannot write a spill file; the increments stay in memory");
-                for (key, fields) in drained {
-                    self.coalescer.restore(key, fields);
-                }
-                return;
-            }
-            self.metrics.durable_spills.inc();
+        if drained.is_empty() {
+            // Nothing was logged since the last cut either (a hit is logged and merged under
+            // the cut's lock): the checkpoint has nothing new to say.
+            return;
         }
+        if let Err(e) = checkpoint.spill(&drained) {
+            tracing::error!(error = %e, "durable log: cannot write a spill file; the increments stay in memory");
+            for (key, fields) in drained {
+                self.coalescer.restore(key, fields);
+            }
+            return;
+        }
+        self.metrics.durable_spills.inc();
         self.save(checkpoint, cut, &state.queue, &[], &Vec::new());
     }
 
