@@ -8,8 +8,8 @@
 //! how much it could not write.
 //!
 //! With `--durable`, a flush that finds the store away does not keep what it drains in memory:
-//! [`Flusher::spill`] writes it to a spill file and the checkpoint lists it; once the store
-//! answers again, [`Flusher::load_spilled`] brings the files back a few at a time, so an outage
+//! `Flusher::spill` writes it to a spill file and the checkpoint lists it; once the store
+//! answers again, `Flusher::load_spilled` brings the files back a few at a time, so an outage
 //! is absorbed by the disk, up to `--durable-max-bytes`, not by the memory bound.
 
 use super::admission::{governing, Admission, ADMITTED};

@@ -16,6 +16,11 @@
 //! segments are deleted. On start, the records of the segments not consumed are replayed into
 //! the coalescer.
 //!
+//! The journal also keeps the durable directory's size for `--durable-max-bytes`
+//! ([`Journal::bytes`], [`Journal::full`]): the segments not yet retired, counted as they are
+//! appended, plus what the checkpoint reports for itself and its spill files
+//! ([`super::spill`]).
+//!
 //! A record: `len: u32 LE`, `crc32: u32 LE` of the payload, payload. A record cut short by a
 //! crash (a short or mismatching tail) ends the replay of its segment and is reported; it was
 //! never acknowledged. This module must not talk to the store.

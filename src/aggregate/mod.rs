@@ -5,8 +5,10 @@
 //! rarely contend and the hit path never waits for the store. Merging is what makes writes
 //! cheap: a thousand views of one page in a second become one `$inc` of 1000. Memory is
 //! bounded: once [`Coalescer::max_entries`] distinct entries are pending, whole hits are refused
-//! (and counted) rather than half-added. Increments the store failed to apply come back through
-//! [`Coalescer::restore`] and are merged with whatever arrived meanwhile.
+//! (and counted) rather than half-added; with `--durable`, so is every hit once the durable
+//! directory holds its budget ([`Refused::DurableFull`]). Increments the store failed to apply
+//! come back through [`Coalescer::restore`] (and spilled ones through
+//! [`Coalescer::restore_spilled`]) and are merged with whatever arrived meanwhile.
 //!
 //! The flusher itself lives in [`flusher`]. This module must not touch the store.
 

@@ -62,7 +62,7 @@ pub fn write(durable: &Path, n: u64, drained: &Drained) -> Result<u64, JournalEr
 }
 
 /// `drained` as journal records: per site, runs of at most [`DOCS_PER_RECORD`] documents and
-/// about [`BYTES_PER_RECORD`] bytes (a document's fields may be split over records; read back
+/// about `BYTES_PER_RECORD` bytes (a document's fields may be split over records; read back
 /// they merge into the same fields).
 pub fn encode(drained: &Drained) -> Vec<u8> {
     let mut out = Vec::new();
