@@ -1038,3 +1038,64 @@ async fn a_crash_during_a_durable_outage_loses_nothing_acknowledged() {
         );
     }
 }
+
+/// `--durable` with a directory already over its budget (a budget of one byte, so the
+/// checkpoint alone passes it; the store is up): every ingest endpoint refuses with 503 and
+/// counts `durable_full`, `/readyz` says so, and nothing is counted. Without a store outage, so
+/// on the embedded store.
+#[tokio::test]
+async fn a_full_durable_directory_refuses_hits_on_every_endpoint() {
+    let store = TestStore::new(Backend::Embedded).await;
+    store.add_site("acme", "UTC").await;
+    let wal = tempfile::tempdir().unwrap();
+    let settings = tally::settings::ServeSettings {
+        durable: true,
+        durable_dir: Some(wal.path().to_owned()),
+        durable_max_bytes: 1,
+        ..test_settings()
+    };
+    let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
+    let send = |path: String, body: Option<&'static str>| {
+        let http = app.http.clone();
+        let (url, from) = (format!("{}{path}", app.address), app.next_visitor());
+        async move {
+            let request = match body {
+                Some(body) => http.post(url).body(body),
+                None => http.get(url),
+            };
+            let r = request
+                .header("X-Forwarded-For", from)
+                .header("User-Agent", CHROME_WIN)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (pixel, _) = send("/t.gif?site=acme&url=/a".into(), None).await;
+    let (get_event, _) = send("/e?site=acme&name=signup".into(), None).await;
+    let (post_event, body) = send("/e".into(), Some(r#"{"site": "acme", "name": "signup"}"#)).await;
+    assert_eq!((pixel, get_event, post_event), (503, 503, 503));
+    assert!(body.contains("\"durable_full\""), "{body}");
+    assert_eq!(readiness(&app).await, (503, "durable_full".to_owned()));
+    let metrics = app.metrics().await;
+    for line in [
+        "tally_hits_rejected_total{reason=\"durable_full\"} 1\n",
+        "tally_events_rejected_total{reason=\"durable_full\"} 2\n",
+        "tally_durable_max_bytes 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    app.flush().await;
+    let (result, store) = app.stop().await;
+    result.expect("a clean shutdown");
+    let month = chrono::Utc::now().format("%Y-%m");
+    let year = chrono::Utc::now().format("%Y");
+    assert_eq!(
+        store
+            .doc(&format!("traffic.{year}"), &format!("acme:{month}"))
+            .await,
+        None,
+        "nothing counted"
+    );
+}
