@@ -25,7 +25,10 @@
 
 use super::flusher::Writer;
 use super::journal::JournalError;
-use super::spill;
+use super::spill::{self, SpillFile};
+
+/// The fewest spill files [`Checkpoint::compact`] merges into one.
+pub const COMPACT_RUN: usize = 8;
 use super::{Drained, Value};
 use crate::field::FieldKey;
 use crate::period::Period;
@@ -71,8 +74,8 @@ pub struct Checkpoint {
     consumed: u64,
     /// The last saved checkpoint owed nothing (so an idle flusher does not rewrite it).
     empty: bool,
-    /// The spill files listed, oldest first: number and size.
-    spills: Vec<(u64, u64)>,
+    /// The spill files listed, oldest first.
+    spills: Vec<SpillFile>,
     /// The spill list changed since the last save (which must then be written).
     spills_changed: bool,
     /// The number of the next spill file.
@@ -89,7 +92,7 @@ pub struct Recovered {
     pub carried: Drained,
     pub consumed: u64,
     /// The spill files the checkpoint lists (loaded back by flushes, not at start).
-    pub spills: Vec<(u64, u64)>,
+    pub spills: Vec<SpillFile>,
     /// Spill files found that no checkpoint listed, deleted.
     pub unlisted_spills: usize,
 }
@@ -124,7 +127,7 @@ impl Checkpoint {
         };
         // A spill file no checkpoint lists was cut off by a crash before its checkpoint: its
         // increments are still in the segments.
-        let listed: Vec<u64> = spills.iter().map(|(n, _)| *n).collect();
+        let listed: Vec<u64> = spills.iter().map(|f| f.n).collect();
         let unlisted_spills = spill::remove_unlisted(dir, &listed)?;
         let epoch = epoch
             .checked_add(1)
@@ -189,7 +192,13 @@ impl Checkpoint {
         let spilled: Vec<Bson> = self
             .spills
             .iter()
-            .map(|(n, bytes)| Bson::Document(doc! {"n": *n as i64, "bytes": *bytes as i64}))
+            .map(|f| {
+                Bson::Document(doc! {
+                    "n": f.n as i64,
+                    "bytes": f.bytes as i64,
+                    "entries": f.entries as i64,
+                })
+            })
             .collect();
         let doc = doc! {
             "v": 1,
@@ -207,13 +216,13 @@ impl Checkpoint {
         if std::mem::take(&mut self.spills_changed) {
             // Files loaded back are no longer listed: their increments are in this checkpoint
             // (or beyond it, in the store).
-            let listed: Vec<u64> = self.spills.iter().map(|(n, _)| *n).collect();
+            let listed: Vec<u64> = self.spills.iter().map(|f| f.n).collect();
             if let Err(e) = spill::remove_unlisted(&self.dir, &listed) {
                 tracing::warn!(error = %e, "durable log: cannot delete a spill file loaded back");
             }
         }
         self.journal
-            .set_other_bytes(size + self.spills.iter().map(|(_, b)| b).sum::<u64>());
+            .set_other_bytes(size + self.spills.iter().map(|f| f.bytes).sum::<u64>());
         Ok(())
     }
 
@@ -221,16 +230,51 @@ impl Checkpoint {
     /// [`super::spill`]. Until that save, the file is not listed and its increments are still
     /// in the log segments.
     pub fn spill(&mut self, drained: &Drained) -> Result<(), CheckpointError> {
-        let n = self.next_spill;
-        let bytes = spill::write(&self.dir, n, drained)?;
+        let file = spill::write(&self.dir, self.next_spill, drained)?;
         self.next_spill += 1;
-        self.spills.push((n, bytes));
+        self.spills.push(file);
         self.spills_changed = true;
         Ok(())
     }
 
-    /// The spill files listed, oldest first: number and size.
-    pub fn spill_files(&self) -> &[(u64, u64)] {
+    /// Merges a run of spill files into one, so a long outage takes the bytes of what it
+    /// touched rather than of every flush: the run starts at the first file holding fewer than
+    /// half of `max_entries` and takes the files after it while they hold at most `max_entries`
+    /// together, if that is at least [`COMPACT_RUN`] files. The merged file is written and
+    /// synced, and takes the run's place in the list; the next save lists it instead of them
+    /// and deletes them. A crash before that save leaves the merged file unlisted (deleted at
+    /// start) and the run listed. Returns how many files were merged.
+    pub fn compact(&mut self, max_entries: u64) -> Result<usize, CheckpointError> {
+        let Some(start) = self.spills.iter().position(|f| f.entries < max_entries / 2) else {
+            return Ok(0);
+        };
+        let (mut end, mut entries) = (start, 0);
+        while end < self.spills.len() && entries + self.spills[end].entries <= max_entries {
+            entries += self.spills[end].entries;
+            end += 1;
+        }
+        if end - start < COMPACT_RUN {
+            return Ok(0);
+        }
+        let mut files = Vec::with_capacity(end - start);
+        for f in &self.spills[start..end] {
+            let (records, torn) = spill::read(&self.dir, f.n)?;
+            if torn > 0 {
+                // Left as it is: loading it back reports what is lost.
+                return Ok(0);
+            }
+            files.push(records);
+        }
+        let merged = spill::merge(files);
+        let file = spill::write(&self.dir, self.next_spill, &merged)?;
+        self.next_spill += 1;
+        self.spills.splice(start..end, [file]);
+        self.spills_changed = true;
+        Ok(end - start)
+    }
+
+    /// The spill files listed, oldest first.
+    pub fn spill_files(&self) -> &[SpillFile] {
         &self.spills
     }
 
@@ -274,12 +318,7 @@ impl PendingCheckpoint {
             empty: false,
             spills: recovered.spills.clone(),
             spills_changed: false,
-            next_spill: recovered
-                .spills
-                .iter()
-                .map(|(n, _)| n + 1)
-                .max()
-                .unwrap_or(0),
+            next_spill: recovered.spills.iter().map(|f| f.n + 1).max().unwrap_or(0),
             journal,
             _lock: self.lock,
         };
@@ -368,7 +407,7 @@ type Read = (
     u64,
     Vec<(DocKey, DocUpdate)>,
     Drained,
-    Vec<(u64, u64)>,
+    Vec<SpillFile>,
 );
 
 fn read(doc: &Document) -> Result<Read, String> {
@@ -418,12 +457,15 @@ fn read(doc: &Document) -> Result<Read, String> {
     if let Ok(list) = doc.get_array("spilled") {
         for s in list {
             let s = s.as_document().ok_or("a spill entry is not a document")?;
-            let n = s.get_i64("n").map_err(|e| e.to_string())?;
-            let bytes = s.get_i64("bytes").map_err(|e| e.to_string())?;
-            spills.push((
-                u64::try_from(n).map_err(|e| e.to_string())?,
-                u64::try_from(bytes).map_err(|e| e.to_string())?,
-            ));
+            let number = |field: &str| -> Result<u64, String> {
+                let n = s.get_i64(field).map_err(|e| e.to_string())?;
+                u64::try_from(n).map_err(|e| e.to_string())
+            };
+            spills.push(SpillFile {
+                n: number("n")?,
+                bytes: number("bytes")?,
+                entries: number("entries")?,
+            });
         }
     }
     Ok((
@@ -588,13 +630,13 @@ mod tests {
         let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
         assert_eq!(recovered.unlisted_spills, 1);
         assert_eq!(recovered.spills.len(), 1);
-        assert_eq!(recovered.spills[0].0, 0);
+        assert_eq!(recovered.spills[0].n, 0);
         assert!(spill::path(dir.path(), 0).exists());
         assert!(!spill::path(dir.path(), 1).exists());
         let (journal, _) = Journal::open(dir.path(), recovered.consumed, Duration::ZERO).unwrap();
         let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
         assert_eq!(checkpoint.spill_files().len(), 1);
-        let (records, _) = spill::read(dir.path(), checkpoint.spill_files()[0].0).unwrap();
+        let (records, _) = spill::read(dir.path(), checkpoint.spill_files()[0].n).unwrap();
         assert_eq!(records[0].1.entries[0].2, Value::Inc(41));
         checkpoint.forget_spills(1);
         // the next file gets a new number, not the one deleted
@@ -607,8 +649,100 @@ mod tests {
         drop(checkpoint);
         let (recovered, _pending) = Checkpoint::open(dir.path()).unwrap();
         assert_eq!(
-            recovered.spills.iter().map(|s| s.0).collect::<Vec<_>>(),
+            recovered.spills.iter().map(|s| s.n).collect::<Vec<_>>(),
             vec![1]
         );
+    }
+
+    /// Merging spill files: a run of [`COMPACT_RUN`] small files becomes one whose counters are
+    /// their sums and whose text is the newest; a file already holding half the bound is left
+    /// alone; a crash before the save that lists the merged file keeps the run (the merged
+    /// file is deleted at start); after the save the run is deleted.
+    #[test]
+    fn spill_files_merge_into_one_and_a_crash_keeps_the_run() {
+        use super::super::journal::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let key = |day: u8| DocKey {
+            site: SiteId::parse("acme").unwrap(),
+            doc: DocRef {
+                kind: ReportKind::Content,
+                period: Period::Day(2026, 11, day),
+            },
+        };
+        let drain = |i: i64| -> Drained {
+            vec![(
+                key(1),
+                vec![
+                    (
+                        FieldKey::parse("p./a.t").unwrap(),
+                        Value::Set(format!("A{i}").into()),
+                    ),
+                    (FieldKey::parse("p./a.v").unwrap(), Value::Inc(i)),
+                ],
+            )]
+        };
+        let big: Drained = vec![(
+            key(2),
+            (0..60)
+                .map(|i| {
+                    (
+                        FieldKey::parse(&format!("p./{i}.v")).unwrap(),
+                        Value::Inc(1),
+                    )
+                })
+                .collect(),
+        )];
+        {
+            let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+            let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+            let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+            checkpoint.spill(&big).unwrap();
+            for i in 1..COMPACT_RUN as i64 {
+                checkpoint.spill(&drain(i)).unwrap();
+            }
+            assert_eq!(checkpoint.compact(100).unwrap(), 0, "too few small files");
+            checkpoint.spill(&drain(COMPACT_RUN as i64)).unwrap();
+            checkpoint.save(None, &[], &[], &Vec::new()).unwrap();
+            assert_eq!(checkpoint.compact(100).unwrap(), COMPACT_RUN);
+            let list = checkpoint.spill_files().to_vec();
+            assert_eq!(list.len(), 2, "{list:?}");
+            assert_eq!(
+                (list[0].n, list[0].entries),
+                (0, 60),
+                "the big file stays first"
+            );
+            assert_eq!(list[1].entries, 2);
+            // a crash now: the merged file is not listed yet
+            journal.close();
+        }
+        let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(recovered.unlisted_spills, 1);
+        assert_eq!(recovered.spills.len(), 1 + COMPACT_RUN);
+        let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+        let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+        assert_eq!(checkpoint.compact(100).unwrap(), COMPACT_RUN);
+        checkpoint.save(None, &[], &[], &Vec::new()).unwrap();
+        let merged = checkpoint.spill_files()[1];
+        let (records, _) = spill::read(dir.path(), merged.n).unwrap();
+        let mut fields = records[0].1.entries.clone();
+        fields.sort_by(|a, b| a.1.cmp(&b.1));
+        let sum: i64 = (1..=COMPACT_RUN as i64).sum();
+        assert_eq!(
+            fields.iter().map(|(_, _, v)| v.clone()).collect::<Vec<_>>(),
+            vec![
+                Value::Set(format!("A{COMPACT_RUN}").into()),
+                Value::Inc(sum)
+            ]
+        );
+        let mut on_disk: Vec<u64> = fs::read_dir(spill::dir(dir.path()))
+            .unwrap()
+            .map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.trim_end_matches(".spill").parse().unwrap()
+            })
+            .collect();
+        on_disk.sort();
+        assert_eq!(on_disk, vec![0, merged.n], "the run was deleted");
+        journal.close();
     }
 }

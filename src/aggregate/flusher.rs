@@ -402,6 +402,11 @@ impl Flusher {
             return;
         }
         self.metrics.durable_spills.inc();
+        // What a flush loads back at most: a merged file is loaded whole.
+        let merge_up_to = (self.coalescer.max_entries() / 4) as u64;
+        if let Err(e) = checkpoint.compact(merge_up_to) {
+            tracing::warn!(error = %e, "durable log: cannot merge spill files; they stay as they are");
+        }
         self.save(checkpoint, cut, &state.queue, &[], &Vec::new());
     }
 
@@ -455,7 +460,7 @@ impl Flusher {
         };
         let room = (self.coalescer.max_entries() / 4).saturating_sub(self.coalescer.pending());
         let (mut loaded, mut entries, mut bytes) = (Vec::new(), 0, 0);
-        for &(n, size) in checkpoint.spill_files() {
+        for &spill::SpillFile { n, bytes: size, .. } in checkpoint.spill_files() {
             if !loaded.is_empty() && (entries >= room || bytes + size > LOAD_PER_FLUSH) {
                 break;
             }

@@ -12,8 +12,10 @@
 
 use super::journal::{self, JournalError};
 use super::{Drained, Value};
+use crate::field::FieldKey;
 use crate::reports::{DocKey, Increments};
 use crate::site::SiteId;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,15 @@ pub const SPILL: &str = "spill";
 pub const DOCS_PER_RECORD: usize = 64;
 /// Bytes of fields per record, well under the journal's limit on a record (1 MiB).
 const BYTES_PER_RECORD: usize = 256 * 1024;
+
+/// A spill file as the checkpoint lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpillFile {
+    pub n: u64,
+    pub bytes: u64,
+    /// The (document, field) entries it holds.
+    pub entries: u64,
+}
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
@@ -41,8 +52,7 @@ pub fn path(durable: &Path, n: u64) -> PathBuf {
 }
 
 /// Writes `drained` to spill file `n` and makes it durable (the file, then its directory).
-/// Returns the file's size.
-pub fn write(durable: &Path, n: u64, drained: &Drained) -> Result<u64, JournalError> {
+pub fn write(durable: &Path, n: u64, drained: &Drained) -> Result<SpillFile, JournalError> {
     let folder = dir(durable);
     fs::create_dir_all(&folder).map_err(io_error(&folder))?;
     let bytes = encode(drained);
@@ -58,7 +68,44 @@ pub fn write(durable: &Path, n: u64, drained: &Drained) -> Result<u64, JournalEr
         let _ = fs::remove_file(&path);
         return Err(io_error(&path)(e));
     }
-    Ok(bytes.len() as u64)
+    Ok(SpillFile {
+        n,
+        bytes: bytes.len() as u64,
+        entries: drained.iter().map(|(_, fields)| fields.len() as u64).sum(),
+    })
+}
+
+/// Merges records read from spill files, oldest first, into one drain: counters add up, the
+/// newest text wins.
+pub fn merge(files: Vec<Vec<(SiteId, Increments)>>) -> Drained {
+    let mut merged: BTreeMap<DocKey, HashMap<FieldKey, Value>> = BTreeMap::new();
+    for records in files {
+        for (site, incs) in records {
+            for (doc, field, value) in incs.entries {
+                let fields = merged
+                    .entry(DocKey {
+                        site: site.clone(),
+                        doc,
+                    })
+                    .or_default();
+                match (fields.get_mut(&field), value) {
+                    (Some(Value::Inc(n)), Value::Inc(by)) => *n += by,
+                    (Some(current), value) => *current = value,
+                    (None, value) => {
+                        fields.insert(field, value);
+                    }
+                }
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(key, fields)| {
+            let mut fields: Vec<_> = fields.into_iter().collect();
+            fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            (key, fields)
+        })
+        .collect()
 }
 
 /// `drained` as journal records: per site, runs of at most [`DOCS_PER_RECORD`] documents and
@@ -137,7 +184,6 @@ pub fn remove_unlisted(durable: &Path, listed: &[u64]) -> Result<usize, JournalE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::field::FieldKey;
     use crate::period::Period;
     use crate::reports::{DocRef, ReportKind};
     use std::collections::BTreeMap;
@@ -221,8 +267,9 @@ mod tests {
             ));
         }
         drained.sort_by(|a, b| a.0.cmp(&b.0));
-        let size = write(tmp.path(), 7, &drained).unwrap();
-        assert_eq!(size, fs::metadata(path(tmp.path(), 7)).unwrap().len());
+        let file = write(tmp.path(), 7, &drained).unwrap();
+        assert_eq!(file.bytes, fs::metadata(path(tmp.path(), 7)).unwrap().len());
+        assert_eq!(file.entries, 28 * 2 + 12_000 + 300);
         let (records, torn) = read(tmp.path(), 7).unwrap();
         assert_eq!(torn, 0);
         assert!(records.len() > 5, "split into records: {}", records.len());
