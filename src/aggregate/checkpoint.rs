@@ -238,24 +238,28 @@ impl Checkpoint {
     }
 
     /// Merges a run of spill files into one, so a long outage takes the bytes of what it
-    /// touched rather than of every flush: the run starts at the first file holding fewer than
-    /// half of `max_entries` and takes the files after it while they hold at most `max_entries`
-    /// together, if that is at least [`COMPACT_RUN`] files. The merged file is written and
-    /// synced, and takes the run's place in the list; the next save lists it instead of them
-    /// and deletes them. A crash before that save leaves the merged file unlisted (deleted at
-    /// start) and the run listed. Returns how many files were merged.
+    /// touched rather than of every flush: the first run of at least [`COMPACT_RUN`]
+    /// consecutive files that starts with a file holding fewer than half of `max_entries` and
+    /// holds at most `max_entries` in all. The merged file is written and synced, and takes the
+    /// run's place in the list; the next save lists it instead of them and deletes them. A
+    /// crash before that save leaves the merged file unlisted (deleted at start) and the run
+    /// listed. Returns how many files were merged.
     pub fn compact(&mut self, max_entries: u64) -> Result<usize, CheckpointError> {
-        let Some(start) = self.spills.iter().position(|f| f.entries < max_entries / 2) else {
+        let run = |start: usize| {
+            let (mut end, mut entries) = (start, 0);
+            while end < self.spills.len() && entries + self.spills[end].entries <= max_entries {
+                entries += self.spills[end].entries;
+                end += 1;
+            }
+            end
+        };
+        let found = (0..self.spills.len().saturating_sub(COMPACT_RUN - 1))
+            .filter(|&start| self.spills[start].entries < max_entries / 2)
+            .map(|start| (start, run(start)))
+            .find(|(start, end)| end - start >= COMPACT_RUN);
+        let Some((start, end)) = found else {
             return Ok(0);
         };
-        let (mut end, mut entries) = (start, 0);
-        while end < self.spills.len() && entries + self.spills[end].entries <= max_entries {
-            entries += self.spills[end].entries;
-            end += 1;
-        }
-        if end - start < COMPACT_RUN {
-            return Ok(0);
-        }
         let mut files = Vec::with_capacity(end - start);
         for f in &self.spills[start..end] {
             let (records, torn) = spill::read(&self.dir, f.n)?;
@@ -743,6 +747,43 @@ mod tests {
             .collect();
         on_disk.sort();
         assert_eq!(on_disk, vec![0, merged.n], "the run was deleted");
+        journal.close();
+    }
+
+    /// A run too short before a large file does not keep the files after it from merging.
+    #[test]
+    fn a_short_run_does_not_block_a_later_one() {
+        use super::super::journal::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+        let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+        let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+        let drain = |fields: usize| -> Drained {
+            vec![(
+                DocKey {
+                    site: SiteId::parse("acme").unwrap(),
+                    doc: DocRef {
+                        kind: ReportKind::Content,
+                        period: Period::Day(2026, 11, 1),
+                    },
+                },
+                (0..fields)
+                    .map(|i| {
+                        (
+                            FieldKey::parse(&format!("p./{i}.v")).unwrap(),
+                            Value::Inc(1),
+                        )
+                    })
+                    .collect(),
+            )]
+        };
+        let sizes = [1, 1, 1, 98, 1, 1, 1, 1, 1, 1, 1, 1];
+        for fields in sizes {
+            checkpoint.spill(&drain(fields)).unwrap();
+        }
+        assert_eq!(checkpoint.compact(100).unwrap(), COMPACT_RUN);
+        let entries: Vec<u64> = checkpoint.spill_files().iter().map(|f| f.entries).collect();
+        assert_eq!(entries, vec![1, 1, 1, 98, 1]);
         journal.close();
     }
 }

@@ -460,17 +460,19 @@ impl Flusher {
         };
         let room = (self.coalescer.max_entries() / 4).saturating_sub(self.coalescer.pending());
         let (mut loaded, mut entries, mut bytes) = (Vec::new(), 0, 0);
-        for &spill::SpillFile { n, bytes: size, .. } in checkpoint.spill_files() {
-            if !loaded.is_empty() && (entries >= room || bytes + size > LOAD_PER_FLUSH) {
+        for file in checkpoint.spill_files() {
+            let too_much =
+                entries + file.entries > room as u64 || bytes + file.bytes > LOAD_PER_FLUSH;
+            if !loaded.is_empty() && too_much {
                 break;
             }
-            match spill::read(checkpoint.dir(), n) {
+            match spill::read(checkpoint.dir(), file.n) {
                 Ok((records, torn)) => {
                     if torn > 0 {
-                        tracing::error!(file = n, bytes = torn, "durable log: the end of a spill file is unreadable (a disk error); those increments are lost");
+                        tracing::error!(file = file.n, bytes = torn, "durable log: the end of a spill file is unreadable (a disk error); those increments are lost");
                     }
-                    entries += records.iter().map(|(_, incs)| incs.len()).sum::<usize>();
-                    bytes += size;
+                    entries += file.entries;
+                    bytes += file.bytes;
                     loaded.push(records);
                 }
                 Err(e) => {
