@@ -157,7 +157,11 @@ impl Tally {
     ) -> Tally {
         let port = free_port();
         let log = log_dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        // `TEST_TALLY_BIN`: a binary of this checkout's own, when the target directory is shared
+        // with other checkouts whose builds replace `target/debug/tally`.
+        let bin = std::env::var("TEST_TALLY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tally").to_owned());
+        let mut cmd = Command::new(bin);
         match store.backend {
             Backend::Mongo => {
                 cmd.args(["--mongodb-uri", &store.uri, "--database", &store.database])
