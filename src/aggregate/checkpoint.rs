@@ -20,15 +20,12 @@
 //!   deleted at start.
 //!
 //! Every accepted increment is therefore in exactly one place at every moment: a journal
-//! segment not yet consumed, this file, or a spill file it lists. A lock file keeps a second process off the same
-//! directory. This module must not talk to the store.
+//! segment not yet consumed, this file, or a spill file it lists. A lock file keeps a second
+//! process off the same directory. This module must not talk to the store.
 
 use super::flusher::Writer;
 use super::journal::JournalError;
 use super::spill::{self, SpillFile};
-
-/// The fewest spill files [`Checkpoint::compact`] merges into one.
-pub const COMPACT_RUN: usize = 8;
 use super::{Drained, Value};
 use crate::field::FieldKey;
 use crate::period::Period;
@@ -42,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const FILE: &str = "checkpoint.bson";
+/// The fewest spill files [`Checkpoint::compact`] merges into one.
+pub const COMPACT_RUN: usize = 8;
 const LOCK: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
