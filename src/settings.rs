@@ -434,4 +434,17 @@ mod flags {
         assert!(serve(&["--new-keys-per-address", "-1"]).is_err());
         assert!(serve(&["--ingest-address-rate", "fast"]).is_err());
     }
+
+    #[test]
+    fn the_durable_budget_defaults_to_a_gibibyte_and_names_a_bad_value() {
+        assert_eq!(serve(&[]).unwrap().durable_max_bytes, 1 << 30);
+        assert_eq!(
+            super::ServeSettings::default().durable_max_bytes,
+            serve(&[]).unwrap().durable_max_bytes
+        );
+        let set = serve(&["--durable", "--durable-max-bytes", "256M"]).unwrap();
+        assert_eq!(set.durable_max_bytes, 256 << 20);
+        let bad = serve(&["--durable-max-bytes", "10K"]).unwrap_err();
+        assert!(bad.to_string().contains("\"10K\""), "{bad}");
+    }
 }
