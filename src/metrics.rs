@@ -26,6 +26,9 @@ pub enum Rejection {
     /// The pending-increment bound was reached (the store is down or too slow): the hit is
     /// dropped, never half-counted. See docs/architecture.md, "Memory bound".
     PendingFull,
+    /// `--durable`: the durable directory holds its budget (`--durable-max-bytes`) while the
+    /// store is away: the hit is refused with 503. See docs/reliability.md.
+    DurableFull,
     /// tally is shutting down.
     ShuttingDown,
     /// Sent from a page on a host that is not one of the site's hosts (`Origin`/`Referer`).
@@ -44,12 +47,13 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 12] = [
+    pub const ALL: [Rejection; 13] = [
         Rejection::MissingSite,
         Rejection::InvalidSite,
         Rejection::UnknownSite,
         Rejection::Bot,
         Rejection::PendingFull,
+        Rejection::DurableFull,
         Rejection::ShuttingDown,
         Rejection::DisallowedHost,
         Rejection::DoNotTrack,
@@ -60,12 +64,13 @@ impl Rejection {
     ];
 
     /// The reasons a pixel hit can have (`/metrics` lists these for `hits_rejected`).
-    pub const PIXEL: [Rejection; 10] = [
+    pub const PIXEL: [Rejection; 11] = [
         Rejection::MissingSite,
         Rejection::InvalidSite,
         Rejection::UnknownSite,
         Rejection::Bot,
         Rejection::PendingFull,
+        Rejection::DurableFull,
         Rejection::ShuttingDown,
         Rejection::DisallowedHost,
         Rejection::DoNotTrack,
@@ -80,6 +85,7 @@ impl Rejection {
             Rejection::UnknownSite => "unknown_site",
             Rejection::Bot => "bot",
             Rejection::PendingFull => "pending_full",
+            Rejection::DurableFull => "durable_full",
             Rejection::ShuttingDown => "shutting_down",
             Rejection::SiteParked => "site_parked",
             Rejection::DisallowedHost => "disallowed_host",
@@ -185,6 +191,14 @@ pub struct Metrics {
     pub writers_retired: Gauge,
     /// Times this process took a new writer id because its slot's was retired or live elsewhere.
     pub writer_renewals: Counter,
+    /// `--durable`: the budget of the durable directory (`--durable-max-bytes`).
+    pub durable_max_bytes: Gauge,
+    /// `--durable`: the bytes of the durable directory; set when scraped.
+    pub durable_bytes: Gauge,
+    /// `--durable`: spill files waiting to be loaded back; set when scraped.
+    pub durable_spill_files: Gauge,
+    /// `--durable`: flushes that wrote what they drained to a spill file (the store was away).
+    pub durable_spills: Counter,
     /// Read-API requests whose token no site holds.
     pub api_auth_failures: Counter,
     /// Read-API requests refused with 429: their address failed too many token checks.
@@ -396,6 +410,30 @@ impl Metrics {
             "New writer ids taken because the data directory's was retired or live on another host",
             writer_renewals.clone(),
         );
+        let durable_max_bytes = Gauge::default();
+        registry.register(
+            "durable_max_bytes",
+            "Durable mode: the budget of the durable directory (--durable-max-bytes); past it hits are refused as durable_full",
+            durable_max_bytes.clone(),
+        );
+        let durable_bytes = Gauge::default();
+        registry.register(
+            "durable_bytes",
+            "Durable mode: bytes of the durable directory (log segments, spill files, checkpoint)",
+            durable_bytes.clone(),
+        );
+        let durable_spill_files = Gauge::default();
+        registry.register(
+            "durable_spill_files",
+            "Durable mode: spill files (what flushes drained while the store was away) waiting to be written to the store",
+            durable_spill_files.clone(),
+        );
+        let durable_spills = Counter::default();
+        registry.register(
+            "durable_spills",
+            "Durable mode: flushes that wrote what they drained to a spill file because the store was away",
+            durable_spills.clone(),
+        );
         let api_auth_failures = Counter::default();
         registry.register(
             "api_auth_failures",
@@ -420,6 +458,10 @@ impl Metrics {
             writer_epoch,
             writers_retired,
             writer_renewals,
+            durable_max_bytes,
+            durable_bytes,
+            durable_spill_files,
+            durable_spills,
             registry,
             api_auth_failures,
             api_auth_limited,

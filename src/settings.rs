@@ -17,6 +17,8 @@ pub const DEFAULT_SITE_REFRESH_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_KEYS: usize = 1_000;
 pub const DEFAULT_DURABLE_SYNC_MS: u64 = 50;
+/// 1 GiB: see docs/operations.md, "Sizing the durable budget".
+pub const DEFAULT_DURABLE_MAX_BYTES: u64 = 1 << 30;
 pub const DEFAULT_STORE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
@@ -234,6 +236,14 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub durable_sync_ms: u64,
 
+    /// The disk budget of the durable directory: log segments, spill files and checkpoint
+    /// (bytes; K, M, G suffixes are powers of 1024; at least 1M). While the store is away,
+    /// what flushes drain goes to spill files instead of memory; once the directory holds the
+    /// budget, new hits are refused with 503 and counted as `durable_full` until the store is
+    /// back (see docs/operations.md, "Sizing the durable budget").
+    #[arg(long, env = "TALLY_DURABLE_MAX_BYTES", default_value = "1G", value_parser = byte_size)]
+    pub durable_max_bytes: u64,
+
     /// How long one store call of a flush may take, in seconds (1–3600); past it the call is
     /// abandoned and its statements are sent again (marked, so never counted twice).
     #[arg(long, env = "TALLY_STORE_TIMEOUT_SECS", default_value_t = DEFAULT_STORE_TIMEOUT_SECS,
@@ -304,6 +314,30 @@ fn ingest_rate(raw: &str) -> Result<f64, String> {
     }
 }
 
+/// A size in bytes: a whole number with an optional K, M or G (powers of 1024), at least 1 MiB.
+fn byte_size(raw: &str) -> Result<u64, String> {
+    let bad =
+        || format!("{raw:?} is not a size of at least 1M (bytes, or a number with K, M or G)");
+    let trimmed = raw.trim();
+    let (digits, unit) = match trimmed.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&trimmed[..i], c.to_ascii_uppercase()),
+        _ => (trimmed, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+    if bytes < 1 << 20 {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
 fn positive(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -337,6 +371,7 @@ impl Default for ServeSettings {
             durable: false,
             durable_dir: None,
             durable_sync_ms: DEFAULT_DURABLE_SYNC_MS,
+            durable_max_bytes: DEFAULT_DURABLE_MAX_BYTES,
             store_timeout_secs: DEFAULT_STORE_TIMEOUT_SECS,
             writer_heartbeat_secs: DEFAULT_WRITER_HEARTBEAT_SECS,
             writer_stale_secs: DEFAULT_WRITER_STALE_SECS,
@@ -350,6 +385,27 @@ impl Default for ServeSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durable_budgets_are_sizes_of_at_least_a_mebibyte() {
+        assert_eq!(byte_size("1G"), Ok(DEFAULT_DURABLE_MAX_BYTES));
+        assert_eq!(byte_size("1073741824"), Ok(1 << 30));
+        assert_eq!(byte_size("512m"), Ok(512 << 20));
+        assert_eq!(byte_size("2048K"), Ok(2 << 20));
+        assert_eq!(byte_size(" 3M "), Ok(3 << 20));
+        for bad in [
+            "",
+            "G",
+            "1T",
+            "-1G",
+            "1.5G",
+            "1023K",
+            "1000",
+            "99999999999G",
+        ] {
+            assert!(byte_size(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn ingest_rates_are_checked() {
@@ -424,5 +480,18 @@ mod flags {
         assert!(serve(&["--writer-heartbeat-secs", "0"]).is_err());
         assert!(serve(&["--writer-stale-secs", "59"]).is_err());
         assert!(serve(&["--ingest-address-rate", "fast"]).is_err());
+    }
+
+    #[test]
+    fn the_durable_budget_defaults_to_a_gibibyte_and_names_a_bad_value() {
+        assert_eq!(serve(&[]).unwrap().durable_max_bytes, 1 << 30);
+        assert_eq!(
+            super::ServeSettings::default().durable_max_bytes,
+            serve(&[]).unwrap().durable_max_bytes
+        );
+        let set = serve(&["--durable", "--durable-max-bytes", "256M"]).unwrap();
+        assert_eq!(set.durable_max_bytes, 256 << 20);
+        let bad = serve(&["--durable-max-bytes", "10K"]).unwrap_err();
+        assert!(bad.to_string().contains("\"10K\""), "{bad}");
     }
 }

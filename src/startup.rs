@@ -161,6 +161,7 @@ impl Application {
                 let sync = Duration::from_millis(serve.durable_sync_ms);
                 let (journal, replayed) = Journal::open(dir, recovered.consumed, sync)
                     .map_err(crate::aggregate::checkpoint::CheckpointError::from)?;
+                journal.set_max_bytes(serve.durable_max_bytes);
                 let checkpoint = pending.start(Arc::clone(&journal), &recovered)?;
                 coalescer = coalescer.with_journal(journal);
                 Some((checkpoint, recovered, replayed, dir.clone()))
@@ -194,6 +195,10 @@ impl Application {
         .with_writer(writer, Arc::clone(&writers));
         if let Some((checkpoint, recovered, mut replayed, dir)) = durable {
             let (owed, carried) = (recovered.statements.len(), recovered.carried.len());
+            let (spills, unlisted) = (recovered.spills.len(), recovered.unlisted_spills);
+            metrics
+                .durable_max_bytes
+                .set(serve.durable_max_bytes as i64);
             flusher = flusher.with_checkpoint(checkpoint, recovered);
             for (site, incs) in &mut replayed.hits {
                 coalescer.replay(site, incs);
@@ -211,6 +216,8 @@ impl Application {
                 segments = replayed.segments,
                 owed_statements = owed,
                 carried_documents = carried,
+                spill_files = spills,
+                unlisted_spill_files_deleted = unlisted,
                 "durable log open"
             );
         }
@@ -481,6 +488,10 @@ async fn metrics_text(
 ) -> HttpResponse {
     metrics.pending.set(coalescer.pending() as i64);
     metrics.owed.set(flusher.queued() as i64);
+    if let Some(journal) = coalescer.journal() {
+        metrics.durable_bytes.set(journal.bytes() as i64);
+        metrics.durable_spill_files.set(flusher.spilled() as i64);
+    }
     metrics
         .rate_limit_addresses
         .set(tracker.limits.len() as i64);
@@ -545,6 +556,18 @@ async fn readyz(
                 "{} increments are waiting for the store (the bound, --max-pending): new hits are refused with 503; {} statements are owed",
                 coalescer.pending(),
                 ready.queued()
+            ),
+        );
+    }
+    if let Some(journal) = coalescer.journal().filter(|j| j.full()) {
+        return error::json_error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "durable_full",
+            &format!(
+                "the durable directory holds {} bytes, its budget (--durable-max-bytes) is {}: new hits are refused with 503 until the store takes the {} spill files back",
+                journal.bytes(),
+                journal.max_bytes(),
+                ready.spilled()
             ),
         );
     }

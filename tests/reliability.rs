@@ -88,16 +88,15 @@ impl Tally {
     ) -> Tally {
         let port = free_port();
         let log = log_dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        // `TEST_TALLY_BIN`: a binary of this checkout's own, when the target directory is shared
+        // with other checkouts whose builds replace `target/debug/tally`.
+        let bin = std::env::var("TEST_TALLY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tally").to_owned());
+        let mut cmd = Command::new(bin);
         match store.backend {
             Backend::Mongo => {
-                cmd.args([
-                    "--mongodb-uri",
-                    &mongodb_uri(),
-                    "--database",
-                    &store.database,
-                ])
-                .args(["--mongodb-batch", "50"]);
+                cmd.args(["--mongodb-uri", &store.uri, "--database", &store.database])
+                    .args(["--mongodb-batch", "50"]);
             }
             Backend::Embedded => {
                 cmd.arg("--data-dir")
@@ -620,3 +619,423 @@ both_stores!(
     sigkill_with_durable_loses_nothing_acknowledged,
     a_replayed_flush_is_not_counted_twice,
 );
+
+/// The durable tests' mix: 4 sites × 1,000 pages, as in the outage test.
+const OUTAGE_MIX: Mix = Mix {
+    sites: 4,
+    pages: 1_000,
+    ..Mix::VIEWS
+};
+
+/// The spill files of a durable directory: how many, and their bytes.
+fn spill_files(durable: &std::path::Path) -> (usize, u64) {
+    let Ok(entries) = std::fs::read_dir(durable.join("spill")) else {
+        return (0, 0);
+    };
+    entries
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+}
+
+/// Bytes of the files under `dir`, at any depth.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `/readyz`'s status, and the code of its error when it is not ready.
+async fn readiness(app: &TestApp) -> (u16, String) {
+    let r = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    let code = body
+        .split("\"code\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_owned();
+    (status, code)
+}
+
+/// A durable app on a FerretDB of the test's own, flushing every 200 ms, under paced load (16
+/// connections, 20 ms apart: about 800 hits/s) of `mix`.
+async fn durable_app_under_load(
+    ferret: &Ferret,
+    durable: &std::path::Path,
+    mix: Mix,
+    max_pending: usize,
+    max_bytes: u64,
+) -> (TestApp, Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let store = TestStore::mongo_at(&ferret.uri()).await;
+    for site in mix.site_ids() {
+        store.add_site(&site, "UTC").await;
+    }
+    let settings = tally::settings::ServeSettings {
+        flush_interval_ms: 200,
+        max_pending,
+        store_timeout_secs: 60,
+        durable: true,
+        durable_dir: Some(durable.to_owned()),
+        durable_max_bytes: max_bytes,
+        ..test_settings()
+    };
+    let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
+    let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let counts = Arc::new(Counts::default());
+    let load = tokio::spawn(load::run(
+        addr,
+        16,
+        u64::MAX,
+        mix,
+        Some(Duration::from_millis(20)),
+        Arc::clone(&counts),
+    ));
+    load::until_ok(&counts, 500).await;
+    (app, counts, load)
+}
+
+/// Waits until nothing is spilled or owed and `/readyz` answers 200; returns how long it took.
+async fn until_written_back(app: &TestApp) -> Duration {
+    let back = Instant::now();
+    for _ in 0..1200 {
+        let flusher = &app.handle.flusher;
+        if flusher.spilled() == 0 && flusher.queued() == 0 && readiness(app).await.0 == 200 {
+            return back.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the spill files were not written back in 120 s");
+}
+
+/// `--durable`: FerretDB is killed for 20 s while hits flow, as in
+/// `a_twenty_second_outage_loses_nothing`. The log absorbs the outage instead of memory: every
+/// flush drains the coalescer into a spill file, so once spilling has begun pending stays
+/// under a few thousand entries (a flush interval of hits), and no hit is refused; after the
+/// restart the spill files are written back, the directory returns to its normal size, and
+/// every 200 is counted. The memory bound is 50,000 entries: the flush that meets the outage
+/// waits for the store (a second per collection command here) while its hits wait in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_outage_is_absorbed_on_disk() {
+    let mut ferret = Ferret::start().await;
+    let wal = tempfile::tempdir().unwrap();
+    // `TEST_OUTAGE_PAGES` (default 1,000 a site) sets how much there is to merge.
+    let mix = Mix {
+        pages: std::env::var("TEST_OUTAGE_PAGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(OUTAGE_MIX.pages),
+        ..OUTAGE_MIX
+    };
+    let (app, counts, load) =
+        durable_app_under_load(&ferret, wal.path(), mix, 50_000, 1 << 30).await;
+    let journal = Arc::clone(app.handle.coalescer.journal().expect("a durable app"));
+    assert_eq!(readiness(&app).await.0, 200);
+    let mut normal = 0;
+    for _ in 0..20 {
+        normal = normal.max(dir_bytes(wal.path()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    ferret.kill();
+    let down = Instant::now();
+    let (ok_before, appended_before) = (counts.ok(), journal.appended());
+    let (mut max_pending, mut max_bytes, mut reasons) = (0, 0, std::collections::BTreeSet::new());
+    let mut spilling_pending = 0;
+    while down.elapsed() < Duration::from_secs(20) {
+        let pending = app.handle.coalescer.pending();
+        max_pending = max_pending.max(pending);
+        if down.elapsed() > Duration::from_secs(10) {
+            spilling_pending = spilling_pending.max(pending);
+        }
+        max_bytes = max_bytes.max(journal.bytes());
+        let (status, code) = readiness(&app).await;
+        if status == 503 {
+            reasons.insert(code);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let ok_during = counts.ok() - ok_before;
+    let logged_per_hit = (journal.appended() - appended_before) as f64 / ok_during as f64;
+    let (spills, spilled_bytes) = spill_files(wal.path());
+    let on_disk = dir_bytes(wal.path());
+    let busy_during = counts.busy();
+
+    ferret.restart().await;
+    let drained_in = until_written_back(&app).await;
+    let ok_at_recovery = counts.ok();
+    load::until_ok(&counts, ok_at_recovery + 500).await;
+    let mut after = 0;
+    for _ in 0..20 {
+        after = after.max(dir_bytes(wal.path()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    load::stop(&counts, load).await;
+    let metrics = app.metrics().await;
+    let (result, store) = app.stop().await;
+    result.expect("a clean shutdown");
+    let totals = totals(&store, mix).await;
+    let spilling_flushes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tally_durable_spills_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    eprintln!(
+        "durable outage ({} pages a site): 20 s; {spilling_flushes} flushes spilled; during it {ok_during} answered 200 and {busy_during} 503; pending peaked at {max_pending}, at {spilling_pending} in its last 10 s; \
+         the log took {logged_per_hit:.0} bytes per hit, the {spills} spill files {spilled_bytes} bytes ({:.0} per hit); \
+         the directory: {normal} bytes before, {on_disk} at the end of the outage (budget counter peaked at {max_bytes}), {after} after; \
+         written back {:.2} s after the restart; /readyz said {reasons:?}; in all {} answered 200; totals {totals:?}",
+        mix.pages,
+        spilled_bytes as f64 / ok_during as f64,
+        drained_in.as_secs_f64(),
+        counts.ok()
+    );
+    assert!(ok_during > 1_000, "the pixel kept counting: {ok_during}");
+    assert_eq!(counts.busy(), 0, "no hit was refused");
+    assert_eq!(counts.unknown(), 0);
+    assert!(
+        spilling_flushes > 20 && spills > 0,
+        "the outage went to spill files: {spilling_flushes} flushes, {spills} files (merged)"
+    );
+    // A flush interval of hits, not the outage.
+    assert!(
+        spilling_pending < 5_000,
+        "pending stayed small: {spilling_pending}"
+    );
+    assert!(reasons.contains("store_unavailable"), "{reasons:?}");
+    assert!(!reasons.contains("pending_full"), "{reasons:?}");
+    for reason in ["pending_full", "durable_full"] {
+        assert!(
+            metrics.contains(&format!(
+                "tally_hits_rejected_total{{reason=\"{reason}\"}} 0\n"
+            )),
+            "{metrics}"
+        );
+    }
+    assert_eq!(
+        spill_files(wal.path()),
+        (0, 0),
+        "every spill file was written back"
+    );
+    // Normal: a flush interval of log and one flush's checkpoint.
+    assert!(
+        after < 1 << 20,
+        "the directory is back to its normal size: {after} bytes"
+    );
+    assert_totals(&totals, counts.ok(), "after the durable outage");
+}
+
+/// `--durable` with the smallest budget (1 MiB) and a 30 s outage: once the directory holds it,
+/// hits are answered 503 and counted as `durable_full` (and `/readyz` says so); after the
+/// restart the spill files are written back, hits are taken again, and the counts equal the
+/// 200s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_durable_budget_hits_are_refused() {
+    const BUDGET: u64 = 1 << 20;
+    let mut ferret = Ferret::start().await;
+    let wal = tempfile::tempdir().unwrap();
+    let (app, counts, load) =
+        durable_app_under_load(&ferret, wal.path(), OUTAGE_MIX, 50_000, BUDGET).await;
+    let journal = Arc::clone(app.handle.coalescer.journal().expect("a durable app"));
+    assert_eq!(readiness(&app).await.0, 200);
+
+    ferret.kill();
+    let down = Instant::now();
+    let ok_before = counts.ok();
+    let (mut max_bytes, mut max_on_disk, mut reasons) = (0, 0, std::collections::BTreeSet::new());
+    while down.elapsed() < Duration::from_secs(30) {
+        max_bytes = max_bytes.max(journal.bytes());
+        max_on_disk = max_on_disk.max(dir_bytes(wal.path()));
+        let (status, code) = readiness(&app).await;
+        if status == 503 {
+            reasons.insert(code);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (ok_during, busy_during) = (counts.ok() - ok_before, counts.busy());
+    let full_at = app.metrics().await;
+
+    ferret.restart().await;
+    let drained_in = until_written_back(&app).await;
+    let ok_at_recovery = counts.ok();
+    load::until_ok(&counts, ok_at_recovery + 500).await;
+    load::stop(&counts, load).await;
+    let metrics = app.metrics().await;
+    let (result, store) = app.stop().await;
+    result.expect("a clean shutdown");
+    let totals = totals(&store, OUTAGE_MIX).await;
+    eprintln!(
+        "durable budget {BUDGET}: during a 30 s outage {ok_during} answered 200 and {busy_during} 503; the budget counter peaked at {max_bytes}, \
+         the directory at {max_on_disk} bytes; written back {:.2} s after the restart; /readyz said {reasons:?}; in all {} answered 200, {} 503; totals {totals:?}",
+        drained_in.as_secs_f64(),
+        counts.ok(),
+        counts.busy()
+    );
+    assert!(ok_during > 0);
+    assert!(busy_during > 0, "the budget was reached and said so");
+    assert!(reasons.contains("durable_full"), "{reasons:?}");
+    assert!(!reasons.contains("pending_full"), "{reasons:?}");
+    assert!(
+        full_at.contains(&format!("tally_durable_max_bytes {BUDGET}\n")),
+        "{full_at}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "tally_hits_rejected_total{{reason=\"durable_full\"}} {}\n",
+            counts.busy()
+        )),
+        "every 503 is counted as durable_full: {metrics}"
+    );
+    // Checked before a hit is logged: passed by at most a hit per worker and one flush's spill.
+    assert!(max_on_disk < BUDGET + (1 << 20), "{max_on_disk}");
+    assert!(counts.ok() > ok_at_recovery, "hits are taken again");
+    assert_eq!(counts.unknown(), 0);
+    assert_totals(&totals, counts.ok(), "past the durable budget");
+}
+
+/// `--durable`: the real binary is killed (SIGKILL) in the middle of an outage, with spill files
+/// in its directory; FerretDB comes back, tally is started again on the same directory, and
+/// every acknowledged hit is counted exactly once (requests whose answer the kill cut off may
+/// or may not be).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_durable_outage_loses_nothing_acknowledged() {
+    let mut ferret = Ferret::start().await;
+    let store = TestStore::mongo_at(&ferret.uri()).await;
+    for site in OUTAGE_MIX.site_ids() {
+        store.add_site(&site, "UTC").await;
+    }
+    let logs = tempfile::tempdir().unwrap();
+    let wal = tempfile::tempdir().unwrap();
+    let wal_dir = wal.path().display().to_string();
+    let flags = [
+        "--flush-interval-ms",
+        "200",
+        "--durable",
+        "--durable-dir",
+        &wal_dir,
+    ];
+    let tally = Tally::start(&store, logs.path(), "first", &flags).await;
+    let counts = Arc::new(Counts::default());
+    let load = tokio::spawn(load::run(
+        tally.addr(),
+        16,
+        u64::MAX,
+        OUTAGE_MIX,
+        Some(Duration::from_millis(20)),
+        Arc::clone(&counts),
+    ));
+    load::until_ok(&counts, 500).await;
+    ferret.kill();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (spills, _) = spill_files(wal.path());
+    assert!(spills > 0, "spill files before the kill");
+    tally.signal("KILL");
+    let _ = tally.exit().await;
+    load::stop(&counts, load).await;
+    let (ok, cut_off) = (counts.ok(), counts.unknown());
+    assert_eq!(counts.busy(), 0);
+
+    ferret.restart().await;
+    let again = Tally::start(&store, logs.path(), "second", &flags).await;
+    again.signal("TERM");
+    let (clean, log) = again.exit().await;
+    assert!(
+        clean,
+        "the restarted tally writes everything and exits cleanly: {log}"
+    );
+    let listed = log
+        .lines()
+        .find(|l| l.contains("durable log open"))
+        .and_then(|l| l.split("spill_files=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no spill_files in {log}"));
+    let totals = totals(&store, OUTAGE_MIX).await;
+    eprintln!(
+        "SIGKILL during a durable outage: {spills} spill files on disk, {listed} listed at the restart; {ok} answered 200, {cut_off} cut off: {totals:?}"
+    );
+    assert!(listed > 0, "the restart found spill files: {log}");
+    assert_eq!(spill_files(wal.path()), (0, 0), "all written back");
+    for (name, n) in &totals {
+        let n = *n as u64;
+        assert!(
+            n >= ok && n <= ok + cut_off,
+            "{name}: {n} counted, {ok} acknowledged, {cut_off} cut off: {totals:?}"
+        );
+    }
+}
+
+/// `--durable` with a directory already over its budget (a budget of one byte, so the
+/// checkpoint alone passes it; the store is up): every ingest endpoint refuses with 503 and
+/// counts `durable_full`, `/readyz` says so, and nothing is counted. Without a store outage, so
+/// on the embedded store.
+#[tokio::test]
+async fn a_full_durable_directory_refuses_hits_on_every_endpoint() {
+    let store = TestStore::new(Backend::Embedded).await;
+    store.add_site("acme", "UTC").await;
+    let wal = tempfile::tempdir().unwrap();
+    let settings = tally::settings::ServeSettings {
+        durable: true,
+        durable_dir: Some(wal.path().to_owned()),
+        durable_max_bytes: 1,
+        ..test_settings()
+    };
+    let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
+    let send = |path: String, body: Option<&'static str>| {
+        let http = app.http.clone();
+        let (url, from) = (format!("{}{path}", app.address), app.next_visitor());
+        async move {
+            let request = match body {
+                Some(body) => http.post(url).body(body),
+                None => http.get(url),
+            };
+            let r = request
+                .header("X-Forwarded-For", from)
+                .header("User-Agent", CHROME_WIN)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let (pixel, _) = send("/t.gif?site=acme&url=/a".into(), None).await;
+    let (get_event, _) = send("/e?site=acme&name=signup".into(), None).await;
+    let (post_event, body) = send("/e".into(), Some(r#"{"site": "acme", "name": "signup"}"#)).await;
+    assert_eq!((pixel, get_event, post_event), (503, 503, 503));
+    assert!(body.contains("\"durable_full\""), "{body}");
+    assert_eq!(readiness(&app).await, (503, "durable_full".to_owned()));
+    let metrics = app.metrics().await;
+    for line in [
+        "tally_hits_rejected_total{reason=\"durable_full\"} 1\n",
+        "tally_events_rejected_total{reason=\"durable_full\"} 2\n",
+        "tally_durable_max_bytes 1\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    app.flush().await;
+    let (result, store) = app.stop().await;
+    result.expect("a clean shutdown");
+    let month = chrono::Utc::now().format("%Y-%m");
+    let year = chrono::Utc::now().format("%Y");
+    assert_eq!(
+        store
+            .doc(&format!("traffic.{year}"), &format!("acme:{month}"))
+            .await,
+        None,
+        "nothing counted"
+    );
+}

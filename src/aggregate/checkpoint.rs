@@ -13,14 +13,19 @@
 //!   by its mark and skipped (see [`crate::store::Mark`]), so a crash right after a flush
 //!   counts nothing twice;
 //! - **carried**: increments put back into the coalescer without being sent (their documents
-//!   were busy or unreadable); they are counted again from here.
+//!   were busy or unreadable); they are counted again from here;
+//! - **spilled**: the spill files (see [`super::spill`]) holding what flushes drained while the
+//!   store was away. A spill file is written and synced before a checkpoint lists it, and
+//!   deleted only after a checkpoint that no longer lists it is saved; files not listed are
+//!   deleted at start.
 //!
 //! Every accepted increment is therefore in exactly one place at every moment: a journal
-//! segment not yet consumed, or this file. A lock file keeps a second process off the same
-//! directory. This module must not talk to the store.
+//! segment not yet consumed, this file, or a spill file it lists. A lock file keeps a second
+//! process off the same directory. This module must not talk to the store.
 
 use super::flusher::Writer;
 use super::journal::JournalError;
+use super::spill::{self, SpillFile};
 use super::{Drained, Value};
 use crate::field::FieldKey;
 use crate::period::Period;
@@ -34,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const FILE: &str = "checkpoint.bson";
+/// The fewest spill files [`Checkpoint::compact`] merges into one.
+pub const COMPACT_RUN: usize = 8;
 const LOCK: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,12 @@ pub struct Checkpoint {
     consumed: u64,
     /// The last saved checkpoint owed nothing (so an idle flusher does not rewrite it).
     empty: bool,
+    /// The spill files listed, oldest first.
+    spills: Vec<SpillFile>,
+    /// The spill list changed since the last save (which must then be written).
+    spills_changed: bool,
+    /// The number of the next spill file.
+    next_spill: u64,
     journal: Arc<super::journal::Journal>,
     /// Held while the process lives: the directory is ours.
     _lock: File,
@@ -77,6 +90,10 @@ pub struct Recovered {
     pub statements: Vec<(DocKey, DocUpdate)>,
     pub carried: Drained,
     pub consumed: u64,
+    /// The spill files the checkpoint lists (loaded back by flushes, not at start).
+    pub spills: Vec<SpillFile>,
+    /// Spill files found that no checkpoint listed, deleted.
+    pub unlisted_spills: usize,
 }
 
 impl Checkpoint {
@@ -96,17 +113,21 @@ impl Checkpoint {
             path: path.display().to_string(),
             message,
         };
-        let (writer_id, epoch, consumed, statements, carried) = match fs::read(&path) {
+        let (writer_id, epoch, consumed, statements, carried, spills) = match fs::read(&path) {
             Ok(bytes) => {
                 let doc =
                     Document::from_reader(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
                 read(&doc).map_err(corrupt)?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (new_writer_id(), 0, 0, Vec::new(), Vec::new())
+                (new_writer_id(), 0, 0, Vec::new(), Vec::new(), Vec::new())
             }
             Err(e) => return Err(io_error(&path)(e)),
         };
+        // A spill file no checkpoint lists was cut off by a crash before its checkpoint: its
+        // increments are still in the segments.
+        let listed: Vec<u64> = spills.iter().map(|f| f.n).collect();
+        let unlisted_spills = spill::remove_unlisted(dir, &listed)?;
         let epoch = epoch
             .checked_add(1)
             .ok_or_else(|| corrupt("the epoch is exhausted".into()))?;
@@ -115,6 +136,8 @@ impl Checkpoint {
             statements,
             carried,
             consumed,
+            spills,
+            unlisted_spills,
         };
         Ok((
             recovered,
@@ -141,8 +164,9 @@ impl Checkpoint {
         let consumed = cut.unwrap_or(self.consumed).max(self.consumed);
         let empty = queue.is_empty()
             && carried.is_empty()
+            && self.spills.is_empty()
             && batches.iter().all(|(b, _)| b.statements() == 0);
-        if empty && self.empty && consumed == self.consumed {
+        if empty && self.empty && consumed == self.consumed && !self.spills_changed {
             return Ok(());
         }
         let mut statements = Vec::new();
@@ -164,6 +188,17 @@ impl Checkpoint {
                 Bson::Document(d)
             })
             .collect();
+        let spilled: Vec<Bson> = self
+            .spills
+            .iter()
+            .map(|f| {
+                Bson::Document(doc! {
+                    "n": f.n as i64,
+                    "bytes": f.bytes as i64,
+                    "entries": f.entries as i64,
+                })
+            })
+            .collect();
         let doc = doc! {
             "v": 1,
             "writer": &self.writer_id,
@@ -171,12 +206,94 @@ impl Checkpoint {
             "consumed": consumed as i64,
             "statements": statements,
             "carried": carried,
+            "spilled": spilled,
         };
-        write_atomically(&self.dir, &doc)?;
+        let size = write_atomically(&self.dir, &doc)?;
         self.consumed = consumed;
         self.empty = empty;
         self.journal.retire(consumed);
+        if std::mem::take(&mut self.spills_changed) {
+            // Files loaded back are no longer listed: their increments are in this checkpoint
+            // (or beyond it, in the store).
+            let listed: Vec<u64> = self.spills.iter().map(|f| f.n).collect();
+            if let Err(e) = spill::remove_unlisted(&self.dir, &listed) {
+                tracing::warn!(error = %e, "durable log: cannot delete a spill file loaded back");
+            }
+        }
+        self.journal
+            .set_other_bytes(size + self.spills.iter().map(|f| f.bytes).sum::<u64>());
         Ok(())
+    }
+
+    /// Writes `drained` to a new spill file (synced) and lists it for the next save; see
+    /// [`super::spill`]. Until that save, the file is not listed and its increments are still
+    /// in the log segments.
+    pub fn spill(&mut self, drained: &Drained) -> Result<(), CheckpointError> {
+        let file = spill::write(&self.dir, self.next_spill, drained)?;
+        self.next_spill += 1;
+        self.spills.push(file);
+        self.spills_changed = true;
+        Ok(())
+    }
+
+    /// Merges a run of spill files into one, so a long outage takes the bytes of what it
+    /// touched rather than of every flush: the first run of at least [`COMPACT_RUN`]
+    /// consecutive files that starts with a file holding fewer than half of `max_entries` and
+    /// holds at most `max_entries` in all. The merged file is written and synced, and takes the
+    /// run's place in the list; the next save lists it instead of them and deletes them. A
+    /// crash before that save leaves the merged file unlisted (deleted at start) and the run
+    /// listed. Returns how many files were merged.
+    pub fn compact(&mut self, max_entries: u64) -> Result<usize, CheckpointError> {
+        let run = |start: usize| {
+            let (mut end, mut entries) = (start, 0);
+            while end < self.spills.len() && entries + self.spills[end].entries <= max_entries {
+                entries += self.spills[end].entries;
+                end += 1;
+            }
+            end
+        };
+        let found = (0..self.spills.len().saturating_sub(COMPACT_RUN - 1))
+            .filter(|&start| self.spills[start].entries < max_entries / 2)
+            .map(|start| (start, run(start)))
+            .find(|(start, end)| end - start >= COMPACT_RUN);
+        let Some((start, end)) = found else {
+            return Ok(0);
+        };
+        let mut files = Vec::with_capacity(end - start);
+        for f in &self.spills[start..end] {
+            let (records, torn) = spill::read(&self.dir, f.n)?;
+            if torn > 0 {
+                // Left as it is: loading it back reports what is lost.
+                return Ok(0);
+            }
+            files.push(records);
+        }
+        let merged = spill::merge(files);
+        let file = spill::write(&self.dir, self.next_spill, &merged)?;
+        self.next_spill += 1;
+        self.spills.splice(start..end, [file]);
+        self.spills_changed = true;
+        Ok(end - start)
+    }
+
+    /// The spill files listed, oldest first.
+    pub fn spill_files(&self) -> &[SpillFile] {
+        &self.spills
+    }
+
+    /// Takes the `count` oldest spill files off the list: the caller has loaded them into the
+    /// coalescer. The next save no longer lists them, and deletes them; a crash before that
+    /// save finds them listed still.
+    pub fn forget_spills(&mut self, count: usize) {
+        if count > 0 {
+            self.spills.drain(..count.min(self.spills.len()));
+            self.spills_changed = true;
+        }
+    }
+
+    /// The durable directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -202,6 +319,9 @@ impl PendingCheckpoint {
             epoch: self.epoch,
             consumed: self.consumed,
             empty: false,
+            spills: recovered.spills.clone(),
+            spills_changed: false,
+            next_spill: recovered.spills.iter().map(|f| f.n + 1).max().unwrap_or(0),
             journal,
             _lock: self.lock,
         };
@@ -216,7 +336,8 @@ fn new_writer_id() -> String {
     hex::encode(bytes)
 }
 
-fn write_atomically(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
+/// Replaces the checkpoint; returns its size.
+fn write_atomically(dir: &Path, doc: &Document) -> Result<u64, CheckpointError> {
     let path = dir.join(FILE);
     let aside = dir.join(format!("{FILE}.new"));
     let mut bytes = Vec::new();
@@ -233,7 +354,7 @@ fn write_atomically(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir))?;
-    Ok(())
+    Ok(bytes.len() as u64)
 }
 
 fn key_doc(key: &DocKey) -> Document {
@@ -287,7 +408,14 @@ fn statement(key: &DocKey, update: &DocUpdate) -> Document {
     d
 }
 
-type Read = (String, u32, u64, Vec<(DocKey, DocUpdate)>, Drained);
+type Read = (
+    String,
+    u32,
+    u64,
+    Vec<(DocKey, DocUpdate)>,
+    Drained,
+    Vec<SpillFile>,
+);
 
 fn read(doc: &Document) -> Result<Read, String> {
     let writer = doc.get_str("writer").map_err(|e| e.to_string())?;
@@ -334,7 +462,30 @@ fn read(doc: &Document) -> Result<Read, String> {
         let c = c.as_document().ok_or("a carried entry is not a document")?;
         carried.push(read_key_fields(c)?);
     }
-    Ok((writer.to_owned(), epoch, consumed, statements, carried))
+    let mut spills = Vec::new();
+    // A checkpoint written before spill files existed lists none.
+    if let Ok(list) = doc.get_array("spilled") {
+        for s in list {
+            let s = s.as_document().ok_or("a spill entry is not a document")?;
+            let number = |field: &str| -> Result<u64, String> {
+                let n = s.get_i64(field).map_err(|e| e.to_string())?;
+                u64::try_from(n).map_err(|e| e.to_string())
+            };
+            spills.push(SpillFile {
+                n: number("n")?,
+                bytes: number("bytes")?,
+                entries: number("entries")?,
+            });
+        }
+    }
+    Ok((
+        writer.to_owned(),
+        epoch,
+        consumed,
+        statements,
+        carried,
+        spills,
+    ))
 }
 
 fn read_key_fields(d: &Document) -> Result<(DocKey, Vec<(FieldKey, Value)>), String> {
@@ -433,5 +584,213 @@ mod tests {
             recovered.carried[0].1,
             vec![(FieldKey::parse("v").unwrap(), Value::Inc(2))]
         );
+    }
+
+    /// The spill rule: a file is listed once a save lists it; one written but cut off by a
+    /// crash before the save is deleted at start (its hits are still in the segments); one
+    /// taken back is deleted by the next save, which no longer lists it. The directory's bytes
+    /// follow: segments, spill files and the checkpoint.
+    #[test]
+    fn spill_files_not_in_the_checkpoint_are_deleted() {
+        use super::super::journal::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let key = DocKey {
+            site: SiteId::parse("acme").unwrap(),
+            doc: DocRef {
+                kind: ReportKind::Traffic,
+                period: Period::Month(2026, 11),
+            },
+        };
+        let drained: Drained = vec![(
+            key.clone(),
+            vec![(FieldKey::parse("v").unwrap(), Value::Inc(41))],
+        )];
+        {
+            let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+            let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+            journal.set_max_bytes(10_000);
+            let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+            let mut incs = crate::reports::Increments::default();
+            incs.add(
+                key.doc.kind,
+                key.doc.period,
+                FieldKey::parse("v").unwrap(),
+                1,
+            );
+            let site = key.site.clone();
+            journal.append(&site, &incs);
+            let logged = journal.bytes();
+            assert!(logged > 0);
+            let cut = journal.rotate();
+            checkpoint.spill(&drained).unwrap();
+            checkpoint.save(Some(cut), &[], &[], &Vec::new()).unwrap();
+            // the segment is consumed; the spill file and the checkpoint remain
+            let on_disk = |p: &Path| fs::metadata(p).unwrap().len();
+            assert_eq!(
+                journal.bytes(),
+                on_disk(&spill::path(dir.path(), 0)) + on_disk(&dir.path().join(FILE))
+            );
+            assert!(!journal.full());
+            journal.set_max_bytes(journal.bytes());
+            assert!(journal.full());
+            // written, not yet listed: a crash now
+            checkpoint.spill(&drained).unwrap();
+            assert!(spill::path(dir.path(), 1).exists());
+            journal.close();
+        }
+        let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(recovered.unlisted_spills, 1);
+        assert_eq!(recovered.spills.len(), 1);
+        assert_eq!(recovered.spills[0].n, 0);
+        assert!(spill::path(dir.path(), 0).exists());
+        assert!(!spill::path(dir.path(), 1).exists());
+        let (journal, _) = Journal::open(dir.path(), recovered.consumed, Duration::ZERO).unwrap();
+        let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+        assert_eq!(checkpoint.spill_files().len(), 1);
+        let (records, _) = spill::read(dir.path(), checkpoint.spill_files()[0].n).unwrap();
+        assert_eq!(records[0].1.entries[0].2, Value::Inc(41));
+        checkpoint.forget_spills(1);
+        // the next file gets a new number, not the one deleted
+        checkpoint.spill(&drained).unwrap();
+        assert!(spill::path(dir.path(), 1).exists());
+        checkpoint.save(None, &[], &[], &Vec::new()).unwrap();
+        assert!(!spill::path(dir.path(), 0).exists(), "taken back: deleted");
+        assert!(spill::path(dir.path(), 1).exists(), "listed: kept");
+        journal.close();
+        drop(checkpoint);
+        let (recovered, _pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(
+            recovered.spills.iter().map(|s| s.n).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+
+    /// Merging spill files: a run of [`COMPACT_RUN`] small files becomes one whose counters are
+    /// their sums and whose text is the newest; a file already holding half the bound is left
+    /// alone; a crash before the save that lists the merged file keeps the run (the merged
+    /// file is deleted at start); after the save the run is deleted.
+    #[test]
+    fn spill_files_merge_into_one_and_a_crash_keeps_the_run() {
+        use super::super::journal::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let key = |day: u8| DocKey {
+            site: SiteId::parse("acme").unwrap(),
+            doc: DocRef {
+                kind: ReportKind::Content,
+                period: Period::Day(2026, 11, day),
+            },
+        };
+        let drain = |i: i64| -> Drained {
+            vec![(
+                key(1),
+                vec![
+                    (
+                        FieldKey::parse("p./a.t").unwrap(),
+                        Value::Set(format!("A{i}").into()),
+                    ),
+                    (FieldKey::parse("p./a.v").unwrap(), Value::Inc(i)),
+                ],
+            )]
+        };
+        let big: Drained = vec![(
+            key(2),
+            (0..60)
+                .map(|i| {
+                    (
+                        FieldKey::parse(&format!("p./{i}.v")).unwrap(),
+                        Value::Inc(1),
+                    )
+                })
+                .collect(),
+        )];
+        {
+            let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+            let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+            let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+            checkpoint.spill(&big).unwrap();
+            for i in 1..COMPACT_RUN as i64 {
+                checkpoint.spill(&drain(i)).unwrap();
+            }
+            assert_eq!(checkpoint.compact(100).unwrap(), 0, "too few small files");
+            checkpoint.spill(&drain(COMPACT_RUN as i64)).unwrap();
+            checkpoint.save(None, &[], &[], &Vec::new()).unwrap();
+            assert_eq!(checkpoint.compact(100).unwrap(), COMPACT_RUN);
+            let list = checkpoint.spill_files().to_vec();
+            assert_eq!(list.len(), 2, "{list:?}");
+            assert_eq!(
+                (list[0].n, list[0].entries),
+                (0, 60),
+                "the big file stays first"
+            );
+            assert_eq!(list[1].entries, 2);
+            // a crash now: the merged file is not listed yet
+            journal.close();
+        }
+        let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(recovered.unlisted_spills, 1);
+        assert_eq!(recovered.spills.len(), 1 + COMPACT_RUN);
+        let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+        let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+        assert_eq!(checkpoint.compact(100).unwrap(), COMPACT_RUN);
+        checkpoint.save(None, &[], &[], &Vec::new()).unwrap();
+        let merged = checkpoint.spill_files()[1];
+        let (records, _) = spill::read(dir.path(), merged.n).unwrap();
+        let mut fields = records[0].1.entries.clone();
+        fields.sort_by(|a, b| a.1.cmp(&b.1));
+        let sum: i64 = (1..=COMPACT_RUN as i64).sum();
+        assert_eq!(
+            fields.iter().map(|(_, _, v)| v.clone()).collect::<Vec<_>>(),
+            vec![
+                Value::Set(format!("A{COMPACT_RUN}").into()),
+                Value::Inc(sum)
+            ]
+        );
+        let mut on_disk: Vec<u64> = fs::read_dir(spill::dir(dir.path()))
+            .unwrap()
+            .map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.trim_end_matches(".spill").parse().unwrap()
+            })
+            .collect();
+        on_disk.sort();
+        assert_eq!(on_disk, vec![0, merged.n], "the run was deleted");
+        journal.close();
+    }
+
+    /// A run too short before a large file does not keep the files after it from merging.
+    #[test]
+    fn a_short_run_does_not_block_a_later_one() {
+        use super::super::journal::Journal;
+        let dir = tempfile::tempdir().unwrap();
+        let (recovered, pending) = Checkpoint::open(dir.path()).unwrap();
+        let (journal, _) = Journal::open(dir.path(), 0, Duration::ZERO).unwrap();
+        let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
+        let drain = |fields: usize| -> Drained {
+            vec![(
+                DocKey {
+                    site: SiteId::parse("acme").unwrap(),
+                    doc: DocRef {
+                        kind: ReportKind::Content,
+                        period: Period::Day(2026, 11, 1),
+                    },
+                },
+                (0..fields)
+                    .map(|i| {
+                        (
+                            FieldKey::parse(&format!("p./{i}.v")).unwrap(),
+                            Value::Inc(1),
+                        )
+                    })
+                    .collect(),
+            )]
+        };
+        let sizes = [1, 1, 1, 98, 1, 1, 1, 1, 1, 1, 1, 1];
+        for fields in sizes {
+            checkpoint.spill(&drain(fields)).unwrap();
+        }
+        assert_eq!(checkpoint.compact(100).unwrap(), COMPACT_RUN);
+        let entries: Vec<u64> = checkpoint.spill_files().iter().map(|f| f.entries).collect();
+        assert_eq!(entries, vec![1, 1, 1, 98, 1]);
+        journal.close();
     }
 }

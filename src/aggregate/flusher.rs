@@ -6,10 +6,16 @@
 //! document's keys from the store the first time it is written). On shutdown
 //! [`Flusher::drain`] keeps flushing until nothing is pending or its deadline passes, and says
 //! how much it could not write.
+//!
+//! With `--durable`, a flush that finds the store away does not keep what it drains in memory:
+//! `Flusher::spill` writes it to a spill file and the checkpoint lists it; once the store
+//! answers again, `Flusher::load_spilled` brings the files back a few at a time, so an outage
+//! is absorbed by the disk, up to `--durable-max-bytes`, not by the memory bound.
 
 use super::admission::{governing, Admission, ADMITTED};
 use super::checkpoint::{Checkpoint, Recovered};
 use super::parked::{self, PARKED};
+use super::spill;
 use super::writers::Registry;
 use super::{Coalescer, Drained, Value};
 use crate::api::live::{Live, Written};
@@ -26,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{oneshot, watch, Mutex};
 
 pub struct Flusher {
     coalescer: Arc<Coalescer>,
@@ -43,6 +49,8 @@ pub struct Flusher {
     /// Statements waiting to be sent again (for `/metrics` and `/readyz`; the truth is in
     /// [`State::queue`]).
     queued: AtomicUsize,
+    /// `--durable`: spill files listed by the checkpoint (for `/metrics` and shutdown).
+    spilled: AtomicUsize,
     /// Held for the whole of a flush: one at a time, and the books with it.
     one_at_a_time: Mutex<State>,
     /// Shutdown: the increments of documents with parked statements are parked at once rather
@@ -70,6 +78,11 @@ struct State {
     logged: HashSet<DocKey>,
     /// When the parked collection was last read; `None`: read it at the next flush.
     census_at: Option<Instant>,
+    /// `--durable`: the last flush found the store away (nothing applied, an error), so the
+    /// next one spills what it drains before it asks the store anything.
+    store_away: bool,
+    /// `--durable`, the store away: the answer of a ping running in the background.
+    probe: Option<oneshot::Receiver<bool>>,
 }
 
 /// Which flushes a document has seen: the writer's identity and its next flush number.
@@ -132,6 +145,10 @@ pub struct Unflushed {
 /// The default for [`Flusher::with_store_timeout`].
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `--durable`: bytes of spill files one flush loads back (at least one file): what memory
+/// holds beyond the pending hits while an outage's backlog is written.
+pub const LOAD_PER_FLUSH: u64 = 8 << 20;
+
 impl Flusher {
     /// `max_keys`: the cap on keys named by one capped document (see [`Admission`]).
     pub fn new(
@@ -152,6 +169,7 @@ impl Flusher {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             running_since: std::sync::Mutex::new(None),
             queued: AtomicUsize::new(0),
+            spilled: AtomicUsize::new(0),
             one_at_a_time: Mutex::new(State {
                 admission,
                 queue: Vec::new(),
@@ -160,6 +178,8 @@ impl Flusher {
                 parked: HashMap::new(),
                 logged: HashSet::new(),
                 census_at: None,
+                store_away: false,
+                probe: None,
             }),
             closing: AtomicBool::new(false),
             registry: None,
@@ -232,6 +252,8 @@ impl Flusher {
                 .expect("a new flusher is not locked");
             state.writer = recovered.writer;
             state.queue = recovered.statements;
+            self.spilled
+                .store(checkpoint.spill_files().len(), Ordering::Relaxed);
             state.checkpoint = Some(checkpoint);
             self.queued.store(state.queue.len(), Ordering::Relaxed);
         }
@@ -286,6 +308,11 @@ impl Flusher {
     /// Statements waiting to be sent again.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+
+    /// `--durable`: spill files waiting to be loaded back and written.
+    pub fn spilled(&self) -> usize {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     /// Reads the books of the month documents `drained` needs, one `find` per collection.
@@ -347,12 +374,27 @@ impl Flusher {
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let report = self.flush_locked(&mut state).await;
         self.queued.store(state.queue.len(), Ordering::Relaxed);
+        if let Some(checkpoint) = &state.checkpoint {
+            self.spilled
+                .store(checkpoint.spill_files().len(), Ordering::Relaxed);
+        }
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         report
     }
 
     async fn flush_locked(&self, state: &mut State) -> FlushReport {
         let mut report = FlushReport::default();
+        // `--durable`, the store away: to disk first, without waiting for the store; once a
+        // ping in the background says it is back, this flush goes on as usual.
+        if state.store_away {
+            self.spill(state);
+            if !self.store_back(state) {
+                self.metrics.flushed(FlushOutcome::Failed);
+                report.first_error = Some("the store does not answer a ping yet".to_owned());
+                return report;
+            }
+            state.store_away = false;
+        }
         // First what is owed: statements sent before whose outcome is not known.
         if !state.queue.is_empty() {
             let queued = std::mem::take(&mut state.queue);
@@ -373,11 +415,14 @@ impl Flusher {
                 self.send(state, &batch, &keys, &mut report).await
             };
             if total > 0 && left == total {
-                // The store is still away: leave the new increments where they are.
+                // The store is still away: leave the new increments where they are (with
+                // `--durable`, on disk).
+                self.spill_when_away(state);
                 self.metrics.flushed(FlushOutcome::Failed);
                 return report;
             }
         }
+        self.load_spilled(state);
 
         // The store answers (or nothing was owed): what is parked may have changed.
         self.read_parked(state).await;
@@ -460,16 +505,138 @@ impl Flusher {
         for (key, fields) in carried {
             self.coalescer.restore(key, fields);
         }
-        if batch.statements() > 0 {
-            self.send(state, &batch, &keys, &mut report).await;
-        }
+        let statements = batch.statements();
+        let owed = if statements > 0 {
+            self.send(state, &batch, &keys, &mut report).await
+        } else {
+            0
+        };
         let m = &self.metrics;
         m.flushed(match report.failed {
             0 => FlushOutcome::Ok,
             n if n >= report.statements => FlushOutcome::Failed,
             _ => FlushOutcome::Partial,
         });
+        if state.checkpoint.is_some() {
+            // Every statement owed (none applied, none refused for good): the store is away.
+            state.store_away = statements > 0 && owed == statements;
+        }
         report
+    }
+
+    /// `--durable`: the store is away; the next flushes spill before they try it.
+    fn spill_when_away(&self, state: &mut State) {
+        if state.checkpoint.is_some() {
+            state.store_away = true;
+            self.spill(state);
+        }
+    }
+
+    /// `--durable`, the store away: what the coalescer holds goes to a spill file (synced), the
+    /// checkpoint lists it and consumes the log segments the drain covered, and memory is
+    /// freed. Owed statements stay owed. If the file cannot be written, the increments go back
+    /// to the coalescer (their segments are not consumed) and the memory bound applies.
+    fn spill(&self, state: &mut State) {
+        let Some(checkpoint) = &mut state.checkpoint else {
+            return;
+        };
+        let (drained, cut) = self.coalescer.drain_cut();
+        if drained.is_empty() {
+            // Nothing was logged since the last cut either (a hit is logged and merged under
+            // the cut's lock): the checkpoint has nothing new to say.
+            return;
+        }
+        if let Err(e) = checkpoint.spill(&drained) {
+            tracing::error!(error = %e, "durable log: cannot write a spill file; the increments stay in memory");
+            for (key, fields) in drained {
+                self.coalescer.restore(key, fields);
+            }
+            return;
+        }
+        self.metrics.durable_spills.inc();
+        // What a flush loads back at most: a merged file is loaded whole.
+        let merge_up_to = (self.coalescer.max_entries() / 4) as u64;
+        if let Err(e) = checkpoint.compact(merge_up_to) {
+            tracing::warn!(error = %e, "durable log: cannot merge spill files; they stay as they are");
+        }
+        self.save(checkpoint, cut, &state.queue, &[], &Vec::new());
+    }
+
+    /// `--durable`: whether the last ping in the background found the store answering within
+    /// the store timeout. Never waits: without an answer yet, `false`; with a `false` answer (or
+    /// none running), another ping starts.
+    fn store_back(&self, state: &mut State) -> bool {
+        if let Some(probe) = &mut state.probe {
+            match probe.try_recv() {
+                Ok(true) => {
+                    state.probe = None;
+                    return true;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => return false,
+                Ok(false) | Err(oneshot::error::TryRecvError::Closed) => state.probe = None,
+            }
+        }
+        let (answer, probe) = oneshot::channel();
+        let store = Arc::clone(&self.store);
+        let limit = self.store_timeout;
+        tokio::spawn(async move {
+            let ping = tokio::time::timeout(limit, store.ping()).await;
+            if matches!(ping, Ok(Ok(()))) {
+                tracing::info!("flush: the store answers again; the spill files are written back");
+            }
+            let _ = answer.send(matches!(ping, Ok(Ok(()))));
+        });
+        state.probe = Some(probe);
+        false
+    }
+
+    /// `--durable`, the store answering and nothing owed: the oldest spill files go back into
+    /// the coalescer, older than anything pending, for this flush to send: at least one, and
+    /// more while they hold fewer than a quarter of `--max-pending` entries with what is pending
+    /// (and [`LOAD_PER_FLUSH`] bytes), so new hits keep room. The checkpoint this flush saves
+    /// no longer lists them (their increments are then its statements, or carried), and that
+    /// save deletes them. While files remain, the next flush is asked for at once.
+    fn load_spilled(&self, state: &mut State) {
+        if !state.queue.is_empty() {
+            return;
+        }
+        let Some(checkpoint) = &mut state.checkpoint else {
+            return;
+        };
+        let room = (self.coalescer.max_entries() / 4).saturating_sub(self.coalescer.pending());
+        let (mut loaded, mut entries, mut bytes) = (Vec::new(), 0, 0);
+        for file in checkpoint.spill_files() {
+            let too_much =
+                entries + file.entries > room as u64 || bytes + file.bytes > LOAD_PER_FLUSH;
+            if !loaded.is_empty() && too_much {
+                break;
+            }
+            match spill::read(checkpoint.dir(), file.n) {
+                Ok((records, torn)) => {
+                    if torn > 0 {
+                        tracing::error!(file = file.n, bytes = torn, "durable log: the end of a spill file is unreadable (a disk error); those increments are lost");
+                    }
+                    entries += file.entries;
+                    bytes += file.bytes;
+                    loaded.push(records);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "durable log: cannot read a spill file; it stays listed, and the next flush tries again");
+                    break;
+                }
+            }
+        }
+        checkpoint.forget_spills(loaded.len());
+        // Newest first: a restored text never replaces a pending one, so the newest text of
+        // the files wins.
+        for records in loaded.into_iter().rev() {
+            for (site, incs) in records {
+                self.coalescer.restore_spilled(&site, incs);
+            }
+        }
+        if !checkpoint.spill_files().is_empty() {
+            self.coalescer.wake.notify_one();
+        }
     }
 
     /// Records the flusher's state in the durable checkpoint; a checkpoint that cannot be
@@ -706,7 +873,7 @@ impl Flusher {
         let mut pause = Duration::from_millis(100);
         loop {
             let report = self.flush().await;
-            let left = self.coalescer.pending() + self.queued();
+            let left = self.coalescer.pending() + self.queued() + self.spilled();
             if left == 0 {
                 // A last, empty flush records in the checkpoint that nothing is owed.
                 self.flush().await;
@@ -719,6 +886,10 @@ impl Flusher {
                         .first_error
                         .unwrap_or_else(|| "the store did not answer in time".to_owned()),
                 });
+            }
+            if report.first_error.is_none() {
+                // Progress (spill files are being written back): the next flush at once.
+                continue;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));

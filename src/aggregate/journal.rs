@@ -16,6 +16,11 @@
 //! segments are deleted. On start, the records of the segments not consumed are replayed into
 //! the coalescer.
 //!
+//! The journal also keeps the durable directory's size for `--durable-max-bytes`
+//! ([`Journal::bytes`], [`Journal::full`]): the segments not yet retired, counted as they are
+//! appended, plus what the checkpoint reports for itself and its spill files
+//! ([`super::spill`]).
+//!
 //! A record: `len: u32 LE`, `crc32: u32 LE` of the payload, payload. A record cut short by a
 //! crash (a short or mismatching tail) ends the replay of its segment and is reported; it was
 //! never acknowledged. This module must not talk to the store.
@@ -66,6 +71,10 @@ struct Pending {
     /// Segments cut but not yet fully written: their number and their last bytes.
     closed: Vec<(u64, Vec<u8>)>,
     stop: bool,
+    /// Bytes appended to the segment now being appended to.
+    segment_bytes: u64,
+    /// The segments cut and not yet retired, with their sizes (for [`Journal::bytes`]).
+    sizes: Vec<(u64, u64)>,
 }
 
 pub struct Journal {
@@ -78,6 +87,13 @@ pub struct Journal {
     /// The writer thread could not write: acknowledging would be a lie.
     broken: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Bytes of the segments not yet retired (appended, whether or not written yet).
+    log_bytes: AtomicU64,
+    /// Bytes of the rest of the durable directory: the checkpoint and the spill files, as the
+    /// checkpoint last reported them.
+    other_bytes: AtomicU64,
+    /// `--durable-max-bytes`: past it, [`Journal::full`] (and new hits are refused).
+    max_bytes: AtomicU64,
 }
 
 /// Records read back from the segments a checkpoint did not consume.
@@ -102,6 +118,7 @@ impl Journal {
         fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let mut replayed = Replayed::default();
         let mut next = consumed;
+        let mut sizes = Vec::new();
         for (n, path) in segments(&dir)? {
             if n < consumed {
                 fs::remove_file(&path).map_err(io_error(&path))?;
@@ -113,13 +130,16 @@ impl Journal {
                 .map_err(io_error(&path))?;
             replayed.torn_bytes += read_records(&bytes, &mut replayed.hits);
             replayed.segments += 1;
+            sizes.push((n, bytes.len() as u64));
             next = next.max(n + 1);
         }
         let (written, _) = watch::channel(0);
+        let log_bytes = sizes.iter().map(|(_, b)| b).sum();
         let journal = Arc::new(Journal {
             dir,
             pending: Mutex::new(Pending {
                 segment: next,
+                sizes,
                 ..Pending::default()
             }),
             more: Condvar::new(),
@@ -127,6 +147,9 @@ impl Journal {
             written,
             broken: AtomicBool::new(false),
             thread: Mutex::new(None),
+            log_bytes: AtomicU64::new(log_bytes),
+            other_bytes: AtomicU64::new(0),
+            max_bytes: AtomicU64::new(u64::MAX),
         });
         let writer = Arc::clone(&journal);
         let handle = std::thread::Builder::new()
@@ -149,6 +172,9 @@ impl Journal {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.bytes.extend_from_slice(&record);
             pending.dirty = true;
+            pending.segment_bytes += record.len() as u64;
+            self.log_bytes
+                .fetch_add(record.len() as u64, Ordering::Relaxed);
             let at = self
                 .appended
                 .fetch_add(record.len() as u64, Ordering::AcqRel)
@@ -180,6 +206,8 @@ impl Journal {
         if pending.dirty {
             let (segment, bytes) = (pending.segment, std::mem::take(&mut pending.bytes));
             pending.closed.push((segment, bytes));
+            let size = std::mem::take(&mut pending.segment_bytes);
+            pending.sizes.push((segment, size));
             pending.segment += 1;
             pending.dirty = false;
         }
@@ -191,6 +219,18 @@ impl Journal {
 
     /// Deletes the segments below `consumed` (their increments are in a checkpoint).
     pub fn retire(&self, consumed: u64) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut freed = 0;
+            pending.sizes.retain(|(n, size)| {
+                let keep = *n >= consumed;
+                if !keep {
+                    freed += size;
+                }
+                keep
+            });
+            self.log_bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
         if let Ok(list) = segments(&self.dir) {
             for (n, path) in list {
                 if n < consumed {
@@ -200,6 +240,32 @@ impl Journal {
                 }
             }
         }
+    }
+
+    /// The bytes of the durable directory: the segments not yet retired (what was appended to
+    /// them, written or about to be) and what the checkpoint reported for itself and its spill
+    /// files.
+    pub fn bytes(&self) -> u64 {
+        self.log_bytes.load(Ordering::Relaxed) + self.other_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The checkpoint's report of its own file and the spill files it lists.
+    pub fn set_other_bytes(&self, bytes: u64) {
+        self.other_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// `--durable-max-bytes`: the budget of the durable directory.
+    pub fn set_max_bytes(&self, max: u64) {
+        self.max_bytes.store(max, Ordering::Relaxed);
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The directory holds its budget or more: new hits are refused until flushes free it.
+    pub fn full(&self) -> bool {
+        self.bytes() >= self.max_bytes()
     }
 
     /// Writes what is left, syncs and stops the writer thread.

@@ -5,8 +5,10 @@
 //! rarely contend and the hit path never waits for the store. Merging is what makes writes
 //! cheap: a thousand views of one page in a second become one `$inc` of 1000. Memory is
 //! bounded: once [`Coalescer::max_entries`] distinct entries are pending, whole hits are refused
-//! (and counted) rather than half-added. Increments the store failed to apply come back through
-//! [`Coalescer::restore`] and are merged with whatever arrived meanwhile.
+//! (and counted) rather than half-added; with `--durable`, so is every hit once the durable
+//! directory holds its budget ([`Refused::DurableFull`]). Increments the store failed to apply
+//! come back through [`Coalescer::restore`] (and spilled ones through
+//! [`Coalescer::restore_spilled`]) and are merged with whatever arrived meanwhile.
 //!
 //! The flusher itself lives in [`flusher`]. This module must not touch the store.
 
@@ -17,6 +19,7 @@ pub mod identity;
 pub mod journal;
 pub mod named;
 pub mod parked;
+pub mod spill;
 pub mod writers;
 
 use crate::field::FieldKey;
@@ -53,6 +56,9 @@ pub enum Refused {
     Closed,
     /// The site's parked statements passed their bound (see [`parked`]).
     Parked,
+    /// `--durable`: the durable directory holds its budget (`--durable-max-bytes`); the store
+    /// has been away long enough to fill it.
+    DurableFull,
 }
 
 /// Increments drained for one flush: each document with its merged fields.
@@ -162,6 +168,9 @@ impl Coalescer {
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
             return Err(Refused::Full);
         }
+        if self.journal.as_ref().is_some_and(|j| j.full()) {
+            return Err(Refused::DurableFull);
+        }
         if self.parked.is_over(site) {
             return Err(Refused::Parked);
         }
@@ -197,6 +206,14 @@ impl Coalescer {
             fields.into_iter().map(|(f, value)| (doc, f, value)),
             Age::Older,
         );
+        self.note_added(added, shard);
+    }
+
+    /// Puts back increments read from a spill file (`--durable`): like [`Coalescer::restore`],
+    /// never refused, older than anything pending, not logged again.
+    pub fn restore_spilled(&self, site: &SiteId, incs: Increments) {
+        let mut shard = self.shard(site);
+        let added = merge(&mut shard, site, incs.entries.into_iter(), Age::Older);
         self.note_added(added, shard);
     }
 

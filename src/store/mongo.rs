@@ -464,9 +464,27 @@ impl Store for MongoStore {
 
     async fn apply(&self, batch: &Batch) -> Applied {
         let mut applied = Applied::default();
+        // Once a command failed as a whole (no reply, no server, timed out), the store is
+        // away: the rest of the batch fails at once, owed like it, instead of each command
+        // waiting a server selection or a timeout of its own.
+        let mut away: Option<String> = None;
         for (ci, coll) in batch.collections.iter().enumerate() {
             for range in chunks(coll, self.max_statements) {
-                self.update(ci, coll, range, &mut applied).await;
+                if let Some(error) = &away {
+                    applied
+                        .failed
+                        .extend(Batch::fail_collection(ci, range, error));
+                    continue;
+                }
+                let failed_before = applied.failed.len();
+                self.update(ci, coll, range.clone(), &mut applied).await;
+                let whole = applied.failed.len() - failed_before == range.len()
+                    && applied.failed[failed_before..]
+                        .iter()
+                        .all(|f| f.code.is_none());
+                if whole {
+                    away = Some(applied.failed[failed_before].error.clone());
+                }
             }
         }
         self.sort_duplicates(batch, &mut applied).await;

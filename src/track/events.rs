@@ -102,6 +102,8 @@ pub enum EventError {
     UnknownSite(String),
     #[error("tally is busy writing what it has; retry later")]
     Busy,
+    #[error("the store is away and the durable log is full; retry later")]
+    DurableFull,
     #[error("tally is shutting down")]
     ShuttingDown,
     #[error("this site's documents refuse their updates: its hits are refused until an operator repairs them")]
@@ -120,6 +122,7 @@ impl EventError {
             EventError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
             EventError::UnknownSite(_) => (StatusCode::BAD_REQUEST, "unknown_site"),
             EventError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            EventError::DurableFull => (StatusCode::SERVICE_UNAVAILABLE, "durable_full"),
             EventError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             EventError::SiteParked => (StatusCode::SERVICE_UNAVAILABLE, "site_parked"),
             EventError::DisallowedHost(_) => (StatusCode::FORBIDDEN, "disallowed_host"),
@@ -149,6 +152,7 @@ impl EventError {
             EventError::Invalid(_) => Rejection::Invalid,
             EventError::UnknownSite(_) => Rejection::UnknownSite,
             EventError::Busy => Rejection::PendingFull,
+            EventError::DurableFull => Rejection::DurableFull,
             EventError::ShuttingDown => Rejection::ShuttingDown,
             EventError::SiteParked => Rejection::SiteParked,
             EventError::DisallowedHost(_) => Rejection::DisallowedHost,
@@ -356,6 +360,7 @@ impl Tracker {
             .add(&site.id, &mut incs)
             .map_err(|refused| match refused {
                 Refused::Full => EventError::Busy,
+                Refused::DurableFull => EventError::DurableFull,
                 Refused::Closed => EventError::ShuttingDown,
                 Refused::Parked => EventError::SiteParked,
             })?;
@@ -429,6 +434,7 @@ impl Tracker {
             .add(&site.id, &mut incs)
             .map_err(|refused| match refused {
                 Refused::Full => Rejection::PendingFull,
+                Refused::DurableFull => Rejection::DurableFull,
                 Refused::Closed => Rejection::ShuttingDown,
                 Refused::Parked => Rejection::SiteParked,
             })
@@ -561,9 +567,12 @@ pub async fn get(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpResponse 
             let sender = Sender::from_headers(req.headers());
             match tracker.track_events_from(&[event], client.ip, sender) {
                 Ok(_) if !tracker.durable().await => return pixel::busy(),
-                Err(EventError::Busy | EventError::ShuttingDown | EventError::SiteParked) => {
-                    return pixel::busy()
-                }
+                Err(
+                    EventError::Busy
+                    | EventError::DurableFull
+                    | EventError::ShuttingDown
+                    | EventError::SiteParked,
+                ) => return pixel::busy(),
                 _ => {}
             }
         }

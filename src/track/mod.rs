@@ -237,6 +237,7 @@ impl Tracker {
                 .add(&hit.site.id, &mut incs)
                 .map_err(|refused| match refused {
                     Refused::Full => Rejection::PendingFull,
+                    Refused::DurableFull => Rejection::DurableFull,
                     Refused::Closed => Rejection::ShuttingDown,
                     Refused::Parked => Rejection::SiteParked,
                 })

@@ -43,7 +43,12 @@ pub async fn pixel(req: HttpRequest, tracker: web::Data<Tracker>) -> HttpRespons
     let sender = Sender::from_headers(req.headers());
     match tracker.track_from(req.query_string(), &user_agent, client.ip, sender) {
         Ok(()) if !tracker.durable().await => busy(),
-        Err(Rejection::PendingFull | Rejection::ShuttingDown | Rejection::SiteParked) => busy(),
+        Err(
+            Rejection::PendingFull
+            | Rejection::DurableFull
+            | Rejection::ShuttingDown
+            | Rejection::SiteParked,
+        ) => busy(),
         _ => gif(),
     }
 }

@@ -121,6 +121,8 @@ pub struct TestStore {
     pub store: Arc<dyn Store>,
     /// MongoDB: the database name.
     pub database: String,
+    /// MongoDB: the server's connection string.
+    pub uri: String,
     /// Embedded: the data directory.
     pub dir: Option<TempDir>,
     mongo: Option<mongodb::Database>,
@@ -137,6 +139,7 @@ impl TestStore {
                     backend,
                     store: Arc::new(store),
                     database: String::new(),
+                    uri: String::new(),
                     dir: Some(dir),
                     mongo: None,
                 }
@@ -160,6 +163,7 @@ impl TestStore {
             store: Arc::new(store),
             mongo: Some(client.database(&database)),
             database,
+            uri: uri.to_owned(),
             dir: None,
         }
     }
@@ -169,13 +173,14 @@ impl TestStore {
     pub async fn another_handle(&self) -> TestStore {
         match self.backend {
             Backend::Mongo => {
-                let store = MongoStore::connect(&mongodb_uri(), &self.database)
+                let store = MongoStore::connect(&self.uri, &self.database)
                     .await
                     .unwrap();
                 TestStore {
                     backend: self.backend,
                     store: Arc::new(store),
                     database: self.database.clone(),
+                    uri: self.uri.clone(),
                     dir: None,
                     mongo: self.mongo.clone(),
                 }
@@ -186,6 +191,7 @@ impl TestStore {
                     backend: self.backend,
                     store: Arc::new(EmbeddedStore::open(dir).await.unwrap()),
                     database: String::new(),
+                    uri: String::new(),
                     dir: None,
                     mongo: None,
                 }
