@@ -244,8 +244,9 @@ pub struct ServeSettings {
     #[arg(long, env = "TALLY_DURABLE_MAX_BYTES", default_value = "1G", value_parser = byte_size)]
     pub durable_max_bytes: u64,
 
-    /// How long one store call of a flush may take, in seconds (1–3600); past it the call is
-    /// abandoned and its statements are sent again (marked, so never counted twice).
+    /// How long one store command (an `update` or a `find`) may take, in seconds (1–3600); past
+    /// it the command is abandoned and its statements, with the rest of that flush, are sent
+    /// again (marked, so never counted twice).
     #[arg(long, env = "TALLY_STORE_TIMEOUT_SECS", default_value_t = DEFAULT_STORE_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub store_timeout_secs: u64,
