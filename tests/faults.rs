@@ -92,16 +92,7 @@ impl Rig {
         });
         let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
         let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
-        let counts = Arc::new(Counts::default());
-        let load = tokio::spawn(load::run(
-            addr,
-            16,
-            u64::MAX,
-            mix,
-            Some(Duration::from_millis(20)),
-            Arc::clone(&counts),
-        ));
-        load::until_ok(&counts, 500).await;
+        let (counts, load) = load::paced(addr, mix).await;
         Rig {
             mix,
             app,

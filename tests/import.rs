@@ -14,19 +14,7 @@ use support::*;
 
 /// `tally` with only the settings of `store`.
 fn tally(store: &TestStore) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TALLY_") {
-            cmd.env_remove(k);
-        }
-    }
-    match store.backend {
-        Backend::Mongo => cmd
-            .env("TALLY_MONGODB_URI", mongodb_uri())
-            .env("TALLY_DATABASE", &store.database),
-        Backend::Embedded => cmd.env("TALLY_DATA_DIR", store.dir.as_ref().unwrap().path()),
-    };
-    cmd
+    tally_cli(store)
 }
 
 fn import(store: &TestStore, args: &[&str]) -> Output {

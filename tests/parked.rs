@@ -6,7 +6,7 @@
 mod support;
 
 use mongodb::bson::Document;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -14,19 +14,11 @@ const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firef
 
 /// `tally parked ...` (the real binary) on `store`.
 fn parked_cli(store: &TestStore, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TALLY_") {
-            cmd.env_remove(k);
-        }
-    }
-    match store.backend {
-        Backend::Mongo => cmd
-            .env("TALLY_MONGODB_URI", mongodb_uri())
-            .env("TALLY_DATABASE", &store.database),
-        Backend::Embedded => cmd.env("TALLY_DATA_DIR", store.dir.as_ref().unwrap().path()),
-    };
-    cmd.arg("parked").args(args).output().expect("tally runs")
+    tally_cli(store)
+        .arg("parked")
+        .args(args)
+        .output()
+        .expect("tally runs")
 }
 
 fn text(out: &Output) -> String {

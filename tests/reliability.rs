@@ -422,16 +422,7 @@ async fn a_twenty_second_outage_loses_nothing() {
     };
     let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
     let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
-    let counts = Arc::new(Counts::default());
-    let load = tokio::spawn(load::run(
-        addr,
-        16,
-        u64::MAX,
-        mix,
-        Some(Duration::from_millis(20)),
-        Arc::clone(&counts),
-    ));
-    load::until_ok(&counts, 500).await;
+    let (counts, load) = load::paced(addr, mix).await;
     let readyz = |app: &TestApp| {
         let url = format!("{}/readyz", app.address);
         let http = app.http.clone();
@@ -696,16 +687,7 @@ async fn durable_app_under_load(
     };
     let app = TestApp::spawn(store, settings, tally::period::system_clock()).await;
     let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
-    let counts = Arc::new(Counts::default());
-    let load = tokio::spawn(load::run(
-        addr,
-        16,
-        u64::MAX,
-        mix,
-        Some(Duration::from_millis(20)),
-        Arc::clone(&counts),
-    ));
-    load::until_ok(&counts, 500).await;
+    let (counts, load) = load::paced(addr, mix).await;
     (app, counts, load)
 }
 

@@ -656,6 +656,23 @@ pub async fn stop(counts: &Counts, load: tokio::task::JoinHandle<()>) {
     let _ = load.await;
 }
 
+/// Steady load on `addr`, as the outage and fault tests send it: 16 connections, 20 ms between a
+/// connection's requests (at most 800 hits/s), until [`stop`]; returns once 500 were answered
+/// 200.
+pub async fn paced(addr: SocketAddr, mix: Mix) -> (Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let counts = Arc::new(Counts::default());
+    let load = tokio::spawn(run(
+        addr,
+        16,
+        u64::MAX,
+        mix,
+        Some(Duration::from_millis(20)),
+        Arc::clone(&counts),
+    ));
+    until_ok(&counts, 500).await;
+    (counts, load)
+}
+
 /// Waits until the clients have had at least `n` answers of 200.
 pub async fn until_ok(counts: &Counts, n: u64) {
     for _ in 0..1200 {

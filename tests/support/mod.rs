@@ -640,3 +640,21 @@ pub async fn edit_raw(
         }
     }
 }
+
+/// The `tally` binary with a clean environment and `store`'s settings, as an operator runs it
+/// next to a server on the same store.
+pub fn tally_cli(store: &TestStore) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tally"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TALLY_") {
+            cmd.env_remove(k);
+        }
+    }
+    match store.backend {
+        Backend::Mongo => cmd
+            .env("TALLY_MONGODB_URI", mongodb_uri())
+            .env("TALLY_DATABASE", &store.database),
+        Backend::Embedded => cmd.env("TALLY_DATA_DIR", store.dir.as_ref().unwrap().path()),
+    };
+    cmd
+}
