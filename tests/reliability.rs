@@ -9,10 +9,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::load::{self, Counts, Mix};
+use support::node::Tally;
 use support::totals::{assert_totals, totals};
 use support::*;
 
@@ -71,88 +71,19 @@ async fn load_is_counted_exactly(backend: Backend) {
     assert_totals(&totals, counts.ok(), "after the load");
 }
 
-/// A `tally serve` process of the test's own (the real binary), so it can be signalled.
-struct Tally {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Tally {
-    /// Starts `tally serve` on `store`'s data with extra `serve` flags; waits until it answers.
-    async fn start(
-        store: &TestStore,
-        log_dir: &std::path::Path,
-        name: &str,
-        flags: &[&str],
-    ) -> Tally {
-        let port = free_port();
-        let log = log_dir.join(format!("{name}.log"));
-        // `TEST_TALLY_BIN`: a binary of this checkout's own, when the target directory is shared
-        // with other checkouts whose builds replace `target/debug/tally`.
-        let bin = std::env::var("TEST_TALLY_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tally").to_owned());
-        let mut cmd = Command::new(bin);
-        match store.backend {
-            Backend::Mongo => {
-                cmd.args(["--mongodb-uri", &store.uri, "--database", &store.database])
-                    .args(["--mongodb-batch", "50"]);
-            }
-            Backend::Embedded => {
-                cmd.arg("--data-dir")
-                    .arg(store.dir.as_ref().unwrap().path());
-            }
-        }
-        // The defaults: the load's visitors come through X-Forwarded-For from loopback.
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().expect("tally starts");
-        let tally = Tally { child, port, log };
-        let http = reqwest::Client::new();
-        for _ in 0..600 {
-            let ready = http
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return tally;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "tally did not start: {}",
-            std::fs::read_to_string(&tally.log).unwrap_or_default()
-        );
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; returns whether it exited successfully.
-    async fn exit(mut self) -> (bool, String) {
-        for _ in 0..1200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                return (status.success(), log);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = self.child.kill();
-        panic!("tally did not exit within 60 s");
-    }
+/// The real binary (support::node), on MongoDB with at most 50 statements per `update`
+/// command, so that a flush of the load is several commands.
+async fn start_tally(
+    store: &TestStore,
+    log_dir: &std::path::Path,
+    name: &str,
+    flags: &[&str],
+) -> Tally {
+    let global: &[&str] = match store.backend {
+        Backend::Mongo => &["--mongodb-batch", "50"],
+        Backend::Embedded => &[],
+    };
+    Tally::start_with(store, log_dir, name, global, flags).await
 }
 
 /// Runs load against `tally` in the background; returns the counts and the task.
@@ -184,7 +115,7 @@ async fn under_load(tally: &Tally) -> (Arc<Counts>, tokio::task::JoinHandle<()>)
 async fn sigterm_under_load_loses_nothing(backend: Backend) {
     let store = store_with_sites(backend).await;
     let logs = tempfile::tempdir().unwrap();
-    let tally = Tally::start(
+    let tally = start_tally(
         &store,
         logs.path(),
         "tally",
@@ -223,14 +154,14 @@ async fn sigkill_with_durable_loses_nothing_acknowledged(backend: Backend) {
         "--durable-dir",
         &wal_dir,
     ];
-    let tally = Tally::start(&store, logs.path(), "first", &flags).await;
+    let tally = start_tally(&store, logs.path(), "first", &flags).await;
     let (counts, load) = under_load(&tally).await;
     tally.signal("KILL");
     let (_, _) = tally.exit().await;
     load::stop(&counts, load).await;
     let (ok, cut_off) = (counts.ok(), counts.unknown());
 
-    let again = Tally::start(&store, logs.path(), "second", &flags).await;
+    let again = start_tally(&store, logs.path(), "second", &flags).await;
     again.signal("TERM");
     let (clean, log) = again.exit().await;
     assert!(clean, "the restarted tally exits cleanly: {log}");
@@ -252,7 +183,7 @@ async fn sigkill_with_durable_loses_nothing_acknowledged(backend: Backend) {
 async fn sigkill_without_durable_loses_at_most_the_pending_hits(backend: Backend) {
     let store = store_with_sites(backend).await;
     let logs = tempfile::tempdir().unwrap();
-    let tally = Tally::start(
+    let tally = start_tally(
         &store,
         logs.path(),
         "tally",
@@ -300,7 +231,7 @@ async fn a_replayed_flush_is_not_counted_twice(backend: Backend) {
         "--durable-dir",
         &wal_dir,
     ];
-    let tally = Tally::start(&store, logs.path(), "first", &flags).await;
+    let tally = start_tally(&store, logs.path(), "first", &flags).await;
     let counts = Arc::new(Counts::default());
     load::run(tally.addr(), 8, 2_000, MIX, None, Arc::clone(&counts)).await;
     assert_eq!(counts.ok(), 2_000);
@@ -316,7 +247,7 @@ async fn a_replayed_flush_is_not_counted_twice(backend: Backend) {
     tally.signal("KILL");
     let _ = tally.exit().await;
 
-    let again = Tally::start(&store, logs.path(), "second", &flags).await;
+    let again = start_tally(&store, logs.path(), "second", &flags).await;
     again.signal("TERM");
     let (clean, log) = again.exit().await;
     assert!(clean, "{log}");
@@ -910,7 +841,7 @@ async fn a_crash_during_a_durable_outage_loses_nothing_acknowledged() {
         "--durable-dir",
         &wal_dir,
     ];
-    let tally = Tally::start(&store, logs.path(), "first", &flags).await;
+    let tally = start_tally(&store, logs.path(), "first", &flags).await;
     let counts = Arc::new(Counts::default());
     let load = tokio::spawn(load::run(
         tally.addr(),
@@ -932,7 +863,7 @@ async fn a_crash_during_a_durable_outage_loses_nothing_acknowledged() {
     assert_eq!(counts.busy(), 0);
 
     ferret.restart().await;
-    let again = Tally::start(&store, logs.path(), "second", &flags).await;
+    let again = start_tally(&store, logs.path(), "second", &flags).await;
     again.signal("TERM");
     let (clean, log) = again.exit().await;
     assert!(

@@ -13,6 +13,7 @@
 
 pub mod load;
 pub mod nginx;
+pub mod node;
 pub mod totals;
 pub mod toxiproxy;
 

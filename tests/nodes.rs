@@ -1,0 +1,291 @@
+//! Several nodes behave as one: three real `tally serve` processes on one store behind the
+//! suite's nginx running `deploy/nginx/tally.conf`, with the defaults a user gets (flags only
+//! where a test is about them).
+//!
+//! - The embedded store takes same-site writes from several processes (SQLite transactions),
+//!   so nginx balances round-robin; FerretDB v1's `update` is not atomic between writers, so
+//!   there nginx hashes sites to nodes (`hash $arg_site consistent;`, docs/operations.md).
+//! - Every request answered 2xx is counted exactly, in every report, under load and when a node
+//!   is stopped with SIGTERM in the middle of it.
+//! - New sites reach every node within `--site-refresh-secs`; a capped document's cap holds when
+//!   two nodes fill it at once.
+//!
+//! Sizes are for a 2-core machine shared with other work.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::load::{self, Counts, Mix, Target};
+use support::nginx::Balance;
+use support::node::Nodes;
+use support::totals::{assert_totals, sum, totals};
+use support::*;
+
+const NODES: usize = 3;
+/// Pixel hits of the load tests, half through nginx's HTTP port and half through HTTPS.
+const HITS: u64 = 30_000;
+/// Connections per port.
+const CONNECTIONS: usize = 16;
+/// Six sites, so that hashing on the site spreads them over the nodes; 4,096 visitor addresses.
+const MIX: Mix = Mix {
+    sites: 6,
+    pages: 25,
+    ..Mix::VIEWS
+};
+
+async fn store_with_sites(backend: Backend) -> TestStore {
+    let store = TestStore::new(backend).await;
+    for site in MIX.site_ids() {
+        store.add_site(&site, "UTC").await;
+    }
+    store
+}
+
+/// How nginx spreads the pixel: round-robin where the store takes same-document writes from
+/// several processes, by site where it does not.
+fn balance(backend: Backend) -> Balance {
+    match backend {
+        Backend::Embedded => Balance::RoundRobin,
+        Backend::Mongo => Balance::Site,
+    }
+}
+
+/// A counter of a node's `/metrics`, 0 when absent.
+async fn metric(node: &support::node::Tally, line: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", node.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+async fn accepted_per_node(nodes: &Nodes) -> Vec<u64> {
+    let mut out = Vec::new();
+    for node in nodes.nodes.iter().flatten() {
+        out.push(metric(node, "tally_hits_accepted_total ").await);
+    }
+    out
+}
+
+/// 30,000 pixel hits through nginx to three nodes: every one answered 200 and counted exactly,
+/// in every report.
+async fn three_nodes_count_a_load_exactly(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let mut nodes = Nodes::start(&store, NODES, balance(backend), &[]).await;
+    let counts = Arc::new(Counts::default());
+    let started = Instant::now();
+    // The two clients share `counts`: together they send `HITS`.
+    let run = |target: Target| load::run(target, CONNECTIONS, HITS, MIX, None, counts.clone());
+    tokio::join!(
+        run(nodes.nginx.http_target()),
+        run(nodes.nginx.https_target())
+    );
+    let secs = started.elapsed().as_secs_f64();
+    let per_node = accepted_per_node(&nodes).await;
+    nodes.stop_all().await;
+    let totals = totals(&store, MIX).await;
+    eprintln!(
+        "{backend:?}, {NODES} nodes, {:?}: {HITS} hits through nginx in {secs:.1} s ({:.0}/s), accepted per node {per_node:?}: {counts:?}; totals {totals:?}",
+        balance(backend),
+        HITS as f64 / secs
+    );
+    assert_eq!(
+        counts.ok(),
+        HITS,
+        "every hit answered 200: {counts:?}\n{}",
+        nodes.nginx.logs()
+    );
+    assert_eq!(per_node.iter().sum::<u64>(), HITS);
+    let serving = per_node.iter().filter(|n| **n > 0).count();
+    match balance(backend) {
+        Balance::RoundRobin => assert_eq!(serving, NODES, "round-robin: {per_node:?}"),
+        Balance::Site => assert!(serving >= 2, "six sites over the nodes: {per_node:?}"),
+    }
+    assert_totals(&totals, HITS, "three nodes");
+}
+
+/// SIGTERM to one of three nodes in the middle of a load through nginx: the node answers what
+/// it took and writes it; nginx sends the rest to the other nodes. Every request answered 2xx
+/// is counted, exactly once.
+async fn sigterm_to_one_node_loses_nothing(backend: Backend) {
+    let store = store_with_sites(backend).await;
+    let mut nodes = Nodes::start(&store, NODES, balance(backend), &[]).await;
+    let counts = Arc::new(Counts::default());
+    let load = {
+        let (http, https) = (nodes.nginx.http_target(), nodes.nginx.https_target());
+        let counts = Arc::clone(&counts);
+        tokio::spawn(async move {
+            let run = |t: Target| load::run(t, CONNECTIONS, u64::MAX, MIX, None, counts.clone());
+            tokio::join!(run(http), run(https));
+        })
+    };
+    load::until_ok(&counts, 5_000).await;
+    // The node the most sites hash to (any one under round-robin).
+    let per_node = accepted_per_node(&nodes).await;
+    let victim = (0..NODES).max_by_key(|i| per_node[*i]).unwrap();
+    let at_signal = counts.ok();
+    let started = Instant::now();
+    let (clean, log) = nodes.stop(victim).await;
+    let stopped_in = started.elapsed();
+    assert!(clean, "a clean exit after SIGTERM: {log}");
+    let after_stop = counts.ok();
+    load::until_ok(&counts, after_stop + 5_000).await;
+    load::stop(&counts, load).await;
+    let others = accepted_per_node(&nodes).await;
+    // nginx logs each request it could not pass to the stopped node (and then sent to the next).
+    let error_log = nodes.nginx.error_log();
+    let failed: Vec<&str> = error_log
+        .lines()
+        .filter(|l| l.contains("upstream"))
+        .collect();
+    nodes.stop_all().await;
+    let totals = totals(&store, MIX).await;
+    eprintln!(
+        "{backend:?}, {NODES} nodes, {:?}: SIGTERM to node{victim} (accepted {per_node:?} then) after {at_signal} answers of 200; \
+         it exited in {:.2} s, with {after_stop} answered; the others then accepted {others:?}; in all {counts:?}; totals {totals:?}; \
+         nginx logged {} failed tries, the first: {:?}",
+        balance(backend),
+        stopped_in.as_secs_f64(),
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(counts.unknown(), 0, "nginx answered every request");
+    assert_eq!(
+        counts.other(),
+        0,
+        "nginx sent what the stopping node could not take to another node: {counts:?}\n{}",
+        nodes.nginx.logs()
+    );
+    assert_totals(&totals, counts.ok(), "after SIGTERM to one node");
+}
+
+both_stores!(
+    three_nodes_count_a_load_exactly,
+    sigterm_to_one_node_loses_nothing
+);
+
+/// One pixel hit for `site` straight to a node, from a visitor of its own; its status.
+async fn hit(url: &str, site: &str, n: u32) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{url}/t.gif?site={site}&url=%2F"))
+        .header("User-Agent", CHROME_WIN)
+        .header("X-Forwarded-For", visitor(n))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A site added with the CLI on one store reaches every node within `--site-refresh-secs`:
+/// hits to another node are counted from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_site_reaches_every_node_within_the_refresh_interval() {
+    const REFRESH: u64 = 2;
+    let store = TestStore::new(Backend::Embedded).await;
+    let refresh = REFRESH.to_string();
+    let mut nodes = Nodes::start(
+        &store,
+        2,
+        Balance::RoundRobin,
+        &["--site-refresh-secs", &refresh],
+    )
+    .await;
+    let (a, b) = (nodes.node(0).url(), nodes.node(1).url());
+    hit(&b, "late", 0).await;
+    let rejected = "tally_hits_rejected_total{reason=\"unknown_site\"} ";
+    assert_eq!(metric(nodes.node(1), rejected).await, 1, "no such site yet");
+
+    let added = tally_cli(&store)
+        .args(["site", "add", "late", "--tz", "UTC"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let started = Instant::now();
+    let mut sent = 1;
+    let reached = loop {
+        for url in [&a, &b] {
+            hit(url, "late", sent).await;
+            sent += 1;
+        }
+        let accepted = [
+            metric(nodes.node(0), "tally_hits_accepted_total ").await,
+            metric(nodes.node(1), "tally_hits_accepted_total ").await,
+        ];
+        if accepted.iter().all(|n| *n > 0) {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(REFRESH * 3),
+            "the site did not reach both nodes: accepted {accepted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let accepted = metric(nodes.node(0), "tally_hits_accepted_total ").await
+        + metric(nodes.node(1), "tally_hits_accepted_total ").await;
+    nodes.stop_all().await;
+    eprintln!(
+        "a site added by the CLI reached both nodes in {:.2} s (--site-refresh-secs {REFRESH}); {accepted} of {} hits accepted",
+        reached.as_secs_f64(),
+        sent - 1
+    );
+    assert!(reached <= Duration::from_secs(REFRESH + 1), "{reached:?}");
+    let month = chrono::Utc::now().format("%Y-%m");
+    let year = chrono::Utc::now().format("%Y");
+    let traffic = store
+        .doc(&format!("traffic.{year}"), &format!("late:{month}"))
+        .await
+        .expect("counted");
+    assert_count(&traffic, "v", accepted as i64);
+}
+
+/// Two nodes filling one capped month document at once (the embedded store; `--max-keys 100`,
+/// 400 distinct pages from both): the document names at most 100 keys, its `n` says so, and
+/// every view is counted, under a named page or `(other)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_document_holds_its_cap_across_nodes() {
+    const MAX_KEYS: usize = 100;
+    const PER_NODE: u64 = 4_000;
+    let mix = Mix {
+        sites: 1,
+        pages: 400,
+        ..Mix::VIEWS
+    };
+    let store = TestStore::new(Backend::Embedded).await;
+    store.add_site("s0", "UTC").await;
+    let cap = MAX_KEYS.to_string();
+    let mut nodes = Nodes::start(&store, 2, Balance::RoundRobin, &["--max-keys", &cap]).await;
+    let counts = Arc::new(Counts::default());
+    // Both nodes bring the same new pages at the same time, each in its own flushes (the two
+    // clients share `counts`: together they send 2 × PER_NODE).
+    let (a, b) = (nodes.node(0).addr(), nodes.node(1).addr());
+    tokio::join!(
+        load::run(a, 8, 2 * PER_NODE, mix, None, counts.clone()),
+        load::run(b, 8, 2 * PER_NODE, mix, None, counts.clone()),
+    );
+    nodes.stop_all().await;
+    let month = chrono::Utc::now().format("%Y-%m");
+    let year = chrono::Utc::now().format("%Y");
+    let content = store
+        .doc(&format!("content.{year}"), &format!("s0:{month}"))
+        .await
+        .expect("a content month document");
+    let pages = content.get_document("p").unwrap();
+    let named = pages.keys().filter(|k| k.as_str() != "(other)").count();
+    let n = get_path(&content, "n").unwrap_or(0);
+    eprintln!(
+        "two nodes, --max-keys {MAX_KEYS}, 400 pages: {} answered 200; {named} pages named, n = {n}, (other) = {:?}",
+        counts.ok(),
+        get_path(&content, "p.(other).v")
+    );
+    assert_eq!(counts.ok(), 2 * PER_NODE);
+    assert_eq!(named, MAX_KEYS, "the cap is reached and held");
+    assert_eq!(n, MAX_KEYS as i64);
+    assert_eq!(sum(&content, "p", Some("v")), counts.ok() as i64);
+    assert_totals(&totals(&store, mix).await, counts.ok(), "capped");
+}
