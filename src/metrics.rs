@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
 
 /// Why an ingest request (pixel, event, visit beacon) was answered but not counted.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -189,6 +190,9 @@ pub struct Metrics {
     pub writer_epoch: Gauge,
     /// Retired writers whose marks this process's statements remove.
     pub writers_retired: Gauge,
+    /// This node's clock minus the store's, in seconds (`aggregate/skew.rs`); 0 on the
+    /// embedded store, which has no clock of its own.
+    pub clock_skew_seconds: Gauge<f64, AtomicU64>,
     /// Times this process took a new writer id because its slot's was retired or live elsewhere.
     pub writer_renewals: Counter,
     /// `--durable`: the budget of the durable directory (`--durable-max-bytes`).
@@ -404,6 +408,12 @@ impl Metrics {
             "Retired writers (ended or silent, not durable, nothing parked) whose marks each statement removes",
             writers_retired.clone(),
         );
+        let clock_skew_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "clock_skew_seconds",
+            "This node's clock minus the store's (MongoDB's hello.localTime), in seconds, measured at start and every writers heartbeat; 0 on the embedded store",
+            clock_skew_seconds.clone(),
+        );
         let writer_renewals = Counter::default();
         registry.register(
             "writer_renewals",
@@ -457,6 +467,7 @@ impl Metrics {
             replayed_hits,
             writer_epoch,
             writers_retired,
+            clock_skew_seconds,
             writer_renewals,
             durable_max_bytes,
             durable_bytes,

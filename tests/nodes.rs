@@ -289,3 +289,43 @@ async fn a_capped_document_holds_its_cap_across_nodes() {
     assert_eq!(sum(&content, "p", Some("v")), counts.ok() as i64);
     assert_totals(&totals(&store, mix).await, counts.ok(), "capped");
 }
+
+/// The value of `name` in a /metrics text.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// FerretDB answers `hello` with its clock, and a node compares its own with it: one whose
+/// clock is an hour ahead exports a skew of an hour in `tally_clock_skew_seconds` (and logs a
+/// warning), one on time a skew under a second. The embedded store has no clock of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_is_off_says_so() {
+    let embedded = TestStore::new(Backend::Embedded).await;
+    assert_eq!(embedded.store.server_time().await.unwrap(), None);
+
+    let store = TestStore::new(Backend::Mongo).await;
+    let before = chrono::Utc::now();
+    let server = store.store.server_time().await.unwrap().expect("localTime");
+    let after = chrono::Utc::now();
+    let skew = tally::aggregate::skew::Skew::measure(before, server, after);
+    assert!(skew.seconds.abs() < 1.0, "one machine, one clock: {skew:?}");
+
+    let other = store.another_handle().await;
+    let ahead = TestClock::at(chrono::Utc::now() + chrono::Duration::hours(1));
+    let on_time = TestApp::spawn(store, test_settings(), tally::period::system_clock()).await;
+    let off = TestApp::spawn(other, test_settings(), ahead.clock()).await;
+    let (on_time_skew, off_skew) = (
+        gauge(&on_time.metrics().await, "tally_clock_skew_seconds"),
+        gauge(&off.metrics().await, "tally_clock_skew_seconds"),
+    );
+    eprintln!(
+        "FerretDB's localTime vs this machine: {skew:?}; skew exported by a node on time {on_time_skew}, by a node an hour ahead {off_skew}"
+    );
+    assert!(on_time_skew.abs() < 1.0, "{on_time_skew}");
+    assert!((off_skew - 3600.0).abs() < 1.0, "{off_skew}");
+    on_time.stop().await.0.unwrap();
+    off.stop().await.0.unwrap();
+}

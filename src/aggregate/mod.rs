@@ -19,6 +19,7 @@ pub mod identity;
 pub mod journal;
 pub mod named;
 pub mod parked;
+pub mod skew;
 pub mod spill;
 pub mod writers;
 

@@ -14,6 +14,10 @@
 //! [`MAX_UNSET`]) to each statement as `$unset` of their marks ([`DocUpdate::unset`]).
 //! Entries retired longer than [`FORGET_AFTER`] are deleted.
 //!
+//! Each heartbeat (and registering) also compares this node's clock with the store's
+//! ([`super::skew`]): the registry is the one task every node runs against the store at a
+//! steady pace.
+//!
 //! This module owns the registry's documents and the retired list; it must not build
 //! statements or know reports.
 //!
@@ -21,6 +25,7 @@
 
 use super::flusher::Writer;
 use super::identity::{Identity, IdentityError};
+use super::skew::SkewCheck;
 use crate::metrics::Metrics;
 use crate::period::Clock;
 use crate::store::{Store, StoreError};
@@ -125,6 +130,7 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     role: Role,
     durable: bool,
+    skew: SkewCheck,
     me: Mutex<Me>,
     retired: RwLock<Arc<Vec<String>>>,
     /// One refresh at a time, so a refresh that lost a retirement's compare-and-swap to
@@ -161,11 +167,12 @@ impl Registry {
         let now = DateTime::from_millis((clock)().timestamp_millis());
         let registry = Registry {
             store,
-            clock,
+            clock: clock.clone(),
             times,
             metrics,
             role,
             durable,
+            skew: SkewCheck::new(clock.clone(), super::skew::WARN_AFTER),
             me: Mutex::new(Me {
                 identity,
                 writer,
@@ -176,6 +183,7 @@ impl Registry {
             refreshing: tokio::sync::Mutex::new(()),
         };
         registry.claim_entry().await?;
+        registry.check_clock().await;
         if let Err(e) = registry.refresh().await {
             tracing::warn!(error = %e, "writers registry: cannot read it; no marks are removed until it can be");
         }
@@ -436,6 +444,15 @@ impl Registry {
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "writers registry: cannot read it; keeping the last retired list");
             }
+            self.check_clock().await;
+        }
+    }
+
+    /// Compares this node's clock with the store's (a failure to ask is left to the heartbeat
+    /// and the flusher to report).
+    async fn check_clock(&self) {
+        if let Err(e) = self.skew.check(self.store.as_ref(), &self.metrics).await {
+            tracing::debug!(error = %e, "clock skew: cannot read the store's clock");
         }
     }
 }

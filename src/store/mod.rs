@@ -328,6 +328,13 @@ pub trait Store: Send + Sync {
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The store server's clock, for a node to compare its own with
+    /// (`aggregate/skew.rs`): MongoDB's `localTime` in its `hello` answer. `None` for a store
+    /// without a clock of its own: the embedded store runs on this machine's.
+    async fn server_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        Ok(None)
+    }
+
     /// Deletes the documents of `collection` with `from_id <= _id < to_id` (string order) and
     /// says how many there were. One `_id` range: MongoDB walks its `_id` index, the embedded
     /// store its primary key; neither scans the collection. A collection that does not exist

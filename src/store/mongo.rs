@@ -628,6 +628,16 @@ impl Store for MongoStore {
         Ok(())
     }
 
+    async fn server_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        let hello = self.db.run_command(doc! {"hello": 1}).await?;
+        // MongoDB and FerretDB v1 both send `localTime`; a server that does not is not
+        // compared with.
+        Ok(hello
+            .get_datetime("localTime")
+            .ok()
+            .and_then(|t| chrono::DateTime::from_timestamp_millis(t.timestamp_millis())))
+    }
+
     async fn delete_range(
         &self,
         collection: &str,

@@ -8,7 +8,8 @@
 //! [`load`] sends counted load with browsers' User-Agents and public client addresses;
 //! [`nginx`] runs the real nginx, configured by `deploy/nginx/tally.conf`, in front of apps;
 //! [`toxiproxy`] breaks the network between an app and a FerretDB of the test's own;
-//! [`totals`] reads back the counters a load of [`load`] made.
+//! [`totals`] reads back the counters a load of [`load`] made; [`node`] runs the real `tally`
+//! binary, and several of them on one store behind nginx ([`node::Nodes`]).
 #![allow(dead_code)]
 
 pub mod load;
