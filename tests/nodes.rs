@@ -169,23 +169,52 @@ both_stores!(
     sigterm_to_one_node_loses_nothing
 );
 
-/// One pixel hit for `site` straight to a node, from a visitor of its own; its status.
-async fn hit(url: &str, site: &str, n: u32) -> u16 {
-    reqwest::Client::new()
+/// One pixel hit for `site` straight to a node, from a visitor of its own, with `DNT: 1` or not.
+async fn hit(url: &str, site: &str, n: u32, dnt: bool) {
+    let mut request = reqwest::Client::new()
         .get(format!("{url}/t.gif?site={site}&url=%2F"))
         .header("User-Agent", CHROME_WIN)
-        .header("X-Forwarded-For", visitor(n))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .header("X-Forwarded-For", visitor(n));
+    if dnt {
+        request = request.header("DNT", "1");
+    }
+    let status = request.send().await.unwrap().status();
+    assert_eq!(status, 200);
 }
 
-/// A site added with the CLI on one store reaches every node within `--site-refresh-secs`:
-/// hits to another node are counted from then on.
+/// Sends hits for `site` to every node (numbered from `*sent`) until each node's `/metrics`
+/// has `line` above 0; how long that took.
+async fn until_every_node(
+    nodes: &Nodes,
+    site: &str,
+    dnt: bool,
+    line: &str,
+    sent: &mut u32,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for node in nodes.nodes.iter().flatten() {
+            hit(&node.url(), site, *sent, dnt).await;
+            *sent += 1;
+            seen.push(metric(node, line).await);
+        }
+        if seen.iter().all(|n| *n > 0) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not every node has {line}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A site added with the CLI on the shared store reaches every node within
+/// `--site-refresh-secs`, and so does a change of its settings (`--honor-dnt on`): each node
+/// counts the site's hits, then stops counting those that ask not to be tracked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_site_reaches_every_node_within_the_refresh_interval() {
+async fn new_sites_and_settings_reach_every_node_within_the_refresh_interval() {
     const REFRESH: u64 = 2;
     let store = TestStore::new(Backend::Embedded).await;
     let refresh = REFRESH.to_string();
@@ -196,52 +225,41 @@ async fn a_new_site_reaches_every_node_within_the_refresh_interval() {
         &["--site-refresh-secs", &refresh],
     )
     .await;
-    let (a, b) = (nodes.node(0).url(), nodes.node(1).url());
-    hit(&b, "late", 0).await;
-    let rejected = "tally_hits_rejected_total{reason=\"unknown_site\"} ";
-    assert_eq!(metric(nodes.node(1), rejected).await, 1, "no such site yet");
+    let mut sent = 0;
+    let unknown = "tally_hits_rejected_total{reason=\"unknown_site\"} ";
+    until_every_node(&nodes, "late", false, unknown, &mut sent).await;
 
-    let added = tally_cli(&store)
-        .args(["site", "add", "late", "--tz", "UTC"])
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
-    let started = Instant::now();
-    let mut sent = 1;
-    let reached = loop {
-        for url in [&a, &b] {
-            hit(url, "late", sent).await;
-            sent += 1;
-        }
-        let accepted = [
-            metric(nodes.node(0), "tally_hits_accepted_total ").await,
-            metric(nodes.node(1), "tally_hits_accepted_total ").await,
-        ];
-        if accepted.iter().all(|n| *n > 0) {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(REFRESH * 3),
-            "the site did not reach both nodes: accepted {accepted:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let cli = |args: &[&str]| {
+        let out = tally_cli(&store).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
     };
-    let accepted = metric(nodes.node(0), "tally_hits_accepted_total ").await
-        + metric(nodes.node(1), "tally_hits_accepted_total ").await;
+    cli(&["site", "add", "late", "--tz", "UTC"]);
+    let accepted = "tally_hits_accepted_total ";
+    let added = until_every_node(&nodes, "late", true, accepted, &mut sent).await;
+    cli(&["site", "update", "late", "--honor-dnt", "on"]);
+    let dnt = "tally_hits_rejected_total{reason=\"do_not_track\"} ";
+    let changed = until_every_node(&nodes, "late", true, dnt, &mut sent).await;
+
+    let mut counted = 0;
+    for node in nodes.nodes.iter().flatten() {
+        counted += metric(node, accepted).await;
+    }
     nodes.stop_all().await;
     eprintln!(
-        "a site added by the CLI reached both nodes in {:.2} s (--site-refresh-secs {REFRESH}); {accepted} of {} hits accepted",
-        reached.as_secs_f64(),
-        sent - 1
+        "--site-refresh-secs {REFRESH}, two nodes: a site added by the CLI counted by both after {:.2} s, a settings change applied by both after {:.2} s; {counted} of {sent} hits counted",
+        added.as_secs_f64(),
+        changed.as_secs_f64()
     );
-    assert!(reached <= Duration::from_secs(REFRESH + 1), "{reached:?}");
+    for took in [added, changed] {
+        assert!(took <= Duration::from_secs(REFRESH + 1), "{took:?}");
+    }
     let month = chrono::Utc::now().format("%Y-%m");
     let year = chrono::Utc::now().format("%Y");
     let traffic = store
         .doc(&format!("traffic.{year}"), &format!("late:{month}"))
         .await
         .expect("counted");
-    assert_count(&traffic, "v", accepted as i64);
+    assert_count(&traffic, "v", counted as i64);
 }
 
 /// Two nodes filling one capped month document at once (the embedded store; `--max-keys 100`,
