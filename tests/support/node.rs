@@ -150,11 +150,27 @@ pub struct Nodes {
 impl Nodes {
     /// `n` nodes `node0`… on `store` with `flags`, behind nginx balancing by `balance`.
     pub async fn start(store: &TestStore, n: usize, balance: Balance, flags: &[&str]) -> Nodes {
+        Nodes::start_each(store, n, balance, |_| {
+            flags.iter().map(|f| f.to_string()).collect()
+        })
+        .await
+    }
+
+    /// As [`Nodes::start`], with node `i`'s flags from `flags(i)` (e.g. a durable directory
+    /// each).
+    pub async fn start_each(
+        store: &TestStore,
+        n: usize,
+        balance: Balance,
+        flags: impl Fn(usize) -> Vec<String>,
+    ) -> Nodes {
         let logs = tempfile::tempdir().unwrap();
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let name = format!("node{i}");
-            nodes.push(Some(Tally::start(store, logs.path(), &name, flags).await));
+            let flags = flags(i);
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            nodes.push(Some(Tally::start(store, logs.path(), &name, &flags).await));
         }
         let ports: Vec<u16> = nodes.iter().flatten().map(|t| t.port).collect();
         let nginx = Nginx::start_with(&ports, balance).await;
@@ -175,6 +191,13 @@ impl Nodes {
     pub async fn stop(&mut self, i: usize) -> (bool, String) {
         let tally = self.nodes[i].take().expect("a running node");
         tally.stop().await
+    }
+
+    /// Kills node `i` with SIGKILL and waits for it to be gone.
+    pub async fn kill(&mut self, i: usize) {
+        let tally = self.nodes[i].take().expect("a running node");
+        tally.signal("KILL");
+        let _ = tally.exit().await;
     }
 
     /// Stops every running node (SIGTERM) and asserts each exits cleanly.
