@@ -199,19 +199,9 @@ async fn sigkill_to_a_durable_node_may_count_what_nginx_sent_again() {
         .count() as u64;
     nodes.stop_all().await;
     // The killed node again, on its log: it replays what it had not written, and stops.
-    let again = Tally::start(
-        &store,
-        nodes.logs.path(),
-        "node1-again",
-        &{
-            let f = flags(1);
-            f
-        }
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>(),
-    )
-    .await;
+    let node1 = flags(1);
+    let node1: Vec<&str> = node1.iter().map(String::as_str).collect();
+    let again = Tally::start(&store, nodes.logs.path(), "node1-again", &node1).await;
     let (clean, log) = again.stop().await;
     assert!(clean, "{log}");
     let totals = totals(&store, MIX).await;
