@@ -170,7 +170,19 @@ impl Nodes {
             let name = format!("node{i}");
             let flags = flags(i);
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            nodes.push(Some(Tally::start(store, logs.path(), &name, &flags).await));
+            // On MongoDB the data directory holds only the writer identity: one per node, as
+            // on separate machines (the embedded store's nodes share the store's).
+            let data = logs
+                .path()
+                .join(format!("{name}-data"))
+                .display()
+                .to_string();
+            let global: &[&str] = match store.backend {
+                Backend::Mongo => &["--data-dir", &data],
+                Backend::Embedded => &[],
+            };
+            let tally = Tally::start_with(store, logs.path(), &name, global, &flags).await;
+            nodes.push(Some(tally));
         }
         let ports: Vec<u16> = nodes.iter().flatten().map(|t| t.port).collect();
         let nginx = Nginx::start_with(&ports, balance).await;
