@@ -6,11 +6,15 @@
 //!   so nginx balances round-robin; FerretDB v1's `update` is not atomic between writers, so
 //!   there nginx hashes sites to nodes (`hash $arg_site consistent;`, docs/operations.md).
 //! - Every request answered 2xx is counted exactly, in every report, under load and when a node
-//!   is stopped with SIGTERM in the middle of it.
-//! - New sites reach every node within `--site-refresh-secs`; a capped document's cap holds when
-//!   two nodes fill it at once.
+//!   is stopped with SIGTERM in the middle of it (on FerretDB, except for the sites that move
+//!   off the stopped node: their loss is printed, docs/reliability.md#several-nodes). A
+//!   `--durable` node killed mid-load can have hits nginx sent again counted twice: at most
+//!   those.
+//! - New sites and settings reach every node within `--site-refresh-secs`; a capped document's
+//!   cap holds when two nodes fill it at once; the ingest rate limit is per node.
+//! - A node compares its clock with the store's and exports the skew.
 //!
-//! Sizes are for a 2-core machine shared with other work.
+//! Sizes are for a 2-core machine shared with other work (the file takes about 20 s).
 
 mod support;
 
