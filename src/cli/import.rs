@@ -12,7 +12,6 @@ use super::CliError;
 use crate::aggregate::flusher::Flusher;
 use crate::aggregate::writers::{Registry, Role, Source, Times};
 use crate::aggregate::Coalescer;
-use crate::api::live::Live;
 use crate::field::FieldKey;
 use crate::import::{self, Format, Kind, Skip};
 use crate::metrics::{Metrics, Rejection};
@@ -148,7 +147,6 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
             Arc::clone(&store),
             Arc::clone(&metrics),
             DEFAULT_MAX_KEYS,
-            Arc::new(Live::default()),
             system_clock(),
         )
         .with_writer(writer, Arc::clone(&writers)),
