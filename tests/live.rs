@@ -17,6 +17,7 @@ both_stores!(
     a_restart_keeps_the_last_thirty_minutes,
     two_apps_on_one_store_show_each_others_views_within_two_seconds,
     a_summary_shows_another_apps_writes_within_the_cache_bound,
+    a_busy_minute_document_stays_small,
 );
 
 /// 14:00 in Berlin.
@@ -285,4 +286,33 @@ async fn a_summary_shows_another_apps_writes_within_the_cache_bound(backend: Bac
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// A busy minute: 1,000 views over 200 pages with paths and titles of ordinary length, in one
+/// minute. Prints the minute document's size (docs/data-model.md quotes it).
+async fn a_busy_minute_document_stays_small(backend: Backend) {
+    let store = store_with_acme(backend).await;
+    let clock = TestClock::at(t0());
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
+    for i in 0..1000 {
+        let n = (i * 7) % 200;
+        app.hit(
+            &page(
+                &format!("%2Farticles%2F{n:03}-a-slug-of-ordinary-length"),
+                &format!("Article+{n:03}%3A+a+title+of+ordinary+length+%7C+Acme"),
+            ),
+            CHROME_WIN,
+        )
+        .await;
+    }
+    app.flush().await;
+    let minute = app.doc("live.2026", "acme:2026-11-23T14:00").await.unwrap();
+    assert_eq!(get_path(&minute, "v"), Some(1000));
+    assert_eq!(minute.get_document("p").unwrap().len(), 200);
+    let bytes = mongodb::bson::to_vec(&minute).unwrap().len();
+    eprintln!("live minute document with 1,000 views over 200 titled pages: {bytes} bytes of BSON");
+    assert!(bytes < 40_000, "the minute document is {bytes} bytes");
+    let snap = first_snapshot(&app).await;
+    assert_eq!(snap["pages_now"].as_array().unwrap().len(), 50);
+    assert_eq!(snap["pages_now"][0]["views"], 5);
 }

@@ -68,7 +68,9 @@ pub struct PageNow {
 
 /// The minute documents covering the [`MINUTES`] minutes up to `now`, oldest first: the UTC
 /// minute each stands for, its collection and its id (the site's local minute). When a clock
-/// falls back, one local minute stands for two real ones: its id appears twice.
+/// falls back, one local minute's document holds two real minutes (both passes); no zone falls
+/// back by less than 30 minutes, so no id appears twice in a window (one that did would be
+/// counted once).
 fn minutes(site: &Site, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, String, String)> {
     let start = now.timestamp().div_euclid(60) * 60;
     (0..MINUTES as i64)
@@ -256,5 +258,54 @@ impl Live {
             latest,
             task: task.abort_handle(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn site(tz: &str) -> Site {
+        Site {
+            id: SiteId::parse("acme").unwrap(),
+            tz: tz.parse().unwrap(),
+            name: "acme".into(),
+            hosts: Vec::new(),
+            keep_params: Vec::new(),
+            created_at: Utc::now(),
+            tokens: Vec::new(),
+            public: true,
+            honor_dnt: false,
+        }
+    }
+
+    #[test]
+    fn thirty_minutes_of_local_minute_documents_in_their_years_collections() {
+        // 2027-01-01 00:10 in Berlin: the window reaches back into last year's collection.
+        let now = Utc.with_ymd_and_hms(2026, 12, 31, 23, 10, 42).unwrap();
+        let m = minutes(&site("Europe/Berlin"), now);
+        assert_eq!(m.len(), MINUTES);
+        assert_eq!(
+            m[0].0,
+            Utc.with_ymd_and_hms(2026, 12, 31, 22, 41, 0).unwrap()
+        );
+        assert_eq!(m[0].1, "live.2026");
+        assert_eq!(m[0].2, "acme:2026-12-31T23:41");
+        assert_eq!(m[29].1, "live.2027");
+        assert_eq!(m[29].2, "acme:2027-01-01T00:10");
+    }
+
+    #[test]
+    fn a_clock_falling_back_never_names_a_document_twice_in_a_window() {
+        // New York falls back at 06:00 UTC on 2024-11-03: 01:00-01:59 happens twice. Half an
+        // hour never holds both passes of a minute.
+        let ny = site("America/New_York");
+        let now = Utc.with_ymd_and_hms(2024, 11, 3, 6, 10, 0).unwrap();
+        let ids: Vec<String> = minutes(&ny, now).into_iter().map(|(_, _, id)| id).collect();
+        assert_eq!(ids[0], "acme:2024-11-03T01:41");
+        assert_eq!(ids[29], "acme:2024-11-03T01:10");
+        let distinct: HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), MINUTES);
     }
 }
