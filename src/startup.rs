@@ -248,6 +248,7 @@ impl Application {
                         metrics.key_budget_evictions.clone(),
                     )
             }),
+            live_minutes: true,
         });
 
         let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {

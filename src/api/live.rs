@@ -308,4 +308,59 @@ mod tests {
         let distinct: HashSet<&String> = ids.iter().collect();
         assert_eq!(distinct.len(), MINUTES);
     }
+
+    #[tokio::test]
+    async fn one_poll_per_site_pushes_changes_to_every_follower_and_stops_with_the_last() {
+        use crate::field::FieldKey;
+        use crate::store::{embedded::EmbeddedStore, Batch, CollectionBatch, DocUpdate};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        // 14:05 in Berlin.
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 13, 5, 10).unwrap();
+        let live = Live::new(Arc::clone(&store), Arc::new(move || now), Duration::ZERO);
+        let acme = Arc::new(site("Europe/Berlin"));
+        let mut one = live.subscribe(Arc::clone(&acme));
+        let mut two = live.subscribe(Arc::clone(&acme));
+        assert_eq!(live.polled(), 1);
+        let wait = |s: &'static str| move |_| panic!("{s}");
+        let first = tokio::time::timeout(Duration::from_secs(2), one.changed())
+            .await
+            .unwrap_or_else(wait("a first snapshot"))
+            .unwrap();
+        assert!(first.views_last_minutes.iter().all(|m| m.views == 0));
+        let write = |views: i64| {
+            let store = Arc::clone(&store);
+            async move {
+                let batch = Batch {
+                    collections: vec![CollectionBatch {
+                        collection: "live.2026".into(),
+                        docs: vec![DocUpdate {
+                            id: "acme:2026-11-23T14:05".into(),
+                            inc: vec![(FieldKey::parse("v").unwrap(), views)],
+                            ..DocUpdate::default()
+                        }],
+                    }],
+                };
+                assert!(store.apply(&batch).await.failed.is_empty());
+            }
+        };
+        write(3).await;
+        for follower in [&mut one, &mut two] {
+            let s = tokio::time::timeout(Duration::from_secs(2), follower.changed())
+                .await
+                .unwrap_or_else(wait("the change pushed"))
+                .unwrap();
+            assert_eq!(s.views_last_minutes.last().unwrap().views, 3);
+        }
+        // Nothing changed: nothing pushed.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), one.changed())
+                .await
+                .is_err()
+        );
+        drop(one);
+        assert_eq!(live.polled(), 1);
+        drop(two);
+        assert_eq!(live.polled(), 0);
+    }
 }
