@@ -16,7 +16,7 @@
 //!
 //! This module decides what has expired. It must not know how a store deletes (that is
 //! [`Store::delete_range`] and [`Store::drop_collection`]), nor touch any collection outside the
-//! three families.
+//! three event families and `live`.
 
 use crate::period::{Clock, LocalTime};
 use crate::site::{Site, SiteRegistry};
@@ -258,7 +258,7 @@ pub async fn run(
                     tracing::info!(
                         deleted = report.deleted,
                         dropped = ?report.dropped,
-                        "retention: expired event counters deleted"
+                        "retention: expired event counters and live minutes deleted"
                     )
                 }
                 Ok(_) => {}
