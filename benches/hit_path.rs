@@ -70,6 +70,7 @@ fn tracker(geo: Option<Arc<GeoDb>>) -> Tracker {
         trust: TrustProxy::None,
         limits: IngestLimits::new(None, None),
         budget: None,
+        live_minutes: true,
     }
 }
 

@@ -64,6 +64,10 @@ impl LocalTime {
     pub fn day_period(&self) -> Period {
         Period::Day(self.year, self.month, self.day)
     }
+
+    pub fn minute_period(&self) -> Period {
+        Period::Minute(self.year, self.month, self.day, self.hour, self.minute)
+    }
 }
 
 /// The span of local time one document covers. Its [`Display`](fmt::Display) form is the part
@@ -77,6 +81,8 @@ pub enum Period {
     Hour(i32, u8, u8, u8),
     /// An ISO week (year, week 1–53): `2011-W26`.
     Week(i32, u8),
+    /// A local minute of an hour: `2011-06-30T14:05` (the live tier).
+    Minute(i32, u8, u8, u8, u8),
 }
 
 impl Period {
@@ -87,14 +93,17 @@ impl Period {
             | Period::Month(y, _)
             | Period::Day(y, _, _)
             | Period::Hour(y, _, _, _)
-            | Period::Week(y, _) => y,
+            | Period::Week(y, _)
+            | Period::Minute(y, _, _, _, _) => y,
         }
     }
 
-    /// The month a day or an hour belongs to; months, years and weeks are their own.
+    /// The month a day, an hour or a minute belongs to; months, years and weeks are their own.
     pub fn month(&self) -> Period {
         match *self {
-            Period::Day(y, m, _) | Period::Hour(y, m, _, _) => Period::Month(y, m),
+            Period::Day(y, m, _) | Period::Hour(y, m, _, _) | Period::Minute(y, m, _, _, _) => {
+                Period::Month(y, m)
+            }
             other => other,
         }
     }
@@ -110,14 +119,24 @@ impl Period {
     }
 
     /// Parses the id suffix form: `2011`, `2011-06`, `2011-06-30` (a real calendar date),
-    /// `2011-06-30T14` or `2011-W26` (a real ISO week).
+    /// `2011-06-30T14`, `2011-06-30T14:05` or `2011-W26` (a real ISO week).
     pub fn parse(raw: &str) -> Option<Period> {
-        if let Some((day, hour)) = raw.split_once('T') {
+        if let Some((day, time)) = raw.split_once('T') {
             let Some(Period::Day(y, m, d)) = Period::parse(day) else {
                 return None;
             };
+            let (hour, minute) = match time.split_once(':') {
+                Some((h, mi)) => (h, Some(mi)),
+                None => (time, None),
+            };
             let h: u8 = hour.parse().ok().filter(|h| *h < 24 && hour.len() == 2)?;
-            return Some(Period::Hour(y, m, d, h));
+            return match minute {
+                None => Some(Period::Hour(y, m, d, h)),
+                Some(mi) => {
+                    let mi: u8 = mi.parse().ok().filter(|x| *x < 60 && mi.len() == 2)?;
+                    Some(Period::Minute(y, m, d, h, mi))
+                }
+            };
         }
         if let Some((year, week)) = raw.split_once("-W") {
             let y: i32 = year.parse().ok().filter(|_| year.len() == 4)?;
@@ -155,6 +174,7 @@ impl fmt::Display for Period {
             Period::Day(y, m, d) => write!(f, "{y:04}-{m:02}-{d:02}"),
             Period::Hour(y, m, d, h) => write!(f, "{y:04}-{m:02}-{d:02}T{h:02}"),
             Period::Week(y, w) => write!(f, "{y:04}-W{w:02}"),
+            Period::Minute(y, m, d, h, mi) => write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}"),
         }
     }
 }
@@ -262,9 +282,19 @@ mod tests {
             Period::Year(2011),
             Period::Month(2011, 6),
             Period::Day(2024, 2, 29),
+            Period::Hour(2011, 6, 3, 14),
+            Period::Minute(2011, 6, 3, 14, 5),
         ] {
             assert_eq!(Period::parse(&p.to_string()), Some(p));
         }
+        assert_eq!(
+            Period::Minute(2011, 6, 3, 9, 5).to_string(),
+            "2011-06-03T09:05"
+        );
+        assert_eq!(
+            Period::Minute(2011, 6, 3, 9, 5).month(),
+            Period::Month(2011, 6)
+        );
         for bad in [
             "",
             "11",
@@ -272,6 +302,9 @@ mod tests {
             "2011-6",
             "2023-02-29",
             "2011-06-01-01",
+            "2011-06-01T14:60",
+            "2011-06-01T14:5",
+            "2011-06-01T14:",
             "x",
         ] {
             assert_eq!(Period::parse(bad), None, "{bad}");

@@ -1,5 +1,8 @@
-//! Retention of event counters: how long each resolution is kept, and the sweep that deletes
-//! what has expired.
+//! Retention of event counters and of the live tier: how long each resolution is kept, and
+//! the sweep that deletes what has expired.
+//!
+//! The live tier (`live.<YYYY>`, one document per site per local minute,
+//! `<site>:<YYYY-MM-DDTHH:MM>`) is kept [`LIVE_KEPT`], always, and swept the same way.
 //!
 //! Event counters live in three families of yearly collections, one document per site per
 //! local period: `events_5m.<YYYY>` (an hour of 5-minute buckets, `<site>:<YYYY-MM-DDTHH>`),
@@ -13,7 +16,7 @@
 //!
 //! This module decides what has expired. It must not know how a store deletes (that is
 //! [`Store::delete_range`] and [`Store::drop_collection`]), nor touch any collection outside the
-//! three families.
+//! three event families and `live`.
 
 use crate::period::{Clock, LocalTime};
 use crate::site::{Site, SiteRegistry};
@@ -32,7 +35,13 @@ pub struct Retention {
     pub hourly: Option<Duration>,
     /// `events_day`: daily buckets, one document per site per local month.
     pub daily: Option<Duration>,
+    /// `live`: minutes, one document per site per local minute ([`LIVE_KEPT`] unless a test
+    /// says otherwise).
+    pub minutes: Option<Duration>,
 }
+
+/// How long the live tier's minute documents are kept: the live panel reads the last 30.
+pub const LIVE_KEPT: Duration = Duration::hours(1);
 
 impl Default for Retention {
     /// 48 hours of 5-minute buckets, 60 days of hourly ones, daily ones forever.
@@ -41,6 +50,7 @@ impl Default for Retention {
             five_minute: Some(Duration::hours(48)),
             hourly: Some(Duration::days(60)),
             daily: None,
+            minutes: Some(LIVE_KEPT),
         }
     }
 }
@@ -63,10 +73,16 @@ enum Family {
     FiveMinute,
     Hourly,
     Daily,
+    Minute,
 }
 
 impl Family {
-    const ALL: [Family; 3] = [Family::FiveMinute, Family::Hourly, Family::Daily];
+    const ALL: [Family; 4] = [
+        Family::FiveMinute,
+        Family::Hourly,
+        Family::Daily,
+        Family::Minute,
+    ];
 
     /// The collection name before `.<YYYY>`.
     fn name(self) -> &'static str {
@@ -74,6 +90,7 @@ impl Family {
             Family::FiveMinute => "events_5m",
             Family::Hourly => "events_hour",
             Family::Daily => "events_day",
+            Family::Minute => "live",
         }
     }
 
@@ -82,6 +99,7 @@ impl Family {
             Family::FiveMinute => retention.five_minute,
             Family::Hourly => retention.hourly,
             Family::Daily => retention.daily,
+            Family::Minute => retention.minutes,
         }
     }
 
@@ -92,6 +110,7 @@ impl Family {
             Family::FiveMinute => format!("{y:04}-{m:02}-{d:02}T{h:02}"),
             Family::Hourly => format!("{y:04}-{m:02}-{d:02}"),
             Family::Daily => format!("{y:04}-{m:02}"),
+            Family::Minute => format!("{y:04}-{m:02}-{d:02}T{h:02}:{:02}", t.minute),
         }
     }
 
@@ -121,6 +140,19 @@ impl Cutoff {
             year: local.year,
             period: family.period_id(&local),
         }
+    }
+}
+
+impl Cutoff {
+    /// For the live tier: never past the documents the live panel reads at `now` (the last
+    /// half hour). When a clock falls back, the repeated hour's local minutes sort before the
+    /// expiry's; without this they would be deleted while they are being shown.
+    fn sparing(self, now: DateTime<Utc>, tz: Tz) -> Cutoff {
+        (0..=30)
+            .map(|back| Cutoff::at(Family::Minute, now - Duration::minutes(back), tz))
+            .chain([self])
+            .min_by(|a, b| (a.year, &a.period).cmp(&(b.year, &b.period)))
+            .expect("not empty")
     }
 }
 
@@ -162,6 +194,10 @@ pub async fn sweep(
         let cutoffs: Vec<(&Site, Cutoff)> = sites
             .iter()
             .map(|site| (site, Cutoff::at(family, instant, site.tz)))
+            .map(|(site, cutoff)| match family {
+                Family::Minute => (site, cutoff.sparing(now, site.tz)),
+                _ => (site, cutoff),
+            })
             .collect();
         // Every site has left the years before the earliest cutoff year behind.
         let Some(every_site_past) = cutoffs.iter().map(|(_, c)| c.year).min() else {
@@ -222,7 +258,7 @@ pub async fn run(
                     tracing::info!(
                         deleted = report.deleted,
                         dropped = ?report.dropped,
-                        "retention: expired event counters deleted"
+                        "retention: expired event counters and live minutes deleted"
                     )
                 }
                 Ok(_) => {}
@@ -258,6 +294,21 @@ mod tests {
         assert_eq!(r.five_minute, Some(Duration::hours(48)));
         assert_eq!(r.hourly, Some(Duration::days(60)));
         assert_eq!(r.daily, None);
+        assert_eq!(r.minutes, Some(Duration::hours(1)));
+    }
+
+    #[test]
+    fn a_live_cutoff_is_an_hour_back_but_spares_the_last_half_hour() {
+        let ny = tz("America/New_York");
+        // An ordinary hour: the minute an hour back.
+        let c = Cutoff::at(Family::Minute, utc(2026, 6, 1, 12, 0), ny)
+            .sparing(utc(2026, 6, 1, 13, 0), ny);
+        assert_eq!((c.year, c.period), (2026, "2026-06-01T08:00".into()));
+        // New York falls back on 2024-11-03 at 06:00 UTC: at 06:10 UTC (01:10 EST, the second
+        // 01:10) an hour back is 01:10 EDT, which would delete 01:00-01:09 being shown now.
+        let now = utc(2024, 11, 3, 6, 10);
+        let c = Cutoff::at(Family::Minute, now - Duration::hours(1), ny).sparing(now, ny);
+        assert_eq!((c.year, c.period), (2024, "2024-11-03T01:00".into()));
     }
 
     #[test]

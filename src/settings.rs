@@ -295,6 +295,7 @@ impl ServeSettings {
             five_minute: keep(chrono::TimeDelta::hours(1), self.retain_5m_hours),
             hourly: keep(chrono::TimeDelta::days(1), self.retain_hourly_days),
             daily: keep(chrono::TimeDelta::days(1), self.retain_daily_days),
+            minutes: Some(crate::retention::LIVE_KEPT),
         }
     }
 }

@@ -182,13 +182,11 @@ impl Application {
             Arc::clone(&metrics),
         )
         .await?;
-        let live = Arc::new(Live::default());
         let mut flusher = Flusher::new(
             Arc::clone(&coalescer),
             Arc::clone(&store),
             Arc::clone(&metrics),
             serve.max_keys,
-            Arc::clone(&live),
             Arc::clone(&clock),
         )
         .with_store_timeout(Duration::from_secs(serve.store_timeout_secs))
@@ -250,6 +248,7 @@ impl Application {
                         metrics.key_budget_evictions.clone(),
                     )
             }),
+            live_minutes: true,
         });
 
         let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {
@@ -271,7 +270,11 @@ impl Application {
         let api_state = web::Data::new(crate::api::ApiState {
             sites: Arc::clone(&sites),
             store: Arc::clone(&store),
-            live: Arc::clone(&live),
+            live: Arc::new(Live::new(
+                Arc::clone(&store),
+                Arc::clone(&sweep_clock),
+                crate::api::live::POLL_EVERY,
+            )),
             clock: Arc::clone(&sweep_clock),
             summaries: Arc::default(),
             limiter: Arc::new(crate::api::limit::AuthLimiter::new(

@@ -327,6 +327,19 @@ async fn import_matches_live(backend: Backend) {
     );
     // Nothing of the other site's pixel lines reached acme, nor beta.
     assert!(imported.doc("traffic.2026", "beta:2026-11").await.is_none());
+    // The live panel's minutes are not imported (the live app wrote them).
+    let collections = imported.store.collections().await.unwrap();
+    assert!(
+        collections.iter().all(|c| !c.starts_with("live.")),
+        "{collections:?}"
+    );
+    assert!(app
+        .store
+        .store
+        .collections()
+        .await
+        .unwrap()
+        .contains(&"live.2026".to_owned()));
 
     // The same file again is refused, and nothing changes.
     let out = import(&imported, &["--site", "acme", log]);

@@ -20,6 +20,7 @@ both_stores!(
     sweep_deletes_exactly_the_expired_documents,
     sweep_drops_a_year_only_when_every_zone_has_left_it,
     run_sweeps_at_start_with_the_defaults_and_stops_when_told,
+    sweep_removes_live_minutes_older_than_an_hour,
 );
 
 const KIRITIMATI: &str = "Pacific/Kiritimati"; // UTC+14
@@ -206,6 +207,7 @@ async fn sweep_deletes_exactly_the_expired_documents(backend: Backend) {
         five_minute: Some(Duration::hours(48)),
         hourly: Some(Duration::days(60)),
         daily: Some(Duration::days(375)),
+        minutes: None,
     };
     let seeded = docs(&[
         (
@@ -327,6 +329,7 @@ async fn sweep_drops_a_year_only_when_every_zone_has_left_it(backend: Backend) {
         five_minute: Some(Duration::hours(48)),
         hourly: Some(Duration::hours(48)),
         daily: Some(Duration::hours(48)),
+        minutes: None,
     };
     let seeded = docs(&[
         ("events_5m.2025", &["acme-2:2025-12-31T23"]),
@@ -486,4 +489,57 @@ async fn run_sweeps_at_start_with_the_defaults_and_stops_when_told(backend: Back
         .await
         .expect("the loop returns when told to stop")
         .unwrap();
+}
+
+/// The live tier, at the defaults: each site's minute documents from before the local minute an
+/// hour back are deleted, that minute and later ones kept; last year's collection, which every
+/// site has left, is dropped; event documents within their retention stay.
+async fn sweep_removes_live_minutes_older_than_an_hour(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let acme = store.add_site("acme", KIRITIMATI).await;
+    let acme2 = store.add_site("acme-2", PAGO_PAGO).await;
+    let sites = [acme, acme2];
+    // now - 1 h = 2026-03-10 11:00 UTC: acme 2026-03-11T01:00, acme-2 2026-03-10T00:00.
+    let now = utc(2026, 3, 10, 12, 0);
+    let seeded = docs(&[
+        ("live.2025", &["acme-2:2025-12-31T23:59"]),
+        (
+            "live.2026",
+            &[
+                "acme:2026-03-11T00:59",
+                "acme:2026-03-11T01:00",
+                "acme:2026-03-11T01:59",
+                "acme-2:2026-03-09T23:59",
+                "acme-2:2026-03-10T00:00",
+                "acme-2:2026-03-10T00:30",
+            ],
+        ),
+        ("events_5m.2026", &["acme:2026-03-11T01"]),
+    ]);
+    seed(&store, &seeded).await;
+    let report = sweep(&store, &sites, &Retention::default(), now).await;
+    assert_eq!(
+        report,
+        SweepReport {
+            deleted: 2,
+            dropped: vec!["live.2025".into()],
+        }
+    );
+    let gone = docs(&[
+        ("live.2025", &["acme-2:2025-12-31T23:59"]),
+        (
+            "live.2026",
+            &["acme:2026-03-11T00:59", "acme-2:2026-03-09T23:59"],
+        ),
+    ]);
+    assert_gone_exactly(&store, &seeded, &gone).await;
+    // A minute later, the next minute of each site goes.
+    let report = sweep(
+        &store,
+        &sites,
+        &Retention::default(),
+        now + Duration::minutes(1),
+    )
+    .await;
+    assert_eq!(report.deleted, 2);
 }

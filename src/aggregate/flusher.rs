@@ -18,12 +18,9 @@ use super::parked::{self, PARKED};
 use super::spill;
 use super::writers::Registry;
 use super::{Coalescer, Drained, Value};
-use crate::api::live::{Live, Written};
 use crate::metrics::{FlushOutcome, Metrics};
-use crate::period::{Clock, Period};
+use crate::period::Clock;
 use crate::reports::DocKey;
-use crate::reports::ReportKind;
-use crate::site::SiteId;
 use crate::store::{
     classify, Applied, Batch, CollectionBatch, DocUpdate, Fault, Mark, Store, StoreError,
     DUPLICATE_KEY,
@@ -38,8 +35,6 @@ pub struct Flusher {
     coalescer: Arc<Coalescer>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    /// Told what each flush wrote.
-    live: Arc<Live>,
     clock: Clock,
     /// How long one store call may take before its statements are treated as not known to
     /// be applied (and sent again, marked, by the next flush).
@@ -156,7 +151,6 @@ impl Flusher {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         max_keys: usize,
-        live: Arc<Live>,
         clock: Clock,
     ) -> Flusher {
         let admission = Admission::new(max_keys, Arc::clone(coalescer.named()));
@@ -164,7 +158,6 @@ impl Flusher {
             coalescer,
             store,
             metrics,
-            live,
             clock,
             store_timeout: DEFAULT_STORE_TIMEOUT,
             running_since: std::sync::Mutex::new(None),
@@ -712,14 +705,6 @@ impl Flusher {
                 state.queue.push((key.clone(), update.clone()));
             }
         }
-        let mut skip: HashSet<(usize, usize)> = applied
-            .failed
-            .iter()
-            .map(|f| (f.collection, f.doc))
-            .collect();
-        skip.extend(applied.duplicates.iter().copied());
-        self.live
-            .record((self.clock)(), written(batch, keys, &skip));
         for e in &applied.write_concern_errors {
             tracing::warn!(error = %e, "flush: applied, but the write concern was not confirmed");
         }
@@ -928,64 +913,6 @@ fn group(keys: Vec<DocKey>, docs: Vec<DocUpdate>) -> (Batch, Vec<Vec<DocKey>>) {
         keys.push(k);
     }
     (batch, keys)
-}
-
-/// Per site, the views and page views a flush wrote (its statements that did not fail), for the
-/// live panel: `v` of traffic month documents, `p.<page>.v` of content day documents.
-fn written(
-    batch: &Batch,
-    keys: &[Vec<DocKey>],
-    failed: &HashSet<(usize, usize)>,
-) -> HashMap<SiteId, Written> {
-    let mut out: HashMap<SiteId, Written> = HashMap::new();
-    for (ci, coll) in batch.collections.iter().enumerate() {
-        if coll.collection == PARKED {
-            continue;
-        }
-        for (di, update) in coll.docs.iter().enumerate() {
-            let key = &keys[ci][di];
-            let (kind, period) = (key.doc.kind, key.doc.period);
-            let traffic = kind == ReportKind::Traffic && matches!(period, Period::Month(..));
-            let content = kind == ReportKind::Content && matches!(period, Period::Day(..));
-            if !(traffic || content) || failed.contains(&(ci, di)) {
-                continue;
-            }
-            let w = out.entry(key.site.clone()).or_default();
-            if traffic {
-                w.views += update
-                    .inc
-                    .iter()
-                    .find(|(f, _)| f.as_str() == "v")
-                    .map_or(0, |(_, n)| *n);
-                continue;
-            }
-            for (field, n) in &update.inc {
-                if let Some(page) = field
-                    .as_str()
-                    .strip_prefix("p.")
-                    .and_then(|p| p.strip_suffix(".v"))
-                {
-                    let title = update
-                        .set
-                        .iter()
-                        .find(|(f, _)| {
-                            f.as_str()
-                                .strip_prefix("p.")
-                                .and_then(|p| p.strip_suffix(".t"))
-                                == Some(page)
-                        })
-                        .map(|(_, t)| t.clone());
-                    let text = if crate::field::is_reserved(page) {
-                        page.to_owned()
-                    } else {
-                        crate::field::unescape(page).text
-                    };
-                    w.pages.push((text, *n, title));
-                }
-            }
-        }
-    }
-    out
 }
 
 /// What of a failed update goes back to the coalescer: its increments and texts, but not the

@@ -190,8 +190,9 @@ async fn site_info(
     }
 }
 
-/// `GET /api/v1/sites/{id}/live`: Server-Sent Events. A `snapshot` at once, an `update` after
-/// every flush that wrote something for the site, and a keep-alive comment every 15 s.
+/// `GET /api/v1/sites/{id}/live`: Server-Sent Events. A `snapshot` at once, an `update` whenever
+/// the site's minute documents read differently (polled every [`live::POLL_EVERY`] while
+/// someone follows the site), and a keep-alive comment every 15 s.
 async fn live_stream(
     req: HttpRequest,
     id: web::Path<String>,
@@ -201,34 +202,41 @@ async fn live_stream(
         Ok(site) => site,
         Err(e) => return e.answer(),
     };
+    let subscription = state.live.subscribe(Arc::clone(&site));
+    let first = match state.live.snapshot(&site).await {
+        Ok(first) => Arc::new(first),
+        Err(e) => return ApiError::from(e).answer(),
+    };
     let event = |name: &str, snapshot: &live::Snapshot| {
         let data = serde_json::to_string(snapshot).unwrap_or_default();
         web::Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
     };
-    let first = event("snapshot", &state.live.snapshot(&site.id, (state.clock)()));
-    let changes = state.live.subscribe();
-    let state = state.into_inner();
+    let opening = event("snapshot", &first);
     let stream = futures_util::stream::unfold(
-        (Some(first), changes, site.id.clone(), state),
-        move |(first, mut changes, id, state)| async move {
-            if let Some(first) = first {
-                return Some((Ok::<_, actix_web::Error>(first), (None, changes, id, state)));
+        (Some(opening), subscription, first),
+        move |(opening, mut subscription, last)| async move {
+            if let Some(opening) = opening {
+                return Some((
+                    Ok::<_, actix_web::Error>(opening),
+                    (None, subscription, last),
+                ));
             }
             loop {
-                let wait = tokio::time::timeout(std::time::Duration::from_secs(15), changes.recv());
+                let wait = tokio::time::timeout(
+                    std::time::Duration::from_secs(15),
+                    subscription.changed(),
+                );
                 match wait.await {
                     Err(_) => {
                         let ping = web::Bytes::from_static(b": keep-alive\n\n");
-                        return Some((Ok(ping), (None, changes, id, state)));
+                        return Some((Ok(ping), (None, subscription, last)));
                     }
-                    Ok(Ok(changed)) if changed != id => continue,
-                    Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                        let snap = state.live.snapshot(&id, (state.clock)());
-                        let data = serde_json::to_string(&snap).unwrap_or_default();
-                        let bytes = web::Bytes::from(format!("event: update\ndata: {data}\n\n"));
-                        return Some((Ok(bytes), (None, changes, id, state)));
+                    Ok(None) => return None,
+                    Ok(Some(snap)) if snap.same(&last) => continue,
+                    Ok(Some(snap)) => {
+                        let bytes = event("update", &snap);
+                        return Some((Ok(bytes), (None, subscription, snap)));
                     }
-                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
                 }
             }
         },

@@ -6,8 +6,10 @@
 //! year document of each `traffic.<YYYY>` collection for all time. Every bucket is the site's
 //! local hour, day or month.
 //!
-//! The answer changes only when a flush writes for the site or the hour turns, so it is kept
-//! (serialised) per site until either happens: a dashboard polling it costs a lookup.
+//! The answer is kept (serialised) per site for at most [`TTL`], and never past the local hour
+//! it was read in: a dashboard polling it costs a lookup, and a summary shows what any node
+//! wrote at most [`TTL`] after it reached the store (this node's flushes included: nothing
+//! tells the cache about writes, on this node or another).
 
 use super::{authorize, ApiError, ApiState};
 use crate::period::{LocalTime, Period};
@@ -19,6 +21,7 @@ use mongodb::bson::Document;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Serialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counts {
@@ -194,19 +197,17 @@ pub async fn summary(
         Ok(site) => site,
         Err(e) => return e.answer(),
     };
-    let generation = state.live.generation(&site.id);
     let hour = LocalTime::at((state.clock)(), site.tz)
         .hour_period()
         .to_string();
-    if let Some(body) = state.summaries.get(&site.id, generation, &hour) {
+    let now = Instant::now();
+    if let Some(body) = state.summaries.get(&site.id, now, &hour) {
         return json_body(body);
     }
     match read(&state, &site).await {
         Ok(summary) => {
             let body: Arc<[u8]> = serde_json::to_vec(&summary).unwrap_or_default().into();
-            state
-                .summaries
-                .put(&site.id, generation, hour, Arc::clone(&body));
+            state.summaries.put(&site.id, now, hour, Arc::clone(&body));
             json_body(body)
         }
         Err(e) => e.answer(),
@@ -219,27 +220,35 @@ fn json_body(body: Arc<[u8]>) -> HttpResponse {
         .body(body.to_vec())
 }
 
-/// A serialised summary with the flush generation and local hour it is valid for.
-type Entry = (u64, String, Arc<[u8]>);
+/// How long a summary read from the store is served again: the most its numbers can lag
+/// behind the documents, whichever node wrote them.
+pub const TTL: Duration = Duration::from_secs(2);
 
-/// Serialised summaries per site, valid for one flush generation and one local hour.
+/// A serialised summary with when it was read (the reading started) and the local hour it is
+/// valid for.
+type Entry = (Instant, String, Arc<[u8]>);
+
+/// Serialised summaries per site, each valid for [`TTL`] within one local hour.
 #[derive(Default)]
 pub struct Cache {
     entries: Mutex<HashMap<SiteId, Entry>>,
 }
 
 impl Cache {
-    fn get(&self, site: &SiteId, generation: u64, hour: &str) -> Option<Arc<[u8]>> {
+    fn get(&self, site: &SiteId, now: Instant, hour: &str) -> Option<Arc<[u8]>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(site)
-            .filter(|(g, h, _)| *g == generation && h == hour)
+            .filter(|(read, h, _)| now.saturating_duration_since(*read) < TTL && h == hour)
             .map(|(_, _, body)| Arc::clone(body))
     }
 
-    fn put(&self, site: &SiteId, generation: u64, hour: String, body: Arc<[u8]>) {
+    fn put(&self, site: &SiteId, read: Instant, hour: String, body: Arc<[u8]>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.insert(site.clone(), (generation, hour, body));
+        // Sites not asked for in a while are dropped with the next put: the cache holds at
+        // most the sites asked for within the last TTL, plus this one.
+        entries.retain(|_, (at, _, _)| read.saturating_duration_since(*at) < TTL);
+        entries.insert(site.clone(), (read, hour, body));
     }
 }
 
@@ -253,5 +262,20 @@ mod tests {
         assert_eq!(months_back(2026, 11, 11), (2025, 12));
         assert_eq!(months_back(2026, 1, 1), (2025, 12));
         assert_eq!(months_back(2026, 1, 13), (2024, 12));
+    }
+
+    #[test]
+    fn a_cached_summary_lives_ttl_within_its_hour() {
+        let cache = Cache::default();
+        let acme = SiteId::parse("acme").unwrap();
+        let t0 = Instant::now();
+        let body: Arc<[u8]> = Arc::from(&b"{}"[..]);
+        cache.put(&acme, t0, "2026-12-01T16".into(), body);
+        assert!(cache.get(&acme, t0, "2026-12-01T16").is_some());
+        assert!(cache
+            .get(&acme, t0 + TTL - Duration::from_millis(1), "2026-12-01T16")
+            .is_some());
+        assert!(cache.get(&acme, t0 + TTL, "2026-12-01T16").is_none());
+        assert!(cache.get(&acme, t0, "2026-12-01T17").is_none());
     }
 }

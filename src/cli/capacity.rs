@@ -30,6 +30,8 @@ pub fn model_docs_per_site_year(kind: ReportKind) -> u64 {
         ReportKind::Events5m => 48,
         ReportKind::EventsHour => 60,
         ReportKind::Cohorts => 52 + 12,
+        // An hour of minutes and one sweep interval (600 s) at any time: the sweep removes the rest.
+        ReportKind::Live => 70,
         ReportKind::Technology
         | ReportKind::Terms
         | ReportKind::Campaigns
@@ -239,6 +241,7 @@ mod tests {
             .into_iter()
             .map(model_docs_per_site_year)
             .sum();
-        assert_eq!(total, 13 + 377 + 377 + 12 * 7 + 48 + 60 + 64);
+        // The live tier: an hour and a sweep interval of minutes at any time.
+        assert_eq!(total, 13 + 377 + 377 + 12 * 7 + 48 + 60 + 64 + 70);
     }
 }

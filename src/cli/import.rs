@@ -6,13 +6,13 @@
 //! as a live one. Lines are parsed and tracked on every core, a chunk at a time; the flusher
 //! writes every [`FLUSH_EVERY`] counted lines and at the end. Each imported file's fingerprint
 //! (SHA-256 of its first MiB and its length) is kept in the `imports` collection so the same
-//! file is not counted twice; stdin has none. Parsing lives in [`crate::import`].
+//! file is not counted twice; stdin has none. Parsing lives in [`crate::import`]. The live
+//! panel's minutes (`live.<YYYY>`) are the one report an import does not write.
 
 use super::CliError;
 use crate::aggregate::flusher::Flusher;
 use crate::aggregate::writers::{Registry, Role, Source, Times};
 use crate::aggregate::Coalescer;
-use crate::api::live::Live;
 use crate::field::FieldKey;
 use crate::import::{self, Format, Kind, Skip};
 use crate::metrics::{Metrics, Rejection};
@@ -148,7 +148,6 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
             Arc::clone(&store),
             Arc::clone(&metrics),
             DEFAULT_MAX_KEYS,
-            Arc::new(Live::default()),
             system_clock(),
         )
         .with_writer(writer, Arc::clone(&writers)),
@@ -181,6 +180,7 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
             Arc::clone(coalescer.named()),
         )),
         coalescer,
+        live_minutes: false,
     };
 
     let progress = progress_bar();

@@ -35,11 +35,7 @@ impl Report for Content {
         };
         let key = &page.page;
         let views = FieldKey::from_parts(&["p", key.as_str(), "v"]);
-        let title = hit
-            .page
-            .title
-            .and_then(|t| t.decode())
-            .map(|t| cut(t, MAX_STORED_TITLE.min(MAX_TITLE_BYTES)));
+        let title = stored_title(hit);
         for period in [hit.local.month_period(), hit.local.day_period()] {
             out.add(Self::KIND, period, views.clone(), 1);
             if let Some(title) = &title {
@@ -75,6 +71,15 @@ pub fn page_key(url: &Url, keep_params: &[String]) -> Key {
         return Key::escape(&path);
     }
     Key::escape(&format!("{path}?{}", query.finish()))
+}
+
+/// The hit's title as documents keep it (decoded, cut to [`MAX_STORED_TITLE`] bytes), before
+/// trimming.
+pub fn stored_title(hit: &Hit<'_>) -> Option<String> {
+    hit.page
+        .title
+        .and_then(|t| t.decode())
+        .map(|t| cut(t, MAX_STORED_TITLE.min(MAX_TITLE_BYTES)))
 }
 
 fn cut(text: Cow<'_, str>, max: usize) -> String {

@@ -13,6 +13,7 @@ pub mod content;
 pub mod engagement;
 pub mod events;
 pub mod facts;
+pub mod live;
 pub mod locations;
 pub mod referrers;
 pub mod resolutions;
@@ -47,6 +48,9 @@ pub enum ReportKind {
     EventsDay,
     Engagement,
     Cohorts,
+    /// Views and pages per local minute, for the live panel: one document per site per minute,
+    /// kept an hour.
+    Live,
 }
 
 /// A sub-document whose keys come from strangers and are capped (see
@@ -72,7 +76,8 @@ const fn capped(space: &'static str) -> Capped {
 pub const MAX_PROPERTY_VALUES: usize = 100;
 
 impl ReportKind {
-    pub const ALL: [ReportKind; 13] = [
+    /// Every kind; the order is the one durable logs record (new kinds go last).
+    pub const ALL: [ReportKind; 14] = [
         ReportKind::Traffic,
         ReportKind::Technology,
         ReportKind::Content,
@@ -86,6 +91,7 @@ impl ReportKind {
         ReportKind::EventsDay,
         ReportKind::Engagement,
         ReportKind::Cohorts,
+        ReportKind::Live,
     ];
 
     /// The collection prefix: `traffic`, `technology`, `content`, ….
@@ -104,6 +110,7 @@ impl ReportKind {
             ReportKind::EventsDay => "events_day",
             ReportKind::Engagement => "engagement",
             ReportKind::Cohorts => "cohorts",
+            ReportKind::Live => "live",
         }
     }
 
@@ -123,7 +130,7 @@ impl ReportKind {
         const TERMS: &[Capped] = &[capped("t")];
         const CAMPAIGNS: &[Capped] = &[capped("s"), capped("m"), capped("c")];
         match self {
-            ReportKind::Content => CONTENT,
+            ReportKind::Content | ReportKind::Live => CONTENT,
             ReportKind::Referrers => REFERRERS,
             ReportKind::Terms => TERMS,
             ReportKind::Campaigns => CAMPAIGNS,
@@ -142,10 +149,12 @@ impl ReportKind {
     }
 
     /// The report whose month document decides which keys this one names: itself, except
-    /// for the finer event resolutions, which follow the daily one.
+    /// for the finer event resolutions, which follow the daily one, and the live minutes, which
+    /// name the pages their content month names.
     pub fn governing(self) -> ReportKind {
         match self {
             ReportKind::Events5m | ReportKind::EventsHour => ReportKind::EventsDay,
+            ReportKind::Live => ReportKind::Content,
             other => other,
         }
     }
@@ -260,6 +269,7 @@ pub fn count(hit: &Hit<'_>, out: &mut Increments) {
     locations::Locations::count(hit, out);
     engagement::Engagement::count(hit, out);
     cohorts::Cohorts::count(hit, out);
+    live::Live::count(hit, out);
 }
 
 /// One entry of a report keyed by free text: the text, its views, and (pages only) its title.

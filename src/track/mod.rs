@@ -73,6 +73,10 @@ pub struct Tracker {
     pub limits: IngestLimits,
     /// The budget of new keys per address (`--new-keys-per-address`; `None`: off).
     pub budget: Option<KeyBudget>,
+    /// Counts the live panel's minutes (`reports::live`). Off for `tally import`: a log's
+    /// minutes are long past, the panel never shows them, and a year of log would write a
+    /// document per minute for the sweep to delete.
+    pub live_minutes: bool,
 }
 
 /// When tally last warned that requests carry forwarding headers it does not read (seconds
@@ -232,6 +236,10 @@ impl Tracker {
             let mut incs = buffer.borrow_mut();
             incs.clear();
             reports::count(&hit, &mut incs);
+            if !self.live_minutes {
+                incs.entries
+                    .retain(|(doc, _, _)| doc.kind != reports::ReportKind::Live);
+            }
             self.vouch(client, &hit.site.id, &mut incs);
             self.coalescer
                 .add(&hit.site.id, &mut incs)
