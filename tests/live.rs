@@ -8,6 +8,7 @@ mod support;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::time::Instant;
+use support::stream::Stream;
 use support::*;
 use tally::api::summary::TTL;
 use tally::settings::ServeSettings;
@@ -38,51 +39,6 @@ fn page(path: &str, title: &str) -> String {
     format!("site=acme&url=https%3A%2F%2Facme.example{path}&title={title}")
 }
 
-/// An open live stream: its events, one at a time.
-struct Stream {
-    response: reqwest::Response,
-    text: String,
-}
-
-impl Stream {
-    async fn open(app: &TestApp) -> Stream {
-        let response = app
-            .http
-            .get(format!("{}/api/v1/sites/acme/live", app.address))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        Stream {
-            response,
-            text: String::new(),
-        }
-    }
-
-    /// The next event (not a keep-alive), within `wait`.
-    async fn next(&mut self, wait: std::time::Duration) -> (String, Value) {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.text.find("\n\n") {
-                let block: String = self.text.drain(..end + 2).collect();
-                if block.starts_with(':') {
-                    continue;
-                }
-                let mut lines = block.lines();
-                let event = lines.next().unwrap().strip_prefix("event: ").unwrap();
-                let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
-                return (event.to_owned(), serde_json::from_str(data).unwrap());
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .expect("an event in time")
-                .unwrap()
-                .expect("the stream stays open");
-            self.text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-}
-
 /// `(minute, views)` of the minutes with views.
 fn minutes_with_views(snap: &Value) -> Vec<(String, i64)> {
     let minutes = snap["views_last_minutes"].as_array().unwrap();
@@ -100,10 +56,13 @@ fn minutes_with_views(snap: &Value) -> Vec<(String, i64)> {
 }
 
 async fn first_snapshot(app: &TestApp) -> Value {
-    let (event, snap) = Stream::open(app)
-        .await
-        .next(std::time::Duration::from_secs(5))
-        .await;
+    let (event, snap) = Stream::open(
+        &app.http,
+        &format!("{}/api/v1/sites/acme/live", app.address),
+    )
+    .await
+    .next(std::time::Duration::from_secs(5))
+    .await;
     assert_eq!(event, "snapshot");
     snap
 }
@@ -212,7 +171,7 @@ async fn two_apps_on_one_store_show_each_others_views_within_two_seconds(backend
     let clock = TestClock::at(t0());
     let a = TestApp::spawn(store, test_settings(), clock.clock()).await;
     let b = TestApp::spawn(other, test_settings(), clock.clock()).await;
-    let mut stream = Stream::open(&b).await;
+    let mut stream = Stream::open(&b.http, &format!("{}/api/v1/sites/acme/live", b.address)).await;
     let (event, snap) = stream.next(std::time::Duration::from_secs(5)).await;
     assert_eq!(event, "snapshot");
     assert!(minutes_with_views(&snap).is_empty());

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use support::load::{self, Counts, Mix, Target};
 use support::nginx::Balance;
 use support::node::{Nodes, Tally};
+use support::stream::{self, Stream};
 use support::totals::{assert_totals, sum, totals};
 use support::*;
 
@@ -296,9 +297,65 @@ async fn sigkill_to_a_durable_node_may_count_what_nginx_sent_again() {
     }
 }
 
+/// Each node's live stream shows every node's views: hits sent through nginx (spread over the
+/// three nodes round-robin on the embedded store, all to the site's node on FerretDB) appear in
+/// the stream of every node within two seconds of the last answer, since the panel reads the
+/// minute documents and not the node's own flushes (the flush interval, 1 s, plus the stream's
+/// poll, 1 s).
+async fn every_node_streams_every_nodes_views(backend: Backend) {
+    const VIEWS: u32 = 300;
+    let store = TestStore::new(backend).await;
+    let site = "live".to_owned();
+    let mut public = store.add_site(&site, "UTC").await;
+    public.public = true; // the stream without a token
+    store.store.update_site(&public).await.unwrap();
+    let mut nodes = Nodes::start(&store, NODES, balance(backend), &[]).await;
+    let http = reqwest::Client::new();
+    let mut streams = Vec::new();
+    for i in 0..NODES {
+        let url = format!("{}/api/v1/sites/{site}/live", nodes.node(i).url());
+        let mut stream = Stream::open(&http, &url).await;
+        let (event, snapshot) = stream.next(Duration::from_secs(5)).await;
+        assert_eq!((event.as_str(), stream::views(&snapshot)), ("snapshot", 0));
+        streams.push(stream);
+    }
+    let url = nodes.nginx.http_url();
+    for n in 0..VIEWS {
+        hit(&url, &site, n, false).await;
+    }
+    let answered = Instant::now();
+    let per_node = accepted_per_node(&nodes).await;
+    let mut seen = Vec::new();
+    for stream in &mut streams {
+        loop {
+            let (_, snapshot) = stream.next(Duration::from_secs(5)).await;
+            if stream::views(&snapshot) == i64::from(VIEWS) {
+                seen.push(answered.elapsed());
+                break;
+            }
+        }
+    }
+    // Closed first: a node's graceful stop waits for open streams.
+    drop(streams);
+    nodes.stop_all().await;
+    eprintln!(
+        "{backend:?}: {VIEWS} views accepted per node {per_node:?}; every node's stream showed all of them {seen:?} after the last answer"
+    );
+    if backend == Backend::Embedded {
+        assert!(per_node.iter().all(|n| *n > 0), "round-robin: {per_node:?}");
+    }
+    for (i, after) in seen.iter().enumerate() {
+        assert!(
+            *after <= Duration::from_secs(2),
+            "node {i}'s stream showed every node's views {after:?} after the last answer"
+        );
+    }
+}
+
 both_stores!(
     three_nodes_count_a_load_exactly,
-    sigterm_to_one_node_loses_nothing
+    sigterm_to_one_node_loses_nothing,
+    every_node_streams_every_nodes_views,
 );
 
 /// One pixel hit for `site` straight to a node, from a visitor of its own, with `DNT: 1` or not.

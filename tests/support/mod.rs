@@ -15,6 +15,7 @@
 pub mod load;
 pub mod nginx;
 pub mod node;
+pub mod stream;
 pub mod totals;
 pub mod toxiproxy;
 
