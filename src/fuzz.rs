@@ -12,7 +12,7 @@
 //! nothing and writes nothing; it must not know about HTTP or the store.
 
 use crate::field::{self, FieldKey, Key, MAX_KEY_BYTES};
-use crate::hit::{Hit, Location};
+use crate::hit::Location;
 use crate::import;
 use crate::period::LocalTime;
 use crate::reports::{self, Increments, Value};
@@ -68,7 +68,7 @@ pub fn pixel_query(data: &[u8]) {
     );
     let site = fuzz_site();
     let at = fixed_instant();
-    let hit = Hit::new(params, site, agent, Location::NotLooked, at);
+    let hit = params.into_hit(site, agent, Location::NotLooked, at);
     let mut incs = Increments::with_capacity(32);
     reports::count(&hit, &mut incs);
     check_increments(&incs, 200);
@@ -87,7 +87,7 @@ pub fn user_agent(data: &[u8]) {
     let path = FieldKey::from_parts(&["b", agent.browser, &agent.version]);
     assert!(FieldKey::parse(path.as_str()).is_some(), "{path}");
     // Cut before parsing: the cached and uncached answers agree.
-    let cut = crate::track::agent::truncate(&ua, MAX_UA_BYTES);
+    let cut = crate::hit::text::truncate(&ua, MAX_UA_BYTES);
     assert_eq!(Agent::parse_uncached(cut), agent);
 }
 

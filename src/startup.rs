@@ -19,7 +19,7 @@ use crate::period::{system_clock, Clock};
 use crate::retention;
 use crate::settings::{ServeSettings, Settings};
 use crate::site::SiteRegistry;
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::track::budget::KeyBudget;
 use crate::track::geo::GeoDb;
 use crate::track::limit::IngestLimits;
@@ -111,7 +111,7 @@ impl AppHandle {
 impl Application {
     /// Opens the store named by `settings` and builds the application on it.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        let store = store::open(&settings.store).await?;
+        let store = settings.store.open().await?;
         let mut serve = settings.serve;
         if serve.durable && serve.durable_dir.is_none() {
             serve.durable_dir = Some(settings.store.data_dir.join("durable"));

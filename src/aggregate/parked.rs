@@ -146,7 +146,7 @@ impl Entry {
             .get_document(MARKS)
             .ok()
             .and_then(|m| m.get(&writer))
-            .map(|s| crate::reports::number(Some(s)))
+            .map(|s| crate::model::number(Some(s)))
             .ok_or("no mark")?;
         let mut inc = Vec::new();
         if let Ok(i) = doc.get_document("i") {

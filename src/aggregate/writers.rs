@@ -458,7 +458,7 @@ impl Registry {
 }
 
 fn rev(entry: &Document) -> i64 {
-    crate::reports::number(entry.get("rev"))
+    crate::model::number(entry.get("rev"))
 }
 
 /// This machine's name, for the registry (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).

@@ -12,7 +12,7 @@ use super::collections::{current_year, human_bytes, report_collections, ReportCo
 use super::CliError;
 use crate::reports::ReportKind;
 use crate::settings::StoreSettings;
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct CapacityArgs {
@@ -92,7 +92,7 @@ async fn sites_with_data(store: &dyn Store, year: i32) -> Result<(u64, u64), Sto
 }
 
 pub async fn run(settings: &StoreSettings, args: CapacityArgs) -> Result<(), CliError> {
-    let store = store::open(settings).await?;
+    let store = settings.open().await?;
     let (collections, _) = report_collections(store.as_ref()).await?;
     let n = args.sites;
     let Some((year, full)) = measured_year(&collections, current_year()) else {

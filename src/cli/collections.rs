@@ -8,7 +8,7 @@
 use super::CliError;
 use crate::reports::ReportKind;
 use crate::settings::StoreSettings;
-use crate::store::{self, CollectionStats, Store, StoreError};
+use crate::store::{CollectionStats, Store, StoreError};
 use chrono::{Datelike, Duration, Utc};
 
 #[derive(Debug, clap::Subcommand)]
@@ -162,7 +162,7 @@ fn print_table(collections: &[ReportCollection], total_label: &str) {
 }
 
 pub async fn run(settings: &StoreSettings, cmd: CollectionsCommand) -> Result<(), CliError> {
-    let store = store::open(settings).await?;
+    let store = settings.open().await?;
     let (collections, others) = report_collections(store.as_ref()).await?;
     match cmd {
         CollectionsCommand::List { json: true } => {

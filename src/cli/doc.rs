@@ -2,7 +2,6 @@
 
 use super::CliError;
 use crate::settings::StoreSettings;
-use crate::store;
 use mongodb::bson::Bson;
 
 #[derive(Debug, clap::Args)]
@@ -14,7 +13,7 @@ pub struct DocArgs {
 }
 
 pub async fn run(settings: &StoreSettings, args: DocArgs) -> Result<(), CliError> {
-    let store = store::open(settings).await?;
+    let store = settings.open().await?;
     match store.get(&args.collection, &args.id).await? {
         Some(doc) => {
             let json = Bson::Document(doc).into_relaxed_extjson();

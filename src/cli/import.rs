@@ -20,7 +20,7 @@ use crate::period::system_clock;
 use crate::settings::{StoreSettings, DEFAULT_MAX_KEYS, DEFAULT_NEW_KEYS_PER_ADDRESS};
 use crate::site::{SiteId, SiteRegistry};
 use crate::startup::StartupError;
-use crate::store::{self, Batch, CollectionBatch, DocUpdate, Store};
+use crate::store::{Batch, CollectionBatch, DocUpdate, Store};
 use crate::track::budget::KeyBudget;
 use crate::track::client::TrustProxy;
 use crate::track::geo::GeoDb;
@@ -95,7 +95,7 @@ impl Tally {
 }
 
 pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliError> {
-    let store = store::open(settings).await?;
+    let store = settings.open().await?;
     if store.site(args.site.as_str()).await?.is_none() {
         return Err(CliError::Failed(format!(
             "no site {:?}: add it first with `tally site add`",

@@ -8,6 +8,8 @@
 mod capacity;
 mod collections;
 mod doc;
+#[cfg(test)]
+mod flags;
 mod import;
 mod parked;
 mod serve;

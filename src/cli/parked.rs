@@ -8,7 +8,6 @@
 use super::CliError;
 use crate::aggregate::parked;
 use crate::settings::StoreSettings;
-use crate::store;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ParkedCommand {
@@ -31,7 +30,7 @@ pub enum ParkedCommand {
 }
 
 pub async fn run(settings: &StoreSettings, cmd: ParkedCommand) -> Result<(), CliError> {
-    let store = store::open(settings).await?;
+    let store = settings.open().await?;
     match cmd {
         ParkedCommand::List { json } => {
             let entries = parked::list(&*store).await?;

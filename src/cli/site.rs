@@ -3,7 +3,7 @@
 use super::CliError;
 use crate::settings::StoreSettings;
 use crate::site::{parse_host, parse_param, parse_time_zone, Site, SiteId};
-use crate::store::{self, StoreError};
+use crate::store::StoreError;
 use chrono::{SecondsFormat, Utc};
 use chrono_tz::Tz;
 
@@ -102,7 +102,7 @@ pub enum SiteCommand {
 const ORIGIN_PLACEHOLDER: &str = "https://YOUR-TALLY-HOST";
 
 pub async fn run(settings: &StoreSettings, cmd: SiteCommand) -> Result<(), CliError> {
-    let store = store::open(settings).await?;
+    let store = settings.open().await?;
     match cmd {
         SiteCommand::Add {
             id,

@@ -6,9 +6,8 @@
 //! kept as sent (trimmed, case kept) and escaped with [`Key::escape`]. Capped: see
 //! `aggregate::admission`.
 
-use super::{ranked, Increments, Ranked, Report, ReportKind};
+use super::{ranked, HitFacts, Increments, Ranked, Report, ReportKind};
 use crate::field::FieldKey;
-use crate::hit::Hit;
 use mongodb::bson::Document;
 use std::borrow::Cow;
 use url::Url;
@@ -34,7 +33,7 @@ impl Report for Campaigns {
     const KIND: ReportKind = ReportKind::Campaigns;
     type View = CampaignsView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let Some(page) = hit.page_facts() else {
             return;
         };

@@ -8,9 +8,8 @@
 //! first view of each week, and first-visit month (`cm`) with the first view of each month;
 //! "this week" is the site's week (ISO, Monday first) at the hit, in the site's zone.
 
-use super::{number, Increments, Report, ReportKind};
+use super::{number, HitFacts, Increments, Report, ReportKind};
 use crate::field::{two_digits, FieldKey};
-use crate::hit::Hit;
 use crate::period::Period;
 use mongodb::bson::Document;
 
@@ -30,7 +29,7 @@ impl Report for Cohorts {
     const KIND: ReportKind = ReportKind::Cohorts;
     type View = CohortView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         if let Some(cohort @ Period::Week(..)) = hit.cohort.week {
             let (Some(first), Some(now)) =
                 (cohort.week_start(), hit.local.week_period().week_start())

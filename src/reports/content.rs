@@ -6,10 +6,10 @@
 //! unless the site keeps named parameters, escaped with [`Key::escape`]. Capped: see
 //! `aggregate::admission`.
 
-use super::{ranked, Increments, Ranked, Report, ReportKind};
+use super::{ranked, HitFacts, Increments, Ranked, Report, ReportKind};
 use crate::field::{FieldKey, Key};
+use crate::hit::text::{truncate, MAX_TITLE_BYTES};
 use crate::hit::Hit;
-use crate::track::query::MAX_TITLE_BYTES;
 use mongodb::bson::Document;
 use std::borrow::Cow;
 use url::Url;
@@ -29,7 +29,7 @@ impl Report for Content {
     const KIND: ReportKind = ReportKind::Content;
     type View = ContentView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let Some(page) = hit.page_facts() else {
             return;
         };
@@ -83,7 +83,7 @@ pub fn stored_title(hit: &Hit<'_>) -> Option<String> {
 }
 
 fn cut(text: Cow<'_, str>, max: usize) -> String {
-    crate::track::agent::truncate(&text, max).to_owned()
+    truncate(&text, max).to_owned()
 }
 
 #[cfg(test)]

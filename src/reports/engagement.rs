@@ -16,7 +16,7 @@
 //! A visit counts on the day it started (its `vt`, when that is within the client-clock
 //! window; else the day of the hit).
 
-use super::{number, Increments, Report, ReportKind};
+use super::{number, HitFacts, Increments, Report, ReportKind};
 use crate::field::{two_digits, FieldKey};
 use crate::hit::Hit;
 use crate::period::LocalTime;
@@ -88,7 +88,7 @@ impl Report for Engagement {
     const KIND: ReportKind = ReportKind::Engagement;
     type View = EngagementView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let kind = Self::KIND;
         let today = hit.local;
         if hit.uniques.day {
@@ -160,7 +160,7 @@ impl Report for Engagement {
 
 /// The local day the hit's visit started: its `vt` when believable, else the hit's own.
 fn visit_day(hit: &Hit<'_>) -> LocalTime {
-    match crate::track::client_time(hit.at, hit.visit.start) {
+    match crate::hit::client_time(hit.at, hit.visit.start) {
         Some(at) => LocalTime::at(at, hit.site.tz),
         None => hit.local,
     }

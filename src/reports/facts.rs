@@ -6,19 +6,19 @@
 //! referrers repeat heavily (a site's traffic is a few popular pages), so each worker thread
 //! keeps what it derived per distinct `(site, raw value)` in a two-generation cache
 //! ([`Generations`]): at most 2 × [`CACHE_ENTRIES`] of each, and a value in use survives
-//! when the cache turns over. A hit's [`crate::hit::Parsed`] holds the
-//! result for every report to share. Nothing here is report-specific counting: the reports
-//! build their fields from these facts.
+//! when the cache turns over. [`HitFacts`] holds a hit's results for every report to share.
+//! Nothing here is report-specific counting: the reports build their fields from these facts.
 
+use super::search;
 use super::{campaigns, content};
 use crate::field::Key;
+use crate::hit::{Hit, Text};
 use crate::site::{strip_www, Site, SiteId};
-use crate::track::query::Text;
-use crate::track::search;
 use compact_str::CompactString;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::LazyLock;
 use url::Url;
@@ -56,6 +56,63 @@ pub struct RefFacts {
     pub link_key: Key,
     /// The search engine and the escaped term, when it is one.
     pub search: Option<(&'static str, Option<Key>)>,
+}
+
+/// A hit as the reports count it: the hit, and what they derive from its page URL and
+/// referrer, each worked out at most once per hit (and usually found in this thread's cache).
+/// It reads as the hit itself (`Deref`).
+#[derive(Debug)]
+pub struct HitFacts<'h, 'a> {
+    hit: &'h Hit<'a>,
+    page: OnceCell<Rc<Option<PageFacts>>>,
+    referrer: OnceCell<Rc<Option<RefFacts>>>,
+}
+
+impl<'h, 'a> HitFacts<'h, 'a> {
+    pub fn new(hit: &'h Hit<'a>) -> HitFacts<'h, 'a> {
+        HitFacts {
+            hit,
+            page: OnceCell::new(),
+            referrer: OnceCell::new(),
+        }
+    }
+
+    /// The page: its key, campaign parameters and host; `None` without a usable `url`.
+    pub fn page_facts(&self) -> Option<&PageFacts> {
+        self.page
+            .get_or_init(|| match self.hit.page.url {
+                Some(url) => page(&self.hit.site, url),
+                None => Rc::new(None),
+            })
+            .as_ref()
+            .as_ref()
+    }
+
+    /// The referrer, when it is an absolute URL with a host (internal or not).
+    pub fn referrer_facts(&self) -> Option<&RefFacts> {
+        self.referrer
+            .get_or_init(|| match self.hit.page.referrer {
+                Some(url) => referrer(url),
+                None => Rc::new(None),
+            })
+            .as_ref()
+            .as_ref()
+    }
+
+    /// The referrer, unless there is none or it is the site itself.
+    pub fn external_referrer(&self) -> Option<&RefFacts> {
+        let page_host = self.page_facts().and_then(|p| p.host.as_deref());
+        self.referrer_facts()
+            .filter(|r| !r.is_internal(&self.hit.site, page_host))
+    }
+}
+
+impl<'a> Deref for HitFacts<'_, 'a> {
+    type Target = Hit<'a>;
+
+    fn deref(&self) -> &Hit<'a> {
+        self.hit
+    }
 }
 
 /// Facts by raw value.
@@ -198,8 +255,14 @@ impl RefFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hit::text::MAX_URL_BYTES;
     use crate::site::parse_time_zone;
-    use crate::track::query::PixelParams;
+
+    /// The `url` or `ref` value of a query such as `url=%2Fabout`, as the pixel reads it.
+    fn text(query: &str) -> Text<'_> {
+        let (_, raw) = query.split_once('=').unwrap();
+        Text::new(raw, MAX_URL_BYTES).unwrap()
+    }
 
     fn site(keep: &[&str]) -> Site {
         Site {
@@ -216,7 +279,7 @@ mod tests {
     }
 
     fn page_of(site: &Site, query: &str) -> Rc<Option<PageFacts>> {
-        page(site, PixelParams::parse(query).page.url.unwrap())
+        page(site, text(query))
     }
 
     #[test]
@@ -243,7 +306,7 @@ mod tests {
 
     #[test]
     fn referrers_know_their_host_link_search_and_whether_they_are_internal() {
-        let r = |q: &str| referrer(PixelParams::parse(q).page.referrer.unwrap());
+        let r = |q: &str| referrer(text(q));
         let google = r("ref=https%3A%2F%2Fwww.google.com%2Fsearch%3Fq%3Drust");
         let g = google.as_ref().as_ref().unwrap();
         assert_eq!(g.host, "google.com");

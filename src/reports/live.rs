@@ -8,9 +8,8 @@
 //! Removed by the retention sweep an hour after their minute (`retention`).
 
 use super::content::stored_title;
-use super::{number, ranked, Increments, Ranked, Report, ReportKind};
+use super::{number, ranked, HitFacts, Increments, Ranked, Report, ReportKind};
 use crate::field::FieldKey;
-use crate::hit::Hit;
 use mongodb::bson::Document;
 
 pub struct Live;
@@ -27,7 +26,7 @@ impl Report for Live {
     const KIND: ReportKind = ReportKind::Live;
     type View = LiveView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let minute = hit.local.minute_period();
         out.add(Self::KIND, minute, FieldKey::from_parts(&["v"]), 1);
         let Some(page) = hit.page_facts() else {

@@ -5,9 +5,9 @@
 //! Kept only when tally runs with a country database (`--geoip-db`); the address it is looked
 //! up from is never written anywhere.
 
-use super::{counts, Increments, Report, ReportKind};
+use super::{counts, HitFacts, Increments, Report, ReportKind};
 use crate::field::FieldKey;
-use crate::hit::{Hit, Location};
+use crate::hit::Location;
 use mongodb::bson::Document;
 
 pub struct Locations;
@@ -22,7 +22,7 @@ impl Report for Locations {
     const KIND: ReportKind = ReportKind::Locations;
     type View = LocationsView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let country = match &hit.location {
             Location::NotLooked => return,
             Location::Unknown => "unknown",

@@ -17,6 +17,7 @@ pub mod live;
 pub mod locations;
 pub mod referrers;
 pub mod resolutions;
+pub mod search;
 pub mod technology;
 pub mod terms;
 pub mod traffic;
@@ -26,8 +27,12 @@ use crate::hit::Hit;
 use crate::period::Period;
 use crate::site::SiteId;
 use compact_str::CompactString;
+pub use facts::HitFacts;
 use mongodb::bson::{Bson, Document};
 use std::fmt;
+
+// The shared document model, named from here too since every report reads counters with them.
+pub use crate::model::{document_id, number, Value};
 
 /// The report kinds, each a family of yearly collections.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -195,18 +200,6 @@ impl DocKey {
     }
 }
 
-/// `"<site>:<period>"`, e.g. `"acme:2011-06"`.
-pub fn document_id(site: &SiteId, period: Period) -> String {
-    format!("{site}:{period}")
-}
-
-/// What a hit asks of one field: add to a counter, or set a text (the latest title of a page).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
-    Inc(i64),
-    Set(CompactString),
-}
-
 /// The increments one hit asks for, across all its documents.
 #[derive(Debug, Default)]
 pub struct Increments {
@@ -252,13 +245,14 @@ pub trait Report {
     /// The typed reading of one document.
     type View;
     /// Appends the increments `hit` asks of this report.
-    fn count(hit: &Hit<'_>, out: &mut Increments);
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments);
     /// Reads one of this report's documents (a missing document reads as empty).
     fn read(doc: &Document) -> Self::View;
 }
 
 /// Every report's increments for one hit.
 pub fn count(hit: &Hit<'_>, out: &mut Increments) {
+    let hit = &HitFacts::new(hit);
     traffic::Traffic::count(hit, out);
     technology::Technology::count(hit, out);
     content::Content::count(hit, out);
@@ -336,17 +330,6 @@ pub fn ranked(doc: &Document, space: &str) -> Ranked {
     out.entries
         .sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.key.cmp(&b.key)));
     out
-}
-
-/// A counter's value whatever numeric type a writer left (`$inc` keeps int32, int64 or
-/// double); anything else reads as 0.
-pub fn number(value: Option<&Bson>) -> i64 {
-    match value {
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Int32(n)) => i64::from(*n),
-        Some(Bson::Double(d)) => *d as i64,
-        _ => 0,
-    }
 }
 
 /// The numeric fields of a sub-document, e.g. `p` → `{windows: 5, macos: 2}`, largest first.

@@ -8,9 +8,8 @@
 //! navigation. Capped: see `aggregate::admission`. Hosts and links are derived in
 //! [`super::facts`].
 
-use super::{ranked, Increments, Ranked, Report, ReportKind};
+use super::{ranked, HitFacts, Increments, Ranked, Report, ReportKind};
 use crate::field::FieldKey;
-use crate::hit::Hit;
 use mongodb::bson::Document;
 
 pub struct Referrers;
@@ -27,7 +26,7 @@ impl Report for Referrers {
     const KIND: ReportKind = ReportKind::Referrers;
     type View = ReferrersView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let Some(referrer) = hit.external_referrer() else {
             return;
         };

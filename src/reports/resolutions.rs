@@ -7,9 +7,8 @@
 //! (`2000+`). Sizes below the first range, implausible ones and missing ones count as
 //! `unknown`, so each of the three adds up to the month's views.
 
-use super::{Increments, Report, ReportKind};
+use super::{HitFacts, Increments, Report, ReportKind};
 use crate::field::FieldKey;
-use crate::hit::Hit;
 use mongodb::bson::Document;
 
 pub struct Resolutions;
@@ -61,7 +60,7 @@ impl Report for Resolutions {
     const KIND: ReportKind = ReportKind::Resolutions;
     type View = ResolutionsView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let month = hit.local.month_period();
         let s = &hit.screen;
         for (space, pixels, ranges) in [

@@ -4,9 +4,8 @@
 //! `p.<platform>`, `d.<device>`. Every key comes from the fixed vocabulary of
 //! `track::agent`, so the document stays small (a few dozen keys) whatever the traffic.
 
-use super::{counts, Increments, Report, ReportKind};
+use super::{counts, HitFacts, Increments, Report, ReportKind};
 use crate::field::FieldKey;
-use crate::hit::Hit;
 use mongodb::bson::Document;
 
 pub struct Technology;
@@ -31,7 +30,7 @@ impl Report for Technology {
     const KIND: ReportKind = ReportKind::Technology;
     type View = TechnologyView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let month = hit.local.month_period();
         let a = &hit.agent;
         let kind = Self::KIND;

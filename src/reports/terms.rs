@@ -1,14 +1,13 @@
 //! Search engines and terms, per month.
 //!
 //! `terms.<YYYY>`, `_id: "<site>:<YYYY-MM>"`: `e.<engine>` (views referred by a search engine,
-//! from the fixed vocabulary of `track::search`) and `t.<term>` (views per search term, when
+//! from the fixed vocabulary of `reports::search`) and `t.<term>` (views per search term, when
 //! the referrer still carries one; escaped with [`Key::escape`]), plus `n` (keys admitted).
 //! Terms are capped; engines are not. A search engine is an external referrer too, so these
 //! views also appear in the referrers report.
 
-use super::{counts, ranked, Increments, Ranked, Report, ReportKind};
+use super::{counts, ranked, HitFacts, Increments, Ranked, Report, ReportKind};
 use crate::field::{FieldKey, Segment};
-use crate::hit::Hit;
 use mongodb::bson::Document;
 
 pub struct Terms;
@@ -25,7 +24,7 @@ impl Report for Terms {
     const KIND: ReportKind = ReportKind::Terms;
     type View = TermsView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         // A site searching itself (its own search page on a known engine host) is not a referral.
         let Some((engine, term)) = hit.external_referrer().and_then(|r| r.search.as_ref()) else {
             return;

@@ -4,9 +4,8 @@
 //! `h.<DD>.<HH>.v`, `h.<DD>.<HH>.u`; and `_id: "<site>:<YYYY>"`: `v`, `u`. "People" are the
 //! hits whose uniqueness flag for that period is set (`um`, `ud`, `uh`, `uy`).
 
-use super::{number, Increments, Report, ReportKind};
+use super::{number, HitFacts, Increments, Report, ReportKind};
 use crate::field::{two_digits, FieldKey};
-use crate::hit::Hit;
 use mongodb::bson::Document;
 use std::collections::BTreeMap;
 
@@ -34,7 +33,7 @@ impl Report for Traffic {
     const KIND: ReportKind = ReportKind::Traffic;
     type View = TrafficView;
 
-    fn count(hit: &Hit<'_>, out: &mut Increments) {
+    fn count(hit: &HitFacts<'_, '_>, out: &mut Increments) {
         let month = hit.local.month_period();
         let year = hit.local.year_period();
         let day = two_digits(hit.local.day);

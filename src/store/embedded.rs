@@ -230,7 +230,7 @@ fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, Sto
                         }
                     }
                     if let Some(guard) = &inc.guard {
-                        if crate::reports::number(doc.get(guard.field.as_str())) > guard.max {
+                        if crate::model::number(doc.get(guard.field.as_str())) > guard.max {
                             return Ok(Outcome::Refused);
                         }
                     }
@@ -418,9 +418,7 @@ impl Store for EmbeddedStore {
                 )
                 .optional()?;
             let current = match &existing {
-                Some(bytes) => Some(crate::reports::number(
-                    decode(&coll, &id, bytes)?.get("rev"),
-                )),
+                Some(bytes) => Some(crate::model::number(decode(&coll, &id, bytes)?.get("rev"))),
                 None => None,
             };
             if current != expected {

@@ -11,7 +11,6 @@ pub mod inc;
 pub mod mongo;
 
 use crate::field::FieldKey;
-use crate::settings::StoreSettings;
 use crate::site::{MalformedSite, Site};
 use async_trait::async_trait;
 use mongodb::bson::Document;
@@ -67,7 +66,7 @@ impl Mark {
         doc.get_document(MARKS)
             .ok()
             .and_then(|marks| marks.get(&self.writer))
-            .is_some_and(|seq| crate::reports::number(Some(seq)) >= self.seq)
+            .is_some_and(|seq| crate::model::number(Some(seq)) >= self.seq)
     }
 }
 
@@ -368,17 +367,35 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// Opens the store the settings select: MongoDB when a URI is given, else the embedded store.
-pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
-    match &settings.mongodb_uri {
-        Some(uri) => Ok(Arc::new(
-            mongo::MongoStore::connect(uri, &settings.database)
+/// Which store to open: what the settings (`--mongodb-uri`, `--data-dir`) chose, handed down
+/// so that this module needs nothing above it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Config {
+    /// MongoDB at `uri`, documents in `database`, at most `max_statements` per `update`.
+    Mongo {
+        uri: String,
+        database: String,
+        max_statements: usize,
+    },
+    /// The embedded store in `data_dir`.
+    Embedded { data_dir: std::path::PathBuf },
+}
+
+/// Opens the store `config` names.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        Config::Mongo {
+            uri,
+            database,
+            max_statements,
+        } => Ok(Arc::new(
+            mongo::MongoStore::connect(uri, database)
                 .await?
-                .with_max_statements(settings.mongodb_batch),
+                .with_max_statements(*max_statements),
         )),
-        None => Ok(Arc::new(
-            embedded::EmbeddedStore::open(&settings.data_dir).await?,
-        )),
+        Config::Embedded { data_dir } => {
+            Ok(Arc::new(embedded::EmbeddedStore::open(data_dir).await?))
+        }
     }
 }
 

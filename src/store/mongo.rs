@@ -248,10 +248,10 @@ impl MongoStore {
         if let Ok(errors) = reply.get_array("writeErrors") {
             applied.unaccounted = !accounts_for_every_statement(&reply, errors.len(), idx.len());
             for e in errors.iter().filter_map(Bson::as_document) {
-                let index = crate::reports::number(e.get("index")) as usize;
+                let index = crate::model::number(e.get("index")) as usize;
                 let error = format!(
                     "code {}: {}",
-                    crate::reports::number(e.get("code")),
+                    crate::model::number(e.get("code")),
                     e.get_str("errmsg").unwrap_or("write error")
                 );
                 if let Some(&doc) = idx.get(index) {
@@ -259,7 +259,7 @@ impl MongoStore {
                         collection: ci,
                         doc,
                         error,
-                        code: Some(crate::reports::number(e.get("code"))),
+                        code: Some(crate::model::number(e.get("code"))),
                     });
                 }
             }
@@ -281,13 +281,13 @@ impl MongoStore {
 /// one error at index 0 whatever its position, without `n`: then the sum falls short and no
 /// index in the reply can be believed.
 fn accounts_for_every_statement(reply: &Document, errors: usize, statements: usize) -> bool {
-    let n = crate::reports::number(reply.get("n")).max(0) as usize;
+    let n = crate::model::number(reply.get("n")).max(0) as usize;
     n + errors == statements
 }
 
 /// A statistic as a count: servers answer int32, int64 or double; anything else is 0.
 fn count(value: Option<&Bson>) -> u64 {
-    crate::reports::number(value).max(0) as u64
+    crate::model::number(value).max(0) as u64
 }
 
 /// One upsert statement of an `update` command.

@@ -12,6 +12,8 @@
 //! visitors send few distinct User-Agents, so results are cached per worker thread in a
 //! bounded map: the filters run once per distinct User-Agent per thread.
 
+use crate::hit::text::truncate;
+pub use crate::hit::Agent;
 use compact_str::{format_compact, CompactString};
 use std::cell::RefCell;
 use std::sync::LazyLock;
@@ -26,21 +28,6 @@ const CACHE_ENTRIES: usize = 4096;
 
 /// The `isbot` list, compiled once (a few milliseconds) into one regular expression.
 static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
-
-/// What tally keeps of a User-Agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Agent {
-    /// `chrome`, `firefox`, `safari`, `edge`, `opera`, `ie`, `samsung`, … or `other`.
-    pub browser: &'static str,
-    /// `major-minor`, e.g. `131-0`, or `unknown`.
-    pub version: CompactString,
-    /// `windows`, `macos`, `linux`, `android`, `ios`, `chromeos`, … or `other`.
-    pub platform: &'static str,
-    /// `desktop`, `mobile`, `tablet` or `other`.
-    pub device: &'static str,
-    /// Crawlers, HTTP libraries, headless browsers: never counted.
-    pub bot: bool,
-}
 
 impl Agent {
     /// Parses a User-Agent header (cut to [`MAX_UA_BYTES`]), using this thread's cache.
@@ -106,18 +93,6 @@ impl Agent {
             bot: true,
         }
     }
-}
-
-/// Cuts `s` to at most `max` bytes without splitting a character.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Automation that woothee does not call a crawler.

@@ -15,12 +15,13 @@
 //!
 //! Like the pixel, these only validate and enqueue; every outcome is counted in `/metrics`.
 
-use super::query::decode;
 use super::sender::Sender;
-use super::{client_time, pixel, Tracker};
+use super::{pixel, Tracker};
 use crate::aggregate::Refused;
 use crate::error::json_error;
 use crate::field::Key;
+use crate::hit::client_time;
+use crate::hit::text::decode;
 use crate::metrics::Rejection;
 use crate::period::LocalTime;
 use crate::reports::engagement;

@@ -11,38 +11,11 @@
 //!
 //! This module must not log or keep the addresses it is given.
 
+pub use crate::hit::Country;
 use maxminddb::{MaxMindDbError, Reader};
 use serde::Deserialize;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-
-/// An ISO 3166-1 alpha-2 country code, upper-case, validated (two ASCII letters A-Z).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Country([u8; 2]);
-
-impl Country {
-    /// Two ASCII letters, in either case; stored upper-case. Whether the code is assigned
-    /// (`XK` is not, and is in use) is not checked.
-    pub fn parse(code: &str) -> Option<Country> {
-        match *code.as_bytes() {
-            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
-                Some(Country([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
-            }
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("a Country is two ASCII letters")
-    }
-}
-
-impl fmt::Display for Country {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {

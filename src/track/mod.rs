@@ -23,11 +23,10 @@ pub mod limit;
 pub mod pixel;
 pub mod query;
 pub mod script;
-pub mod search;
 pub mod sender;
 
 use crate::aggregate::{Coalescer, Refused};
-use crate::hit::{Hit, Location};
+use crate::hit::Location;
 use crate::metrics::{Metrics, Rejection};
 use crate::period::Clock;
 use crate::reports::{self, Increments};
@@ -45,19 +44,6 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-
-/// How far a browser's clock may be from the server's for its time to be believed: a beacon
-/// queued while offline may be up to a day old; a clock a little fast is tolerated.
-pub const CLIENT_CLOCK_PAST: chrono::TimeDelta = chrono::TimeDelta::hours(24);
-pub const CLIENT_CLOCK_FUTURE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
-/// A client's timestamp (ms since the epoch) if it lies within [now − 24 h, now + 5 min],
-/// else `None`: the caller then uses the server's time (Cobub Razor's lesson: client clocks
-/// are wrong often enough to ruin buckets).
-pub fn client_time(now: DateTime<Utc>, ms: Option<i64>) -> Option<DateTime<Utc>> {
-    let at = DateTime::from_timestamp_millis(ms?)?;
-    (at >= now - CLIENT_CLOCK_PAST && at <= now + CLIENT_CLOCK_FUTURE).then_some(at)
-}
 
 /// Turns pixel requests into increments in the coalescer.
 pub struct Tracker {
@@ -227,7 +213,7 @@ impl Tracker {
                 None => Location::Unknown,
             },
         };
-        let hit = Hit::new(params, site, agent, location, at);
+        let hit = params.into_hit(site, agent, location, at);
         // One buffer per worker thread, reused hit after hit.
         thread_local! {
             static BUFFER: RefCell<Increments> = RefCell::new(Increments::with_capacity(32));

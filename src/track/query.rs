@@ -7,15 +7,15 @@
 //! [`MAX_PAIRS`] pairs are read and the first occurrence of a parameter wins. Nothing here
 //! allocates unless a value has to be decoded.
 
-use crate::hit::{Cohort, Page, Screen, Uniques, Visit};
-use crate::period::Period;
-use crate::track::agent::truncate;
+use crate::hit::text::{decode, Text};
+pub use crate::hit::text::{MAX_TITLE_BYTES, MAX_URL_BYTES};
+use crate::hit::{Agent, Cohort, Hit, Location, Page, Screen, Uniques, Visit};
+use crate::period::{LocalTime, Period};
+use crate::site::Site;
+use chrono::{DateTime, Utc};
 use std::borrow::Cow;
+use std::sync::Arc;
 
-/// Longest decoded `url` and `ref` kept, in bytes.
-pub const MAX_URL_BYTES: usize = 2048;
-/// Longest decoded `title` kept, in bytes.
-pub const MAX_TITLE_BYTES: usize = 512;
 /// Pairs after this many are ignored.
 pub const MAX_PAIRS: usize = 64;
 /// Screen and window sizes above this are not plausible and are ignored.
@@ -87,95 +87,28 @@ impl<'a> PixelParams<'a> {
     }
 }
 
-/// Free text from the query string, still percent-encoded; [`Text::decode`] gives it as a
-/// string of at most `max` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Text<'a> {
-    raw: &'a str,
-    max: usize,
-}
-
-impl<'a> Text<'a> {
-    /// `None` for an empty value. The raw form is cut to what can decode to `max` bytes (an
-    /// escape is 3 bytes), so decoding work is bounded too.
-    fn new(raw: &'a str, max: usize) -> Option<Text<'a>> {
-        (!raw.is_empty()).then(|| Text {
-            raw: truncate(raw, max.saturating_mul(3)),
-            max,
-        })
-    }
-
-    /// The value as sent (cut to what can decode to the limit), e.g. as a cache key.
-    pub fn raw(&self) -> &'a str {
-        self.raw
-    }
-
-    /// Decodes `+` and `%XX` (invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD),
-    /// drops NUL and other control characters (C0, DEL and C1), and cuts to `max` bytes at a character
-    /// boundary. `None` when nothing but blanks is left.
-    pub fn decode(&self) -> Option<Cow<'a, str>> {
-        let value = decode(self.raw);
-        let value = if has_control(&value) {
-            Cow::Owned(value.chars().filter(|c| !c.is_control()).collect())
-        } else {
-            value
-        };
-        let cut = truncate(&value, self.max).len();
-        let value = match value {
-            Cow::Borrowed(s) => Cow::Borrowed(&s[..cut]),
-            Cow::Owned(mut s) => {
-                s.truncate(cut);
-                Cow::Owned(s)
-            }
-        };
-        (!value.trim().is_empty()).then_some(value)
-    }
-}
-
-/// `application/x-www-form-urlencoded` decoding of one value, borrowing when nothing changes:
-/// one pass, one allocation (invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD).
-pub(crate) fn decode(raw: &str) -> Cow<'_, str> {
-    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(raw);
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).and_then(hex),
-                bytes.get(i + 2).and_then(hex),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
+impl<'a> PixelParams<'a> {
+    /// The hit these parameters describe, for `site` at `at`.
+    pub fn into_hit(
+        self,
+        site: Arc<Site>,
+        agent: Agent,
+        location: Location,
+        at: DateTime<Utc>,
+    ) -> Hit<'a> {
+        Hit {
+            local: LocalTime::at(at, site.tz),
+            at,
+            site,
+            page: self.page,
+            screen: self.screen,
+            uniques: self.uniques,
+            visit: self.visit,
+            cohort: self.cohort,
+            agent,
+            location,
         }
-        i += 1;
     }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
-}
-
-/// Whether `s` holds a control character: C0 or DEL (one byte), or C1 (U+0080–U+009F, which
-/// UTF-8 writes as `C2 80`–`C2 9F`). Bytes, not chars: this runs on every hit's text.
-fn has_control(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        c < 0x20 || c == 0x7f || (c == 0xC2 && b.get(i + 1).is_some_and(|n| *n <= 0x9F))
-    })
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
 }
 
 fn pixels(value: &str) -> Option<u32> {
@@ -247,8 +180,6 @@ mod tests {
         let p = PixelParams::parse("title=a%C2%80b%C2%85c%C2%9F%C2%A0d&url=/x%C2%82");
         assert_eq!(text(p.page.title).as_deref(), Some("abc\u{a0}d"));
         assert_eq!(text(p.page.url).as_deref(), Some("/x"));
-        assert!(!has_control("é ü \u{a0} 🎉"));
-        assert!(has_control("\u{9f}") && has_control("\u{7f}") && has_control("\t"));
     }
 
     #[test]

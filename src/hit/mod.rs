@@ -2,18 +2,33 @@
 //!
 //! A `Hit` exists only between parsing and counting; it is never stored. It borrows its
 //! text from the request, undecoded, so building one copies nothing; what the reports need from
-//! the page and referrer URLs is derived the first time a report asks, once per hit.
+//! the page and referrer URLs is derived by `reports` the first time a report asks, once per
+//! hit. `track/` builds hits and `reports/` counts them: this module uses neither, only `period`
+//! and `site`.
+
+pub mod client;
+pub mod text;
+
+pub use client::{Agent, Country};
+pub use text::Text;
 
 use crate::period::{LocalTime, Period};
-use crate::reports::facts::{self, PageFacts, RefFacts};
 use crate::site::Site;
-use crate::track::agent::Agent;
-use crate::track::geo::Country;
-use crate::track::query::Text;
 use chrono::{DateTime, Utc};
-use std::cell::OnceCell;
-use std::rc::Rc;
 use std::sync::Arc;
+
+/// How far a browser's clock may be from the server's for its time to be believed: a beacon
+/// queued while offline may be up to a day old; a clock a little fast is tolerated.
+pub const CLIENT_CLOCK_PAST: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+pub const CLIENT_CLOCK_FUTURE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// A client's timestamp (ms since the epoch) if it lies within [now − 24 h, now + 5 min],
+/// else `None`: the caller then uses the server's time (Cobub Razor's lesson: client clocks
+/// are wrong often enough to ruin buckets).
+pub fn client_time(now: DateTime<Utc>, ms: Option<i64>) -> Option<DateTime<Utc>> {
+    let at = DateTime::from_timestamp_millis(ms?)?;
+    (at >= now - CLIENT_CLOCK_PAST && at <= now + CLIENT_CLOCK_FUTURE).then_some(at)
+}
 
 /// A page view ready to be counted.
 #[derive(Debug, Clone)]
@@ -31,8 +46,6 @@ pub struct Hit<'a> {
     pub cohort: Cohort,
     pub agent: Agent,
     pub location: Location,
-    /// What the reports derive from `page`, on first use.
-    pub parsed: Parsed,
 }
 
 /// Where the visitor is, as far as tally looked.
@@ -43,70 +56,6 @@ pub enum Location {
     /// Looked up and not found (a private address, or one the database does not know).
     Unknown,
     Country(Country),
-}
-
-/// What the reports derive from the page URL and the referrer, each worked out at most once
-/// per hit (and usually found in the worker thread's cache: [`crate::reports::facts`]).
-#[derive(Debug, Clone, Default)]
-pub struct Parsed {
-    page: OnceCell<Rc<Option<PageFacts>>>,
-    referrer: OnceCell<Rc<Option<RefFacts>>>,
-}
-
-impl<'a> Hit<'a> {
-    /// The hit a pixel request's parameters describe, for `site` at `at`.
-    pub fn new(
-        params: crate::track::query::PixelParams<'a>,
-        site: Arc<Site>,
-        agent: Agent,
-        location: Location,
-        at: DateTime<Utc>,
-    ) -> Hit<'a> {
-        Hit {
-            local: LocalTime::at(at, site.tz),
-            at,
-            site,
-            page: params.page,
-            screen: params.screen,
-            uniques: params.uniques,
-            visit: params.visit,
-            cohort: params.cohort,
-            agent,
-            location,
-            parsed: Parsed::default(),
-        }
-    }
-
-    /// The page: its key, campaign parameters and host; `None` without a usable `url`.
-    pub fn page_facts(&self) -> Option<&PageFacts> {
-        self.parsed
-            .page
-            .get_or_init(|| match self.page.url {
-                Some(url) => facts::page(&self.site, url),
-                None => Rc::new(None),
-            })
-            .as_ref()
-            .as_ref()
-    }
-
-    /// The referrer, when it is an absolute URL with a host (internal or not).
-    pub fn referrer_facts(&self) -> Option<&RefFacts> {
-        self.parsed
-            .referrer
-            .get_or_init(|| match self.page.referrer {
-                Some(url) => facts::referrer(url),
-                None => Rc::new(None),
-            })
-            .as_ref()
-            .as_ref()
-    }
-
-    /// The referrer, unless there is none or it is the site itself.
-    pub fn external_referrer(&self) -> Option<&RefFacts> {
-        let page_host = self.page_facts().and_then(|p| p.host.as_deref());
-        self.referrer_facts()
-            .filter(|r| !r.is_internal(&self.site, page_host))
-    }
 }
 
 /// What the browser said about the page, still percent-encoded: a report that needs a value
