@@ -20,8 +20,8 @@
 //!   `tally import`.
 //! - [`dashboard`]: the read side served over HTTP (for now the `--demo` page).
 //! - [`static_file`]: text compiled into the binary, served with an ETag.
-//! - [`fuzz`]: fuzz targets over every parser of outside input (run by `tests/fuzz.rs` and
-//!   `scripts/fuzz.sh`).
+//! - `fuzz`, only with the `fuzz` feature (off by default): fuzz targets over every parser of
+//!   outside input (run by `tests/fuzz.rs` and `scripts/fuzz.sh`, which turn the feature on).
 //! - [`cli`], [`settings`], [`startup`]: the binary's commands, typed configuration, and the
 //!   application wiring that tests start exactly as production does.
 //!
@@ -33,6 +33,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod error;
 pub mod field;
+#[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod hit;
 pub mod import;
