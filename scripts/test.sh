@@ -4,7 +4,8 @@
 # the network-fault tests; Debian's chromium for the browser test; nginx and openssl for the
 # reverse-proxy tests), starts FerretDB on a free loopback port,
 # runs the whole suite against it and the embedded store, and stops it. Extra arguments go to
-# `cargo test`.
+# `cargo test`. The suite runs with the `fuzz` feature, which builds tests/fuzz.rs (without it,
+# tests/fuzz_feature.rs fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +39,4 @@ export TEST_TOXIPROXY_BIN
 # A free country database for the locations report.
 GEOIP_DB=$(scripts/geoip.sh install)
 export TEST_GEOIP_DB="$GEOIP_DB"
-cargo test --locked "$@"
+cargo test --locked --features fuzz "$@"

@@ -6,10 +6,12 @@
 //! text that is kept is bounded and free of control characters, escaping round-trips where
 //! [`Key`] promises it, and what comes out is bounded by a small multiple of what went in.
 //!
-//! Two drivers run them: `tests/fuzz.rs` (stable Rust, part of `scripts/test.sh`) replays the
-//! kept corpus under `fuzz/corpus/<target>/` and then mutated inputs for a bounded time; the
-//! `fuzz/` crate runs them under libFuzzer on nightly (`scripts/fuzz.sh`). This module reads
-//! nothing and writes nothing; it must not know about HTTP or the store.
+//! Compiled only with the `fuzz` feature (off by default: production builds leave it out). Two
+//! drivers run the targets, both with the feature on: `tests/fuzz.rs` (stable Rust, part of
+//! `scripts/test.sh`) replays the kept corpus under `fuzz/corpus/<target>/` and then mutated
+//! inputs for a bounded time; the `fuzz/` crate runs them under libFuzzer on nightly
+//! (`scripts/fuzz.sh`). This module reads nothing and writes nothing; it must not know about
+//! HTTP or the store.
 
 use crate::field::{self, FieldKey, Key, MAX_KEY_BYTES};
 use crate::hit::Location;

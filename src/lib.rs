@@ -23,6 +23,8 @@
 //! - [`api`], [`dashboard`]: the read side served over HTTP.
 //! - [`settings`], [`startup`], [`cli`]: typed configuration, the application wiring that tests
 //!   start exactly as production does, and the binary's commands.
+//! - `fuzz`, only with the `fuzz` feature (off by default): fuzz targets over every parser of
+//!   outside input (run by `tests/fuzz.rs` and `scripts/fuzz.sh`, which turn the feature on).
 
 pub mod aggregate;
 pub mod api;
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod error;
 pub mod field;
+#[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod hit;
 pub mod import;

@@ -3,10 +3,11 @@
 //! `TALLY_FUZZ_SECS` seconds (default 4). Every input must pass the target's checks and
 //! allocate at most 1 MiB + 32 bytes per input byte at its peak (a counting allocator below).
 //!
-//! `TALLY_FUZZ_SEED=N` repeats a run; a failing input is written to
-//! `target/fuzz-failures/<target>/` and named in the panic. Run one target with its count of
-//! executions shown: `cargo test --test fuzz -- --nocapture pixel_query`. For coverage-guided
-//! fuzzing on nightly, see `scripts/fuzz.sh`.
+//! Built only with the `fuzz` feature, which `scripts/test.sh` turns on (tests/fuzz_feature.rs
+//! fails the suite when it is off). `TALLY_FUZZ_SEED=N` repeats a run; a failing input is
+//! written to `target/fuzz-failures/<target>/` and named in the panic. Run one target with its
+//! count of executions shown: `cargo test --features fuzz --test fuzz -- --nocapture
+//! pixel_query`. For coverage-guided fuzzing on nightly, see `scripts/fuzz.sh`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
