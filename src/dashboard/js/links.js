@@ -1,5 +1,5 @@
 /* links.js: the addresses the page makes: a site's API paths, a report's query and CSV file
-   name.
+   name, and where a referrer's row links to.
    Pure: no DOM, no page state; node imports it in test/links.test.mjs. Every address is
    relative, so the page also works behind a proxy that serves tally under a path. */
 
@@ -23,4 +23,35 @@ export function reportPath(report, unit, date, limit, format) {
 /** The name a report's CSV is saved as: "tally-acme-content-2026-11-02.csv". */
 export function csvFileName(site, report, period) {
   return 'tally-' + site + '-' + report.name + '-' + period + '.csv';
+}
+
+// A host as tally keeps it (lower-case, no "www.", punycode, maybe ":port"): dotted labels of
+// letters, digits and inner hyphens, or a bracketed IPv6 address.
+const LABEL = '[a-z0-9](?:[a-z0-9-]*[a-z0-9])?';
+const HOST_RE = new RegExp('^(?:(?:' + LABEL + '\\.)+' + LABEL + '|\\[[0-9a-f:.]+\\])' +
+  '(?::\\d{1,5})?$');
+
+// A path segment keeps what RFC 3986 allows in one (unreserved, sub-delims, ":" and "@");
+// anything else, "?", "#" and "%" included, is percent-encoded.
+const KEEP = { '%24': '$', '%26': '&', '%2B': '+', '%2C': ',', '%3B': ';', '%3D': '=',
+  '%3A': ':', '%40': '@' };
+const segment = (s) => encodeURIComponent(s).replace(/%(?:24|26|2B|2C|3B|3D|3A|40)/g,
+  (m) => KEEP[m]);
+
+/** Where a referrer's row links to: tally keeps a referrer as "host" or "host/path" (no
+    scheme, no query; the path decoded), so "news.ycombinator.com/item" →
+    "https://news.ycombinator.com/item". Null for anything that is not a host with a dot (or an
+    IPv6 address) followed by nothing or a path: "(other)", "(direct)", "localhost", a cut key
+    … The scheme is always ours, so no key can make a `javascript:` or any other link. */
+export function referrerHref(key) {
+  if (typeof key !== 'string') return null;
+  const slash = key.indexOf('/');
+  const host = slash < 0 ? key : key.slice(0, slash);
+  if (!HOST_RE.test(host)) return null;
+  const path = slash < 0 ? '/' : key.slice(slash);
+  try {
+    return 'https://' + host + path.split('/').map(segment).join('/');
+  } catch (e) {
+    return null; // a lone surrogate cannot be encoded
+  }
 }

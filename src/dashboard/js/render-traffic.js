@@ -6,6 +6,7 @@ import { h } from './dom.js';
 import { drawChart } from './chart-svg.js';
 import { daysInMonth, pad2 } from './dates.js';
 import { DAY_OF_MONTH, capitalise, dateLabel } from './format.js';
+import { referrerHref } from './links.js';
 import { isFull, isOther } from './rank.js';
 import { fillSeries } from './series.js';
 import { S } from './state.js';
@@ -51,12 +52,18 @@ export function renderContent(d) {
     'the snippet: ', snippetTag()], isFull(d.pages, S.limits.content));
 }
 
+/** A referrer's name, as a link to it (links.js's referrerHref) when it is a host or a
+    host and path kept whole; a cut key is no address. */
+function referrerCell(e) {
+  return nameCell(e.key, () => {
+    const href = e.truncated ? null : referrerHref(e.key);
+    return href ? h('a', { href, rel: 'noopener noreferrer', target: '_blank' }, e.key) : e.key;
+  });
+}
+
 export function renderReferrers(d) {
-  const link = (e) => (/^https?:\/\//i.test(e.key) && !e.truncated
-    ? h('a', { href: e.key, rel: 'noopener noreferrer nofollow', target: '_blank' }, e.key)
-    : e.key);
-  return result([rankedTable('Sites', 'Host', d.hosts),
-    rankedTable('Links', 'Address', d.links, { cell: (e) => nameCell(e.key, () => link(e)) })],
+  return result([rankedTable('Sites', 'Host', d.hosts, { cell: referrerCell }),
+    rankedTable('Links', 'Address', d.links, { cell: referrerCell })],
   'No referred views: visitors came directly, or from the site’s own pages.',
   isFull(d.hosts, S.limits.referrers) || isFull(d.links, S.limits.referrers));
 }
