@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The test command. On a fresh Debian machine with Rust, Go and Python it installs what the tests
-# need (FerretDB v1, the MongoDB-protocol server, built once; Shopify's toxiproxy, built once, for
-# the network-fault tests; Debian's chromium for the browser test; nginx and openssl for the
-# reverse-proxy tests), starts FerretDB on a free loopback port,
-# runs the whole suite against it and the embedded store, and stops it. Extra arguments go to
-# `cargo test`. The suite runs with the `fuzz` feature, which builds tests/fuzz.rs (without it,
-# tests/fuzz_feature.rs fails the run).
+# need (Debian's nodejs for the dashboard's JavaScript unit tests, which it runs first; FerretDB
+# v1, the MongoDB-protocol server, built once; Shopify's toxiproxy, built once, for the
+# network-fault tests; Debian's chromium for the browser test; nginx and openssl for the
+# reverse-proxy tests), starts FerretDB on a free loopback port, runs the whole suite against it
+# and the embedded store, and stops it. Extra arguments go to `cargo test`. The suite runs with
+# the `fuzz` feature, which builds tests/fuzz.rs (without it, tests/fuzz_feature.rs fails the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The dashboard's JavaScript unit tests: a second, no server, so first; a failure stops here.
+scripts/apt-ensure node nodejs "for the dashboard's unit tests"
+node --test src/dashboard/js/test/*.test.mjs
 
 # Headless Chromium, for the test that runs the real snippet in a real browser.
 scripts/apt-ensure chromium chromium "for the browser test"

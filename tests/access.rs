@@ -1,5 +1,6 @@
 //! Read-side access over real HTTP: the limit on wrong tokens per client address, the security
-//! headers of the dashboard and demo pages, and CORS exactly as wide as each endpoint needs.
+//! headers of the dashboard and demo pages, the dashboard's modules under content-hashed
+//! addresses, and CORS exactly as wide as each endpoint needs.
 
 mod support;
 
@@ -132,7 +133,7 @@ async fn dashboard_pages_send_security_headers_and_need_no_inline_code() {
         ..test_settings()
     };
     let (app, _) = app_with_token(settings).await;
-    for path in ["/", "/app.js", "/app.css", "/demo", "/demo.js", "/demo.css"] {
+    for path in ["/", "/app.css", "/demo", "/demo.js", "/demo.css"] {
         let r = app
             .http
             .get(format!("{}{path}", app.address))
@@ -155,6 +156,119 @@ async fn dashboard_pages_send_security_headers_and_need_no_inline_code() {
                 "{path} has an inline handler"
             );
         }
+    }
+    let _ = app.stop().await;
+}
+
+/// The policy of the dashboard, word for word: modules need nothing more than `'self'`.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
+/// The specifiers of a module's static imports (`from './x.js'`, `import './x.js'`).
+fn imports(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for start in ["from '", "from \"", "import '", "import \""] {
+        let quote = start.chars().last().unwrap();
+        for (at, _) in body.match_indices(start) {
+            let rest = &body[at + start.len()..];
+            let spec = &rest[..rest.find(quote).unwrap()];
+            if !spec.contains(char::is_whitespace) {
+                out.push(spec.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The page names its modules by content-hashed addresses and so does every import: each is
+/// JavaScript, cached for a year as immutable, under the page's policy. An address that is not
+/// one of them (an old hash, no hash, the old `/app.js`) is the usual 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_modules_have_hashed_immutable_addresses() {
+    let (app, _) = app_with_token(test_settings()).await;
+    let get = |path: &str| app.http.get(format!("{}/{path}", app.address)).send();
+    let page = get("").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-security-policy"], DASHBOARD_CSP);
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    assert!(page.headers().contains_key("etag"));
+    let html = page.text().await.unwrap();
+
+    // Every address the page names: the entry's script and the modulepreload links.
+    let named: std::collections::BTreeSet<String> = html
+        .split("\"assets/")
+        .skip(1)
+        .map(|rest| format!("assets/{}", rest.split('"').next().unwrap()))
+        .collect();
+    assert!(
+        html.contains(r#"<script type="module" src="assets/main."#),
+        "{html}"
+    );
+    let mut queue: Vec<String> = named.iter().cloned().collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = queue.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let hash = path.rsplit('.').nth(1).unwrap();
+        assert!(
+            hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{path} has a hash"
+        );
+        let r = get(&path).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert!(
+            h["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{path}"
+        );
+        assert_eq!(
+            h["cache-control"], "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        assert_eq!(h["content-security-policy"], DASHBOARD_CSP, "{path}");
+        assert_secure(&r, &path);
+        let etag = h["etag"].clone();
+        let body = r.text().await.unwrap();
+        for spec in imports(&body) {
+            let file = spec
+                .strip_prefix("./")
+                .unwrap_or_else(|| panic!("{path} imports {spec}: not a module of tally's"));
+            queue.push(format!("assets/{file}"));
+        }
+        // The same address is always the same text: a browser that has it asks no more.
+        let again = app
+            .http
+            .get(format!("{}/{path}", app.address))
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+    }
+    assert!(seen.len() > 10, "{seen:?}");
+    assert_eq!(
+        seen, named,
+        "the page preloads exactly the modules the imports reach"
+    );
+
+    let main = named
+        .iter()
+        .find(|p| p.starts_with("assets/main."))
+        .unwrap();
+    for gone in [
+        main.replace(&main[12..24], "000000000000"),
+        "assets/main.js".to_owned(),
+        "app.js".to_owned(),
+    ] {
+        let r = get(&gone).await.unwrap();
+        assert_eq!(r.status(), 404, "{gone}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{gone}");
     }
     let _ = app.stop().await;
 }

@@ -164,7 +164,8 @@ async fn the_snippet_counts_a_view_and_a_returning_visitor() {
 }
 
 /// The real snippet counts a view; the dashboard, signed in with a token from the link, shows
-/// it in today's numbers and in the live panel. A screenshot is saved for people to look at.
+/// it in today's numbers and in the live panel, and a referred view's referrer as a link. A
+/// screenshot is saved for people to look at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_view_just_made() {
     let store = TestStore::new(Backend::Embedded).await;
@@ -194,7 +195,14 @@ async fn the_dashboard_shows_the_view_just_made() {
     })
     .await
     .unwrap();
-    // The flusher runs every 200 ms here: no manual flush, the view must get there by itself.
+    // And one view referred by a link elsewhere, for the referrers' links.
+    app.hit(
+        "site=demo&url=%2Freferred&ref=https%3A%2F%2Fnews.example%2Fitem%3Fid%3D1",
+        CHROME_WIN,
+    )
+    .await;
+    // The flusher runs every 200 ms here: no manual flush, the views must get there by
+    // themselves.
     let dashboard = format!("{}/?site=demo#token={token}", app.address);
     let dom = tokio::task::spawn_blocking({
         let (dashboard, profile) = (dashboard.clone(), profile.path().to_owned());
@@ -218,7 +226,10 @@ async fn the_dashboard_shows_the_view_just_made() {
         .and_then(|v| v.split('"').next())
         .unwrap_or_default()
         .to_owned();
-    assert_eq!(today, "1", "today's views");
+    assert_eq!(
+        today, "2",
+        "today's views: the snippet's and the referred one"
+    );
     assert!(
         dom.contains(r#"data-page="/demo""#),
         "the live panel lists the page: {}",
@@ -229,6 +240,23 @@ async fn the_dashboard_shows_the_view_just_made() {
             .take(400)
             .collect::<String>()
     );
+    // A referrer, kept without its scheme, links to it over https; the host too.
+    let referrers = dom
+        .split(r#"id="report-referrers""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_default();
+    for (key, href) in [
+        ("news.example/item", "https://news.example/item"),
+        ("news.example", "https://news.example/"),
+    ] {
+        let link =
+            format!(r#"<a href="{href}" rel="noopener noreferrer" target="_blank">{key}</a>"#);
+        assert!(
+            referrers.contains(&link),
+            "the referrer {key} links to {href}: {referrers}"
+        );
+    }
     // A picture of it, in the test output.
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let arg = format!("--screenshot={}", shot.display());

@@ -1,16 +1,22 @@
-//! The dashboard: `/` (with `?site=ID`), `/app.css`, `/app.js` — static files compiled into the
-//! binary, no CDN and no external fonts, reading everything from the JSON API (`api`).
+//! The dashboard: `/` (with `?site=ID`), `/app.css`, and its ES modules under
+//! `/assets/<name>.<hash>.js` ([`assets`](super::assets)) — files compiled into the binary, no
+//! CDN and no external fonts, reading everything from the JSON API (`api`).
 //!
-//! Served with the security headers of `dashboard::secure`, `Cache-Control: no-cache` and an
-//! `ETag` per file, so an upgrade shows at once and an unchanged file costs a `304`. This module serves files; it reads no document itself.
+//! All are sent with the security headers of `dashboard::secure`. The page and the style sheet
+//! are sent with `Cache-Control: no-cache` and an `ETag`, so an upgrade shows at once and an
+//! unchanged file costs a `304`; a module, whose address changes with its content, with
+//! `public, max-age=31536000, immutable`, and an unknown one is the usual JSON 404. This module
+//! serves files; it reads no document itself.
 
-use crate::static_file;
+use super::assets::assets;
+use crate::{error, static_file};
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::OnceLock;
 
-const HTML: &str = include_str!("app.html");
 const CSS: &str = include_str!("app.css");
-const JS: &str = include_str!("app.js");
+
+/// How long a hashed module may be kept: a year, never revalidated.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 fn serve(
     req: &HttpRequest,
@@ -26,7 +32,7 @@ fn serve(
 
 async fn html(req: HttpRequest) -> HttpResponse {
     static TAG: OnceLock<String> = OnceLock::new();
-    serve(&req, HTML, "text/html; charset=utf-8", &TAG)
+    serve(&req, &assets().page, "text/html; charset=utf-8", &TAG)
 }
 
 async fn css(req: HttpRequest) -> HttpResponse {
@@ -34,9 +40,19 @@ async fn css(req: HttpRequest) -> HttpResponse {
     serve(&req, CSS, "text/css; charset=utf-8", &TAG)
 }
 
-async fn js(req: HttpRequest) -> HttpResponse {
-    static TAG: OnceLock<String> = OnceLock::new();
-    serve(&req, JS, "text/javascript; charset=utf-8", &TAG)
+async fn module(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
+    let Some(m) = assets().module(&file) else {
+        return error::not_found(req).await;
+    };
+    let mut r = static_file::respond(
+        &req,
+        &m.body,
+        &m.etag,
+        "text/javascript; charset=utf-8",
+        IMMUTABLE,
+    );
+    super::secure(&mut r, super::CSP);
+    r
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -52,8 +68,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(css)),
     )
     .service(
-        web::resource("/app.js")
+        web::resource("/assets/{file}")
             .wrap(Compress::default())
-            .route(web::get().to(js)),
+            .route(web::get().to(module)),
     );
 }

@@ -1,5 +1,6 @@
 //! The read side served over HTTP: the dashboard at `/` ([`app`], static files over the JSON
-//! API), and the `--demo` page, which carries the snippet and shows its own counters live.
+//! API, its ES modules under content-hashed addresses from [`assets`]), and the `--demo` page,
+//! which carries the snippet and shows its own counters live.
 //!
 //! Every page and file here is sent with [`secure`]'s headers: a Content-Security-Policy that
 //! allows only this origin's own scripts, styles and requests (no inline script or style, no
@@ -7,6 +8,7 @@
 //! must not write anything but the demo site.
 
 pub mod app;
+mod assets;
 pub mod demo;
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};

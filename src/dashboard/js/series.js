@@ -1,0 +1,41 @@
+/* series.js: counts laid out for charts and segment tables: a sparse list filled to every
+   slot, segments summed over days, and the segment that holds the median.
+   Pure: no DOM, no page state; node imports it in test/series.test.mjs. */
+
+/** Counts per slot `from`…`to` from a sparse list keyed by `key` (0 where missing; equal
+    keys, such as an hour repeated on a DST day, added up). */
+export function fillSeries(list, key, from, to) {
+  const out = [];
+  for (let k = from; k <= to; k++) out.push({ [key]: k, views: 0, people: 0 });
+  for (const item of list || []) {
+    const slot = out[item[key] - from];
+    if (!slot) continue;
+    slot.views += item.views || 0;
+    slot.people += item.people || 0;
+  }
+  return out;
+}
+
+/** The segment (of `[name, count]` pairs, in segment order) that holds the median. */
+export function medianSegment(pairs) {
+  const total = pairs.reduce((s, p) => s + p[1], 0);
+  if (!total) return null;
+  let seen = 0;
+  for (const [name, count] of pairs) {
+    seen += count;
+    if (seen * 2 >= total) return name;
+  }
+  return null;
+}
+
+/** The segments of the engagement report, in order: pages per visit, visit length. */
+export const PAGE_SEGMENTS = ['1', '2', '3', '4', '5-9', '10-19', '20-49', '50+'];
+export const DURATION_SEGMENTS = ['0-3s', '3-10s', '10-30s', '30-60s', '1-3m', '3-10m',
+  '10-30m', '30m+'];
+
+/** Adds up segment pairs over days, in segment order (`order`, then any other segment). */
+export function sumSegments(days, field, order) {
+  const m = new Map(order.map((k) => [k, 0]));
+  for (const day of days) for (const [k, n] of day[field] || []) m.set(k, (m.get(k) || 0) + n);
+  return [...m];
+}
