@@ -41,6 +41,8 @@ export TEST_FERRETDB_BIN="$FERRETDB"
 TEST_TOXIPROXY_BIN=$(scripts/toxiproxy.sh install)
 export TEST_TOXIPROXY_BIN
 # A free country database for the locations report.
+# npm fetches the database; Debian packages it apart from nodejs.
+scripts/apt-ensure npm npm "for the country database"
 GEOIP_DB=$(scripts/geoip.sh install)
 export TEST_GEOIP_DB="$GEOIP_DB"
 cargo test --locked --features fuzz "$@"
