@@ -6,8 +6,8 @@
 //! [`AppHandle::stop`] (or a signal, wired by `cli`), then shuts down in order: stop accepting
 //! connections, finish the requests in flight, refuse new hits, flush what is pending.
 //!
-//! Layout: [`build`] assembles the application and starts its tasks, [`probes`] answers
-//! `/metrics`, `/healthz` and `/readyz`, [`request_log`] logs each request; this file holds the
+//! Layout: `build` assembles the application and starts its tasks, `probes` answers
+//! `/metrics`, `/healthz` and `/readyz`, `request_log` logs each request; this file holds the
 //! running application and its shutdown.
 
 mod build;

@@ -18,7 +18,7 @@
 //! dashboard) share it with the flusher and wait behind its writes: a read waits until the
 //! batch transaction in progress has committed (or its wait for the lock has ended).
 //!
-//! Layout: [`schema`] creates and migrates the tables, [`batch`] applies a batch in one
+//! Layout: `schema` creates and migrates the tables, `batch` applies a batch in one
 //! transaction; this file holds the connection, the document bytes and the [`Store`] calls.
 
 mod batch;

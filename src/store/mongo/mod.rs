@@ -28,9 +28,9 @@
 //! `$collStats` stage (`storageStats.count`, `storageStats.size`; one result per shard, summed),
 //! or, where that stage is missing or refused, the older `collStats` command (`count`, `size`).
 //!
-//! Layout: [`command`] shapes the statements and splits them into commands, [`write`] sends
-//! them and reads the replies, [`locate`] tells from the marks what a reply could not say, and
-//! [`stats`] reads a collection's size. This file holds the client and the [`Store`] calls.
+//! Layout: `command` shapes the statements and splits them into commands, `write` sends
+//! them and reads the replies, `locate` tells from the marks what a reply could not say, and
+//! `stats` reads a collection's size. This file holds the client and the [`Store`] calls.
 
 mod command;
 mod locate;

@@ -18,7 +18,7 @@
 //!
 //! This module reads headers and returns an address; it must not log or keep it.
 //!
-//! Layout: [`trust`] is the setting and the test of an address against it, [`chain`] reads the
+//! Layout: `trust` is the setting and the test of an address against it, `chain` reads the
 //! forwarding headers' hops; this file picks the client from them.
 
 mod chain;

@@ -15,7 +15,7 @@
 //!
 //! Like the pixel, these only validate and enqueue; every outcome is counted in `/metrics`.
 //!
-//! Layout: [`parse`] reads events as sent, [`count`] checks and enqueues them, [`error`] names
+//! Layout: `parse` reads events as sent, `count` checks and enqueues them, `error` names
 //! the refusals; this file holds the handlers.
 
 mod count;
