@@ -1,13 +1,15 @@
-//! Builds the application from typed settings, exactly as production runs it; tests bind port 0
-//! and get the same thing.
+//! Assembling the application from [`ServeSettings`] on an open store: the durable log and its
+//! replay, the writer's identity, the flusher, the tracker, the read side, the HTTP server and
+//! its routes, and the background tasks (flusher, writers' heartbeat, site refresher, retention
+//! sweeper).
 //!
-//! [`Application::build`] opens the store, loads the sites, binds the listener and starts the
-//! flusher and the site refresher. [`Application::run_until_stopped`] serves until
-//! [`AppHandle::stop`] (or a signal, wired by `cli`), then shuts down in order: stop accepting
-//! connections, finish the requests in flight, refuse new hits, flush what is pending.
+//! This module wires parts together; it must not hold their logic.
 
+use super::probes::{healthz, metrics_text, readyz};
+use super::request_log::log_request;
+use super::{AppHandle, Application, StartupError};
 use crate::aggregate::checkpoint::Checkpoint;
-use crate::aggregate::flusher::{FlushReport, Flusher, Unflushed, Writer};
+use crate::aggregate::flusher::{Flusher, Writer};
 use crate::aggregate::journal::Journal;
 use crate::aggregate::writers::{Registry, Role, Source};
 use crate::aggregate::Coalescer;
@@ -19,94 +21,21 @@ use crate::period::{system_clock, Clock};
 use crate::retention;
 use crate::settings::{ServeSettings, Settings};
 use crate::site::SiteRegistry;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::track::budget::KeyBudget;
 use crate::track::geo::GeoDb;
 use crate::track::limit::IngestLimits;
 use crate::track::{events, pixel, script, Tracker};
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::header::ContentType;
 use actix_web::middleware::Compress;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// How long after start-up the first retention sweep runs.
 const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot open the store: {0}")]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Geo(#[from] crate::track::geo::GeoError),
-    #[error("cannot open the durable log: {0}")]
-    Durable(#[from] crate::aggregate::checkpoint::CheckpointError),
-    #[error("--durable needs --durable-dir")]
-    NoDurableDir,
-    #[error(transparent)]
-    Identity(#[from] crate::aggregate::identity::IdentityError),
-    #[error(transparent)]
-    Writers(#[from] crate::aggregate::writers::RegistryError),
-    #[error(
-        "--writer-stale-secs ({stale}) must be at least 3 × --writer-heartbeat-secs ({heartbeat})"
-    )]
-    WriterTimes { stale: u64, heartbeat: u64 },
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("HTTP server: {0}")]
-    Server(#[from] std::io::Error),
-    #[error(transparent)]
-    Unflushed(#[from] Unflushed),
-}
-
-pub struct Application {
-    port: u16,
-    server: Server,
-    handle: AppHandle,
-    stop_tasks: watch::Sender<bool>,
-    flusher_task: JoinHandle<()>,
-    refresher_task: JoinHandle<()>,
-    sweeper_task: JoinHandle<()>,
-    writers_task: JoinHandle<()>,
-    shutdown_timeout: Duration,
-}
-
-/// Controls a running application from outside (tests, the signal handler).
-#[derive(Clone)]
-pub struct AppHandle {
-    server: ServerHandle,
-    pub flusher: Arc<Flusher>,
-    pub coalescer: Arc<Coalescer>,
-    pub sites: Arc<SiteRegistry>,
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
-    /// This process's entry in the `writers` registry, and the retired writers.
-    pub writers: Arc<Registry>,
-}
-
-impl AppHandle {
-    /// Begins a graceful shutdown; `run_until_stopped` returns once it is complete.
-    pub async fn stop(&self) {
-        self.server.stop(true).await;
-    }
-
-    /// Writes everything pending now.
-    pub async fn flush(&self) -> FlushReport {
-        self.flusher.flush().await
-    }
-}
 
 impl Application {
     /// Opens the store named by `settings` and builds the application on it.
@@ -418,45 +347,6 @@ impl Application {
             shutdown_timeout: Duration::from_secs(serve.shutdown_timeout_secs),
         })
     }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn handle(&self) -> AppHandle {
-        self.handle.clone()
-    }
-
-    /// Serves until stopped, then writes every accepted hit before returning.
-    pub async fn run_until_stopped(self) -> Result<(), RunError> {
-        let served = self.server.await;
-        // No request is in flight any more; refuse anything that still slips through.
-        self.handle.coalescer.close();
-        let _ = self.stop_tasks.send(true);
-        let _ = self.flusher_task.await;
-        let _ = self.refresher_task.await;
-        let _ = self.sweeper_task.await;
-        let _ = self.writers_task.await;
-        let pending = self.handle.coalescer.pending();
-        tracing::info!(pending, "shutting down: writing pending increments");
-        let drained = self.handle.flusher.drain(self.shutdown_timeout).await;
-        if let Some(journal) = self.handle.coalescer.journal() {
-            journal.close();
-            if drained.is_err() {
-                tracing::warn!("what could not be written stays in the durable log and is replayed at the next start");
-            }
-        }
-        if drained.is_ok() {
-            // Everything sent is known to be in the store: this writer's marks may go.
-            if let Err(e) = self.handle.writers.end().await {
-                tracing::warn!(error = %e, "writers registry: cannot record the clean stop");
-            }
-        }
-        self.handle.writers.release();
-        drained?;
-        tracing::info!("shutdown complete: every accepted hit is in the store");
-        served.map_err(RunError::from)
-    }
 }
 
 /// Re-reads the sites every `every` so sites added by other processes start counting.
@@ -481,143 +371,4 @@ async fn refresh_sites(
             }
         }
     }
-}
-
-async fn metrics_text(
-    metrics: web::Data<Arc<Metrics>>,
-    coalescer: web::Data<Arc<Coalescer>>,
-    flusher: web::Data<Arc<Flusher>>,
-    tracker: web::Data<Tracker>,
-) -> HttpResponse {
-    metrics.pending.set(coalescer.pending() as i64);
-    metrics.owed.set(flusher.queued() as i64);
-    if let Some(journal) = coalescer.journal() {
-        metrics.durable_bytes.set(journal.bytes() as i64);
-        metrics.durable_spill_files.set(flusher.spilled() as i64);
-    }
-    metrics
-        .rate_limit_addresses
-        .set(tracker.limits.len() as i64);
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(metrics.encode())
-}
-
-/// One log event per request, in a span: method, path (never the query string, which carries
-/// visitors' pages and referrers), status and latency. No address or User-Agent is logged.
-///
-/// The tracking endpoints (most of the traffic) and the probes (`/healthz`, `/readyz`,
-/// `/metrics`, polled every few seconds by orchestrators and Prometheus) log at debug level and
-/// open their span at debug level too, so at the default level they cost no formatting and no
-/// span allocation; everything else logs at info. Server errors are warnings everywhere.
-async fn log_request(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    use tracing::Instrument;
-    let started = std::time::Instant::now();
-    let quiet = matches!(
-        req.path(),
-        "/t.gif" | "/t.js" | "/e" | "/v" | "/healthz" | "/readyz" | "/metrics"
-    );
-    let span = if quiet {
-        tracing::debug_span!("request", method = %req.method(), path = req.path())
-    } else {
-        tracing::info_span!("request", method = %req.method(), path = req.path())
-    };
-    let response = next.call(req).instrument(span.clone()).await?;
-    let status = response.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    let _entered = span.enter();
-    if status >= 500 {
-        tracing::warn!(status, ms, "request");
-    } else if quiet {
-        tracing::debug!(status, ms, "request");
-    } else {
-        tracing::info!(status, ms, "request");
-    }
-    Ok(response)
-}
-
-/// A flush running longer than this means the flusher is stuck.
-const STUCK_FLUSH: Duration = Duration::from_secs(60);
-
-/// `/readyz`: 200 when the store answers a ping within 2 s, no flush has been running for
-/// over a minute and the pending bound is not reached; else 503 with the reason, as the JSON
-/// error shape. Ready but with parked statements in the store: 200 with a JSON body,
-/// `"status": "degraded"` and the reason.
-async fn readyz(
-    store: web::Data<Arc<dyn Store>>,
-    ready: web::Data<Arc<Flusher>>,
-    coalescer: web::Data<Arc<Coalescer>>,
-) -> HttpResponse {
-    if coalescer.pending() >= coalescer.max_entries() {
-        return error::json_error(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "pending_full",
-            &format!(
-                "{} increments are waiting for the store (the bound, --max-pending): new hits are refused with 503; {} statements are owed",
-                coalescer.pending(),
-                ready.queued()
-            ),
-        );
-    }
-    if let Some(journal) = coalescer.journal().filter(|j| j.full()) {
-        return error::json_error(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "durable_full",
-            &format!(
-                "the durable directory holds {} bytes, its budget (--durable-max-bytes) is {}: new hits are refused with 503 until the store takes the {} spill files back",
-                journal.bytes(),
-                journal.max_bytes(),
-                ready.spilled()
-            ),
-        );
-    }
-    if let Some(running) = ready.running_for().filter(|d| *d > STUCK_FLUSH) {
-        return error::json_error(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "flusher_stuck",
-            &format!("a flush has been running for {} s", running.as_secs()),
-        );
-    }
-    match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-        Ok(Ok(())) => match coalescer.parked().total() {
-            0 => HttpResponse::Ok()
-                .content_type(ContentType::plaintext())
-                .body("ready\n"),
-            // Still ready: every other document is written. A monitor reads the reason.
-            parked => {
-                let refused = coalescer.parked().over();
-                HttpResponse::Ok().json(serde_json::json!({
-                    "status": "degraded",
-                    "reason": "parked_statements",
-                    "message": format!(
-                        "{parked} statements are parked: documents refused their updates; repair them and run `tally parked retry` (or `tally parked drop`); see `tally parked list`"
-                    ),
-                    "parked": parked,
-                    "sites_refused": refused.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                }))
-            }
-        },
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readyz: the store does not answer");
-            error::json_error(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the store does not answer",
-            )
-        }
-        Err(_) => error::json_error(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store did not answer within 2 s",
-        ),
-    }
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::plaintext())
-        .body("ok\n")
 }

@@ -11,17 +11,26 @@
 //!
 //! The file is opened in WAL mode with `synchronous=FULL`, so a committed flush survives a
 //! crash or power loss, and other processes (`tally doc`, `tally site add`) can read and write
-//! while `tally serve` runs: readers never block, and a writer waits at most
-//! [`BUSY_TIMEOUT`] for the lock, then fails with a message instead of hanging.
+//! while `tally serve` runs: a reader in another process is not held up by a write under way,
+//! and a writer waits at most [`BUSY_TIMEOUT`] for the lock, then fails with a message instead
+//! of hanging. Within one process, though, readers do block: the store has a single connection
+//! behind a mutex, which every call takes (`with_conn`), so readers (the read API, the
+//! dashboard) share it with the flusher and wait behind its writes: a read waits until the
+//! batch transaction in progress has committed (or its wait for the lock has ended).
+//!
+//! Layout: `schema` creates and migrates the tables, `batch` applies a batch in one
+//! transaction; this file holds the connection, the document bytes and the [`Store`] calls.
 
-use super::inc::{apply_all, set, unset, IncError};
-use super::{
-    Applied, Batch, CollectionStats, Failed, Store, StoreError, DUPLICATE_KEY, GUARD_REFUSED,
-    MARKS, SITES,
-};
+mod batch;
+mod schema;
+
+use batch::apply_batch;
+use schema::{migrate, schema_version};
+
+use super::{Applied, Batch, CollectionStats, Store, StoreError, SITES};
 use crate::site::Site;
 use async_trait::async_trait;
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Document};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -133,48 +142,6 @@ impl EmbeddedStore {
     }
 }
 
-/// The file's schema version; an error when a newer tally wrote it.
-fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Embedded {
-            path: path.display().to_string(),
-            message: format!(
-                "written by a newer tally (schema {version}, this one knows {SCHEMA_VERSION})"
-            ),
-        });
-    }
-    Ok(version)
-}
-
-/// Brings a new or older file to [`SCHEMA_VERSION`] in one transaction, so two processes
-/// opening the same old file cannot both migrate it: the second sees the new version.
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version = schema_version(&tx, path)?;
-    if version < SCHEMA_VERSION {
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS docs (
-                 coll TEXT NOT NULL,
-                 id   TEXT NOT NULL,
-                 doc  BLOB NOT NULL,
-                 PRIMARY KEY (coll, id)
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS colls (coll TEXT PRIMARY KEY) WITHOUT ROWID;",
-        )?;
-        if version < 2 {
-            // The one time `docs` is read whole: a version-1 file's collections.
-            tx.execute(
-                "INSERT OR IGNORE INTO colls (coll) SELECT DISTINCT coll FROM docs",
-                [],
-            )?;
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 fn decode(coll: &str, id: &str, bytes: &[u8]) -> Result<Document, StoreError> {
     Document::from_reader(bytes).map_err(|e| StoreError::Corrupt {
         collection: coll.to_owned(),
@@ -191,122 +158,6 @@ fn encode(doc: &Document) -> Result<Vec<u8>, StoreError> {
             message: format!("cannot encode a document: {e}"),
         })?;
     Ok(bytes)
-}
-
-/// The largest document MongoDB stores; the embedded store refuses what it would refuse.
-const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
-
-/// What one transaction did: the statements that failed, and those already applied before.
-type BatchOutcome = (Vec<Failed>, Vec<(usize, usize)>);
-
-/// Applies a whole batch in one transaction; see the module docs.
-fn apply_batch(conn: &mut Connection, batch: &Batch) -> Result<BatchOutcome, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (mut failed, mut duplicates) = (Vec::new(), Vec::new());
-    {
-        let mut select = tx.prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (coll, id) DO UPDATE SET doc = excluded.doc",
-        )?;
-        let mut list = tx.prepare_cached("INSERT OR IGNORE INTO colls (coll) VALUES (?1)")?;
-        for (ci, coll) in batch.collections.iter().enumerate() {
-            let mut listed = false;
-            for (di, inc) in coll.docs.iter().enumerate() {
-                let existing: Option<Vec<u8>> = select
-                    .query_row(params![coll.collection, inc.id], |r| r.get(0))
-                    .optional()?;
-                let fields = inc.inc.iter().map(|(f, by)| (f.as_str(), *by));
-                let sets = inc.set.iter().map(|(f, t)| (f.as_str(), t.as_str()));
-                let updated = match existing {
-                    // MongoDB's InvalidBSON: a document no update can read (written by hand).
-                    Some(bytes) => decode(&coll.collection, &inc.id, &bytes).map_err(|e| (e, 22)),
-                    None => Ok(doc! {"_id": inc.id.as_str()}),
-                }
-                .and_then(|mut doc| {
-                    if let Some(mark) = &inc.mark {
-                        if mark.applied_in(&doc) {
-                            return Ok(Outcome::Duplicate);
-                        }
-                    }
-                    if let Some(guard) = &inc.guard {
-                        if crate::model::number(doc.get(guard.field.as_str())) > guard.max {
-                            return Ok(Outcome::Refused);
-                        }
-                    }
-                    // The refusal, with the code MongoDB gives it.
-                    let corrupt = |e: IncError| {
-                        let code = e.code();
-                        let error = StoreError::Corrupt {
-                            collection: coll.collection.clone(),
-                            id: inc.id.clone(),
-                            message: e.to_string(),
-                        };
-                        (error, code)
-                    };
-                    apply_all(&mut doc, fields, sets).map_err(corrupt)?;
-                    if let Some(mark) = &inc.mark {
-                        set(&mut doc, &mark.field(), Bson::Int64(mark.seq)).map_err(corrupt)?;
-                    }
-                    for writer in &inc.unset {
-                        unset(&mut doc, &format!("{MARKS}.{writer}"));
-                    }
-                    let bytes = encode(&doc).map_err(|e| (e, 2))?;
-                    if bytes.len() > MAX_DOCUMENT_BYTES {
-                        // As MongoDB refuses it: BSONObjectTooLarge.
-                        let message = format!(
-                            "the updated document would be {} bytes, over MongoDB's 16 MiB",
-                            bytes.len()
-                        );
-                        let error = StoreError::Corrupt {
-                            collection: coll.collection.clone(),
-                            id: inc.id.clone(),
-                            message,
-                        };
-                        return Err((error, 10334));
-                    }
-                    Ok(Outcome::Write(bytes))
-                });
-                let (error, code) = match updated {
-                    Ok(Outcome::Write(bytes)) => {
-                        upsert.execute(params![coll.collection, inc.id, bytes])?;
-                        if !listed {
-                            list.execute(params![coll.collection])?;
-                            listed = true;
-                        }
-                        continue;
-                    }
-                    Ok(Outcome::Duplicate) => {
-                        duplicates.push((ci, di));
-                        continue;
-                    }
-                    Ok(Outcome::Refused) => {
-                        // As MongoDB answers a refused guarded upsert: known not applied.
-                        (GUARD_REFUSED.to_owned(), Some(DUPLICATE_KEY))
-                    }
-                    Err((e, refusal)) => (e.to_string(), Some(refusal)),
-                };
-                failed.push(Failed {
-                    collection: ci,
-                    doc: di,
-                    error,
-                    code,
-                });
-            }
-        }
-    }
-    tx.commit()?;
-    Ok((failed, duplicates))
-}
-
-/// What becomes of one statement in [`apply_batch`].
-enum Outcome {
-    /// The updated document, to store.
-    Write(Vec<u8>),
-    /// Its guard refused it.
-    Refused,
-    /// Its mark is already in the document.
-    Duplicate,
 }
 
 #[async_trait]
@@ -554,104 +405,5 @@ impl Store for EmbeddedStore {
             })
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::field::FieldKey;
-    use crate::store::{CollectionBatch, DocUpdate};
-
-    fn user_version(dir: &Path) -> i64 {
-        Connection::open(dir.join(FILE_NAME))
-            .unwrap()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap()
-    }
-
-    /// A file as a tally of schema 1 left it: `docs` only.
-    fn write_version_1(dir: &Path, docs: &[(&str, &str)]) {
-        let conn = Connection::open(dir.join(FILE_NAME)).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE docs (
-                 coll TEXT NOT NULL,
-                 id   TEXT NOT NULL,
-                 doc  BLOB NOT NULL,
-                 PRIMARY KEY (coll, id)
-             ) WITHOUT ROWID;
-             PRAGMA user_version = 1;",
-        )
-        .unwrap();
-        for (coll, id) in docs {
-            let bytes = encode(&doc! {"_id": *id, "v": 1_i64}).unwrap();
-            conn.execute(
-                "INSERT INTO docs (coll, id, doc) VALUES (?1, ?2, ?3)",
-                params![coll, id, bytes],
-            )
-            .unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn a_version_1_file_opens_and_lists_the_collections_it_had() {
-        let dir = tempfile::tempdir().unwrap();
-        write_version_1(
-            dir.path(),
-            &[
-                ("traffic.2026", "acme:2026-11"),
-                ("traffic.2026", "acme:2026"),
-                ("sites", "acme"),
-                ("events_5m.2025", "acme:2025-12-31T23"),
-            ],
-        );
-        let store = EmbeddedStore::open(dir.path()).await.unwrap();
-        assert_eq!(user_version(dir.path()), SCHEMA_VERSION);
-        assert_eq!(
-            store.collections().await.unwrap(),
-            ["events_5m.2025", "sites", "traffic.2026"]
-        );
-        let doc = store.get("traffic.2026", "acme:2026-11").await.unwrap();
-        assert_eq!(doc.unwrap().get_i64("v"), Ok(1));
-        drop(store);
-
-        // Opened again: already current; new collections are listed as they are written.
-        let store = EmbeddedStore::open(dir.path()).await.unwrap();
-        let batch = Batch {
-            collections: vec![CollectionBatch {
-                collection: "content.2026".into(),
-                docs: vec![DocUpdate {
-                    id: "acme:2026-11".into(),
-                    inc: vec![(FieldKey::parse("v").unwrap(), 1)],
-                    ..DocUpdate::default()
-                }],
-            }],
-        };
-        assert!(store.apply(&batch).await.failed.is_empty());
-        assert_eq!(
-            store.collections().await.unwrap(),
-            ["content.2026", "events_5m.2025", "sites", "traffic.2026"]
-        );
-        store.drop_collection("traffic.2026").await.unwrap();
-        assert_eq!(
-            store.collections().await.unwrap(),
-            ["content.2026", "events_5m.2025", "sites"]
-        );
-        assert_eq!(store.get("traffic.2026", "acme:2026").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn a_file_from_a_newer_tally_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        Connection::open(dir.path().join(FILE_NAME))
-            .unwrap()
-            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        let Err(e) = EmbeddedStore::open(dir.path()).await else {
-            panic!("a newer schema opened");
-        };
-        assert!(e.to_string().contains("newer tally"), "{e}");
-        assert_eq!(user_version(dir.path()), SCHEMA_VERSION + 1);
     }
 }
