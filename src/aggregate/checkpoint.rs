@@ -23,9 +23,10 @@
 //! segment not yet consumed, this file, or a spill file it lists. A lock file keeps a second
 //! process off the same directory. This module must not talk to the store.
 
-use super::flusher::Writer;
+use super::identity::Writer;
 use super::journal::JournalError;
 use super::spill::{self, SpillFile};
+use super::statement::update_of;
 use super::{Drained, Value};
 use crate::field::FieldKey;
 use crate::period::Period;
@@ -435,7 +436,7 @@ fn read(doc: &Document) -> Result<Read, String> {
     for s in doc.get_array("statements").map_err(|e| e.to_string())? {
         let s = s.as_document().ok_or("a statement is not a document")?;
         let (key, fields) = read_key_fields(s)?;
-        let mut update = super::flusher::update_of(&key, fields);
+        let mut update = update_of(&key, fields);
         if let Ok(id) = s.get_str("id") {
             update.id = id.to_owned();
         }

@@ -12,18 +12,19 @@
 //! answers again, `Flusher::load_spilled` brings the files back a few at a time, so an outage
 //! is absorbed by the disk, up to `--durable-max-bytes`, not by the memory bound.
 
-use super::admission::{governing, Admission, ADMITTED};
+use super::admission::{governing, Admission};
 use super::checkpoint::{Checkpoint, Recovered};
+pub use super::identity::Writer;
 use super::parked::{self, PARKED};
 use super::spill;
+use super::statement::{restorable, update_of};
 use super::writers::Registry;
-use super::{Coalescer, Drained, Value};
+use super::{Coalescer, Drained};
 use crate::metrics::{FlushOutcome, Metrics};
 use crate::period::Clock;
 use crate::reports::DocKey;
 use crate::store::{
-    classify, Applied, Batch, CollectionBatch, DocUpdate, Fault, Mark, Store, StoreError,
-    DUPLICATE_KEY,
+    classify, Applied, Batch, CollectionBatch, DocUpdate, Fault, Store, StoreError, DUPLICATE_KEY,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -78,40 +79,6 @@ struct State {
     store_away: bool,
     /// `--durable`, the store away: the answer of a ping running in the background.
     probe: Option<oneshot::Receiver<bool>>,
-}
-
-/// Which flushes a document has seen: the writer's identity and its next flush number.
-#[derive(Debug, Clone)]
-pub struct Writer {
-    /// 12 lowercase hex digits.
-    pub id: String,
-    /// Flush numbers are `epoch << 32 | n`: a durable writer's epoch grows at every start, so
-    /// its numbers never go back; a writer without a log is new at every start (epoch 0).
-    pub epoch: u32,
-    n: u32,
-}
-
-impl Writer {
-    pub fn new(id: String, epoch: u32) -> Writer {
-        Writer { id, epoch, n: 0 }
-    }
-
-    /// A writer with a random identity, for a process without a durable log.
-    pub fn random() -> Writer {
-        let mut bytes = [0u8; 6];
-        // A constant identity would only weaken retries across restarts; never fail for it.
-        let _ = getrandom::fill(&mut bytes);
-        Writer::new(hex::encode(bytes), 0)
-    }
-
-    /// The mark of the next flush.
-    fn next(&mut self) -> Mark {
-        self.n += 1;
-        Mark {
-            writer: self.id.clone(),
-            seq: (i64::from(self.epoch) << 32) | i64::from(self.n),
-        }
-    }
 }
 
 /// What one flush did.
@@ -913,40 +880,4 @@ fn group(keys: Vec<DocKey>, docs: Vec<DocUpdate>) -> (Batch, Vec<Vec<DocKey>>) {
         keys.push(k);
     }
     (batch, keys)
-}
-
-/// What of a failed update goes back to the coalescer: its increments and texts, but not the
-/// admission count of a guarded update, which the next flush works out again.
-fn restorable(update: &DocUpdate) -> Vec<(crate::field::FieldKey, Value)> {
-    let guarded = update.guard.is_some();
-    update
-        .inc
-        .iter()
-        .filter(|(f, _)| !(guarded && f.as_str() == ADMITTED))
-        .map(|(f, by)| (f.clone(), Value::Inc(*by)))
-        .chain(
-            update
-                .set
-                .iter()
-                .map(|(f, t)| (f.clone(), Value::Set(t.as_str().into()))),
-        )
-        .collect()
-}
-
-/// The statement that applies `fields` to `key`'s document: counters to `$inc`, texts to
-/// `$set`, each sorted by field.
-pub fn update_of(key: &DocKey, fields: Vec<(crate::field::FieldKey, Value)>) -> DocUpdate {
-    let mut update = DocUpdate {
-        id: key.id(),
-        ..DocUpdate::default()
-    };
-    for (field, value) in fields {
-        match value {
-            Value::Inc(by) => update.inc.push((field, by)),
-            Value::Set(text) => update.set.push((field, text.into())),
-        }
-    }
-    update.inc.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    update.set.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    update
 }
