@@ -24,7 +24,7 @@
 //! process off the same directory. This module must not talk to the store.
 //!
 //! Layout: this file owns the directory, its lock and the file's atomic replacement; how
-//! statements and increments are written into the BSON and read back is [`format`]'s.
+//! statements and increments are written into the BSON and read back is `format.rs`'s.
 
 mod format;
 

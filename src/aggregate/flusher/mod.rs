@@ -13,9 +13,9 @@
 //! is absorbed by the disk, up to `--durable-max-bytes`, not by the memory bound.
 //!
 //! Layout: this file holds the flusher, its state and one flush from start to end
-//! ([`Flusher::flush`]); the steps live beside it: [`reads`] (the marks and books read before
-//! writing), [`send`] (one batch sent and its failures sorted out), [`parking`] (statements
-//! refused for good) and [`durable`] (spill files and the checkpoint). The flusher must not
+//! ([`Flusher::flush`]); the steps live beside it: `reads.rs` (the marks and books read before
+//! writing), `send.rs` (one batch sent and its failures sorted out), `parking.rs` (statements
+//! refused for good) and `durable.rs` (spill files and the checkpoint). The flusher must not
 //! know which store it talks to, nor how the coalescer merges.
 
 mod durable;

@@ -26,8 +26,8 @@
 //! never acknowledged. This module must not talk to the store.
 //!
 //! Layout: this file holds the journal's state and what its users call (open and replay,
-//! append, wait, cut, retire, the directory's size); [`threads`] the writer and sync threads;
-//! [`record`] the record format, which the spill files share.
+//! append, wait, cut, retire, the directory's size); `threads.rs` the writer and sync threads;
+//! `record.rs` the record format, which the spill files share.
 
 mod record;
 mod threads;
