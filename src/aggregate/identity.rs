@@ -12,10 +12,11 @@
 //! repeat: a reused `(writer, seq)` would be refused as a duplicate, a silent loss.
 //!
 //! With `--durable` the identity comes from the durable checkpoint instead
-//! ([`super::checkpoint`]), which raises its own epoch the same way. This module must not talk
-//! to the store.
+//! ([`super::checkpoint`]), which raises its own epoch the same way. Either way the flusher
+//! writes as a [`Writer`], defined here: the id and epoch, and the mark of each flush. This
+//! module must not talk to the store.
 
-use super::flusher::Writer;
+use crate::store::Mark;
 use mongodb::bson::{doc, Bson, Document};
 use std::fs::{self, File};
 use std::io::Write;
@@ -45,6 +46,40 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
     move |source| IdentityError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// Which flushes a document has seen: the writer's identity and its next flush number.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// 12 lowercase hex digits.
+    pub id: String,
+    /// Flush numbers are `epoch << 32 | n`: a durable writer's epoch grows at every start, so
+    /// its numbers never go back; a writer without a log is new at every start (epoch 0).
+    pub epoch: u32,
+    n: u32,
+}
+
+impl Writer {
+    pub fn new(id: String, epoch: u32) -> Writer {
+        Writer { id, epoch, n: 0 }
+    }
+
+    /// A writer with a random identity, for a process without a durable log.
+    pub fn random() -> Writer {
+        let mut bytes = [0u8; 6];
+        // A constant identity would only weaken retries across restarts; never fail for it.
+        let _ = getrandom::fill(&mut bytes);
+        Writer::new(hex::encode(bytes), 0)
+    }
+
+    /// The mark of the next flush.
+    pub(super) fn next(&mut self) -> Mark {
+        self.n += 1;
+        Mark {
+            writer: self.id.clone(),
+            seq: (i64::from(self.epoch) << 32) | i64::from(self.n),
+        }
     }
 }
 

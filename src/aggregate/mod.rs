@@ -21,6 +21,7 @@ pub mod named;
 pub mod parked;
 pub mod skew;
 pub mod spill;
+pub mod statement;
 pub mod writers;
 
 use crate::field::FieldKey;

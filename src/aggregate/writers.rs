@@ -23,8 +23,7 @@
 //!
 //! [`DocUpdate::unset`]: crate::store::DocUpdate::unset
 
-use super::flusher::Writer;
-use super::identity::{Identity, IdentityError};
+use super::identity::{Identity, IdentityError, Writer};
 use super::skew::SkewCheck;
 use crate::metrics::Metrics;
 use crate::period::Clock;

@@ -24,14 +24,20 @@
 //! A record: `len: u32 LE`, `crc32: u32 LE` of the payload, payload. A record cut short by a
 //! crash (a short or mismatching tail) ends the replay of its segment and is reported; it was
 //! never acknowledged. This module must not talk to the store.
+//!
+//! Layout: this file holds the journal's state and what its users call (open and replay,
+//! append, wait, cut, retire, the directory's size); `threads.rs` the writer and sync threads;
+//! `record.rs` the record format, which the spill files share.
 
-use super::Value;
-use crate::field::FieldKey;
-use crate::period::Period;
-use crate::reports::{DocRef, Increments, ReportKind};
+mod record;
+mod threads;
+
+pub use record::{decode, encode, read_records};
+
+use crate::reports::Increments;
 use crate::site::SiteId;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -40,8 +46,6 @@ use tokio::sync::watch;
 
 /// The folder of the segments, inside the durable directory.
 const SEGMENTS: &str = "journal";
-/// A record larger than this is corrupt (a hit's increments are a few hundred bytes).
-const MAX_RECORD: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -277,130 +281,6 @@ impl Journal {
             let _ = handle.join();
         }
     }
-
-    fn segment_path(&self, n: u64) -> PathBuf {
-        self.dir.join(format!("{n:016}.log"))
-    }
-
-    fn write_loop(self: &Arc<Self>, sync: Duration) {
-        // Files written since their last sync, for the sync thread (unless every write syncs).
-        let dirty: Arc<Mutex<Vec<(u64, File)>>> = Arc::default();
-        let syncer = (!sync.is_zero()).then(|| {
-            let (journal, dirty) = (Arc::clone(self), Arc::clone(&dirty));
-            std::thread::Builder::new()
-                .name("tally-journal-sync".into())
-                .spawn(move || journal.sync_loop(sync, &dirty))
-        });
-        let mut file: Option<(u64, File)> = None;
-        loop {
-            let (closed, bytes, segment, upto, stop) = {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                while pending.bytes.is_empty() && pending.closed.is_empty() && !pending.stop {
-                    pending = self.more.wait(pending).unwrap_or_else(|e| e.into_inner());
-                }
-                (
-                    std::mem::take(&mut pending.closed),
-                    std::mem::take(&mut pending.bytes),
-                    pending.segment,
-                    self.appended.load(Ordering::Acquire),
-                    pending.stop,
-                )
-            };
-            let result = (|| -> io::Result<()> {
-                for (n, last) in closed {
-                    self.file_for(&mut file, n)?.write_all(&last)?;
-                    mark_dirty(&dirty, &file, sync)?;
-                }
-                if !bytes.is_empty() {
-                    self.file_for(&mut file, segment)?.write_all(&bytes)?;
-                    mark_dirty(&dirty, &file, sync)?;
-                }
-                if sync.is_zero() {
-                    if let Some((_, f)) = &file {
-                        f.sync_data()?;
-                    }
-                }
-                Ok(())
-            })();
-            match result {
-                Ok(()) => {
-                    self.broken.store(false, Ordering::Release);
-                    self.written.send_replace(upto);
-                }
-                Err(e) => {
-                    // Not acknowledged: the handlers waiting answer 503. Keep trying.
-                    if !self.broken.swap(true, Ordering::AcqRel) {
-                        tracing::error!(dir = %self.dir.display(), error = %e, "durable log: cannot write; hits are counted but answered 503 until it can");
-                    }
-                    self.written.send_replace(upto);
-                    file = None;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-            if stop {
-                let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                if pending.bytes.is_empty() && pending.closed.is_empty() {
-                    drop(pending);
-                    if let Some((_, f)) = &file {
-                        let _ = f.sync_data();
-                    }
-                    if let Some(Ok(handle)) = syncer {
-                        let _ = handle.join();
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Every `sync`, `fdatasync`s the files written since the last round. Apart from the writer,
-    /// so a slow sync never delays a write (and the handlers waiting for it).
-    fn sync_loop(&self, sync: Duration, dirty: &Mutex<Vec<(u64, File)>>) {
-        loop {
-            std::thread::sleep(sync);
-            let files = std::mem::take(&mut *dirty.lock().unwrap_or_else(|e| e.into_inner()));
-            for (_, f) in &files {
-                if let Err(e) = f.sync_data() {
-                    tracing::warn!(dir = %self.dir.display(), error = %e, "durable log: fdatasync failed");
-                }
-            }
-            let stopping = self.pending.lock().unwrap_or_else(|e| e.into_inner()).stop;
-            if stopping {
-                return;
-            }
-        }
-    }
-
-    /// The open file of segment `n`, opening it if the one open is another segment's.
-    fn file_for<'f>(&self, file: &'f mut Option<(u64, File)>, n: u64) -> io::Result<&'f mut File> {
-        if file.as_ref().is_none_or(|(open, _)| *open != n) {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.segment_path(n))?;
-            *file = Some((n, f));
-        }
-        Ok(&mut file.as_mut().expect("just opened").1)
-    }
-}
-
-/// Lists the file just written to for the sync thread's next round (once per round).
-fn mark_dirty(
-    dirty: &Mutex<Vec<(u64, File)>>,
-    file: &Option<(u64, File)>,
-    sync: Duration,
-) -> io::Result<()> {
-    let Some((n, f)) = file else {
-        return Ok(());
-    };
-    if sync.is_zero() {
-        return Ok(());
-    }
-    let mut dirty = dirty.lock().unwrap_or_else(|e| e.into_inner());
-    if !dirty.iter().any(|(d, _)| d == n) {
-        dirty.push((*n, f.try_clone()?));
-    }
-    Ok(())
 }
 
 /// The segment files of `dir`, by number.
@@ -421,156 +301,12 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     Ok(out)
 }
 
-/// Appends one record: the site, the documents, then each `(document, field, value)`. On the
-/// hit path of `--durable`: no allocation once the thread's buffers have grown.
-pub fn encode(site: &SiteId, incs: &Increments, out: &mut Vec<u8>) {
-    thread_local! {
-        static DOCS: std::cell::RefCell<Vec<DocRef>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    DOCS.with(|docs| {
-        let mut docs = docs.borrow_mut();
-        docs.clear();
-        for (doc, _, _) in &incs.entries {
-            if !docs.contains(doc) {
-                docs.push(*doc);
-            }
-        }
-        let start = out.len();
-        out.extend_from_slice(&[0; 8]);
-        let body = out.len();
-        put_str8(out, site.as_str());
-        out.push(docs.len() as u8);
-        for doc in docs.iter() {
-            let kind = ReportKind::ALL
-                .iter()
-                .position(|k| *k == doc.kind)
-                .unwrap_or(0);
-            out.push(kind as u8);
-            // The period's text form, written in place behind its length.
-            let at = out.len();
-            out.push(0);
-            let _ = write!(out, "{}", doc.period);
-            out[at] = (out.len() - at - 1) as u8;
-        }
-        out.extend_from_slice(&(incs.entries.len() as u32).to_le_bytes());
-        for (doc, field, value) in &incs.entries {
-            let i = docs.iter().position(|d| d == doc).unwrap_or(0);
-            out.push(i as u8);
-            put_str16(out, field.as_str());
-            match value {
-                Value::Inc(by) => {
-                    out.push(0);
-                    out.extend_from_slice(&by.to_le_bytes());
-                }
-                Value::Set(text) => {
-                    out.push(1);
-                    put_str16(out, text);
-                }
-            }
-        }
-        let len = (out.len() - body) as u32;
-        let crc = crc32fast::hash(&out[body..]);
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    })
-}
-
-fn put_str8(out: &mut Vec<u8>, s: &str) {
-    let s = &s.as_bytes()[..s.len().min(255)];
-    out.push(s.len() as u8);
-    out.extend_from_slice(s);
-}
-
-fn put_str16(out: &mut Vec<u8>, s: &str) {
-    let s = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
-    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-    out.extend_from_slice(s);
-}
-
-/// Reads every whole record of `bytes` into `out`; returns how many bytes at the end did not
-/// form one.
-pub fn read_records(bytes: &[u8], out: &mut Vec<(SiteId, Increments)>) -> u64 {
-    let mut at = 0;
-    while at < bytes.len() {
-        let Some(header) = bytes.get(at..at + 8) else {
-            break;
-        };
-        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
-            break;
-        };
-        if crc32fast::hash(body) != crc {
-            break;
-        }
-        match decode(body) {
-            Some(record) => out.push(record),
-            None => break,
-        }
-        at += 8 + len;
-    }
-    (bytes.len() - at) as u64
-}
-
-/// One record's payload, or `None` if it is malformed.
-pub fn decode(body: &[u8]) -> Option<(SiteId, Increments)> {
-    let mut r = Reader { bytes: body, at: 0 };
-    let site = SiteId::parse(r.str8()?).ok()?;
-    let ndocs = r.u8()? as usize;
-    let mut docs = Vec::with_capacity(ndocs);
-    for _ in 0..ndocs {
-        let kind = *ReportKind::ALL.get(r.u8()? as usize)?;
-        let period = Period::parse(r.str8()?)?;
-        docs.push(DocRef { kind, period });
-    }
-    let n = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
-    let mut incs = Increments::with_capacity(n.min(1024));
-    for _ in 0..n {
-        let doc = *docs.get(r.u8()? as usize)?;
-        let field = FieldKey::parse(r.str16()?)?;
-        let value = match r.u8()? {
-            0 => Value::Inc(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
-            1 => Value::Set(r.str16()?.into()),
-            _ => return None,
-        };
-        incs.entries.push((doc, field, value));
-    }
-    (r.at == body.len()).then_some((site, incs))
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let out = self.bytes.get(self.at..self.at + n)?;
-        self.at += n;
-        Some(out)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn str8(&mut self) -> Option<&'a str> {
-        let n = self.u8()? as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-
-    fn str16(&mut self) -> Option<&'a str> {
-        let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
-        std::str::from_utf8(self.take(n)?).ok()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::field::FieldKey;
+    use crate::period::Period;
+    use crate::reports::ReportKind;
 
     fn hit() -> (SiteId, Increments) {
         let mut incs = Increments::default();
