@@ -220,3 +220,47 @@ fn the_reader_of_uses_finds_every_form() {
     );
     assert!(used("/// see [`crate::reports`]").is_empty());
 }
+
+/// Every file of `src/` (Rust, JavaScript, CSS, HTML) is at most this long: a file past it is
+/// doing more than one thing (STYLE.md: split before about 500).
+const MAX_LINES: usize = 600;
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_file_is_small_and_every_module_says_what_it_owns() {
+    let mut files = Vec::new();
+    all_files(&src(), &mut files);
+    let mut long = Vec::new();
+    let mut silent = Vec::new();
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue; // a binary file (none today)
+        };
+        let rel = file.strip_prefix(src()).unwrap().display().to_string();
+        let lines = text.lines().count();
+        if lines > MAX_LINES {
+            long.push(format!("{rel}: {lines} lines"));
+        }
+        if file.extension().is_some_and(|e| e == "rs") && !text.starts_with("//!") {
+            silent.push(rel);
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these by responsibility (at most {MAX_LINES} lines): {long:?}"
+    );
+    assert!(
+        silent.is_empty(),
+        "give these a `//!` header saying what they own and must not do: {silent:?}"
+    );
+}
