@@ -2,14 +2,18 @@
 //! and the reports, against hits sent through the pixel at chosen instants — across a month
 //! and a year boundary in a zone far from UTC, across a DST change, a year back onto 29
 //! February, a capped key admitted in one month and counted under `(other)` in another, CSV,
-//! and the 400s.
+//! the 400s, and how many store calls a range costs.
 
 mod support;
 
 use chrono::{DateTime, Utc};
+use mongodb::bson::Document;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use support::*;
 use tally::settings::ServeSettings;
+use tally::site::Site;
+use tally::store::{Applied, Batch, CollectionStats, Store, StoreError};
 
 /// The app with the public site `acme` in `tz`, its clock at `start`.
 async fn app_in(
@@ -480,7 +484,153 @@ async fn bad_ranges_are_refused_by_name(backend: Backend) {
     assert_eq!(app.doc("traffic.2026", "acme:2026-11").await, before);
 }
 
+/// A store that notes every read of a report collection, around the real one.
+struct Counting {
+    inner: Arc<dyn Store>,
+    reads: Mutex<Vec<String>>,
+}
+
+impl Counting {
+    fn note(&self, call: &str, collection: &str) {
+        if collection.contains('.') {
+            self.reads
+                .lock()
+                .unwrap()
+                .push(format!("{call} {collection}"));
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Counting {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn apply(&self, batch: &Batch) -> Applied {
+        self.inner.apply(batch).await
+    }
+    fn limit_calls(&self, timeout: std::time::Duration) {
+        self.inner.limit_calls(timeout)
+    }
+    fn calls(&self, batch: &Batch) -> usize {
+        self.inner.calls(batch)
+    }
+    async fn server_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.server_time().await
+    }
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        self.note("get", collection);
+        self.inner.get(collection, id).await
+    }
+    async fn get_many(&self, c: &str, ids: &[String]) -> Result<Vec<Document>, StoreError> {
+        self.note("get_many", c);
+        self.inner.get_many(c, ids).await
+    }
+    async fn get_many_fields(
+        &self,
+        c: &str,
+        ids: &[String],
+        fields: &[&str],
+    ) -> Result<Vec<Document>, StoreError> {
+        self.note("get_many_fields", c);
+        self.inner.get_many_fields(c, ids, fields).await
+    }
+    async fn scan(
+        &self,
+        c: &str,
+        from_id: &str,
+        to_id: &str,
+        fields: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        self.inner.scan(c, from_id, to_id, fields, limit).await
+    }
+    async fn replace_if(
+        &self,
+        c: &str,
+        doc: &Document,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.inner.replace_if(c, doc, expected).await
+    }
+    async fn update_site(&self, site: &Site) -> Result<(), StoreError> {
+        self.inner.update_site(site).await
+    }
+    async fn insert_site(&self, site: &Site) -> Result<(), StoreError> {
+        self.inner.insert_site(site).await
+    }
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.inner.sites().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn delete_range(&self, c: &str, from_id: &str, to_id: &str) -> Result<u64, StoreError> {
+        self.inner.delete_range(c, from_id, to_id).await
+    }
+    async fn collections(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.collections().await
+    }
+    async fn drop_collection(&self, c: &str) -> Result<(), StoreError> {
+        self.inner.drop_collection(c).await
+    }
+    async fn collection_stats(&self, c: &str) -> Result<CollectionStats, StoreError> {
+        self.inner.collection_stats(c).await
+    }
+}
+
+/// A range is read with one call per yearly collection, its comparison's documents with it.
+async fn a_range_costs_one_read_per_yearly_collection(backend: Backend) {
+    let mut store = TestStore::new(backend).await;
+    let mut site = store.add_site("acme", "Europe/Berlin").await;
+    site.public = true;
+    store.store.update_site(&site).await.unwrap();
+    let counting = Arc::new(Counting {
+        inner: Arc::clone(&store.store),
+        reads: Mutex::new(Vec::new()),
+    });
+    store.store = counting.clone();
+    let clock = TestClock::at(utc(2025, 12, 20, 10, 0));
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
+    view_at(&app, &clock, utc(2025, 12, 20, 10, 0), "/", true).await;
+    view_at(&app, &clock, utc(2026, 1, 20, 10, 0), "/", true).await;
+    view_at(&app, &clock, utc(2026, 2, 5, 10, 0), "/", true).await;
+    app.flush().await;
+    counting.take();
+
+    let r = ok(&app, "reports/traffic?date=2026&compare=previous").await;
+    assert_eq!(r["data"]["total"]["views"], 2);
+    assert_eq!(r["data"]["previous"]["views"], 1);
+    let mut reads = counting.take();
+    reads.sort();
+    assert_eq!(
+        reads,
+        vec![
+            "get_many_fields traffic.2025",
+            "get_many_fields traffic.2026"
+        ]
+    );
+    // 12 day documents of December, January's month document, 10 day documents of February.
+    let c = ok(&app, "reports/content?from=2025-12-20&to=2026-02-10").await;
+    assert_eq!(c["data"]["total"]["views"], 3);
+    let mut reads = counting.take();
+    reads.sort();
+    assert_eq!(
+        reads,
+        vec!["get_many content.2025", "get_many content.2026"]
+    );
+    // Three years of traffic: four yearly collections, four reads.
+    let s = ok(&app, "summary?from=2023-12-01&to=2026-11-30").await;
+    assert_eq!(s["total"]["views"], 3);
+    assert_eq!(counting.take().len(), 4);
+}
+
 both_stores!(
+    a_range_costs_one_read_per_yearly_collection,
     across_a_month_and_a_year_far_from_utc,
     across_a_dst_change,
     compared_with_a_year_before_and_29_february,
