@@ -197,6 +197,18 @@ async fn across_a_month_and_a_year_far_from_utc(backend: Backend) {
     // December (3 views), January (31), February (3).
     assert_eq!(t["data"]["total"], json!({"views": 37}));
 
+    // Retention answers for the whole months too: their weeks' cohorts and each month's.
+    let k = ok(&app, &format!("reports/retention?{range}")).await;
+    assert_eq!(k["period"], t["period"]);
+    let cohorts: Vec<&str> = k["data"]["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cohort"].as_str().unwrap())
+        .collect();
+    assert_eq!(cohorts, ["2025-12", "2026-01", "2026-02"]);
+    assert_eq!(k["data"]["weeks"].as_array().unwrap().len(), 5 + 4 + 4);
+    assert!(r["data"].get("hours").is_none(), "hours only for one day");
     // A year: 2026 in Kiritimati, from its first local minute.
     let y = ok(&app, "reports/traffic?date=2026").await;
     assert_eq!(
@@ -243,6 +255,15 @@ async fn across_a_dst_change(backend: Backend) {
 
     let r = ok(&app, "reports/traffic?from=2026-10-25&to=2026-10-25").await;
     assert_eq!(r["data"]["total"]["views"], 4);
+    // One day has its hours: 02 twice on the wall clock, one label.
+    assert_eq!(
+        r["data"]["hours"],
+        json!([
+            {"hour": 0, "views": 1, "people": 0},
+            {"hour": 2, "views": 2, "people": 0},
+            {"hour": 23, "views": 1, "people": 0},
+        ])
+    );
     let r = ok(
         &app,
         "reports/traffic?from=2026-10-25&to=2026-10-31&compare=previous",

@@ -16,7 +16,7 @@ use crate::reports::referrers::Referrers;
 use crate::reports::resolutions::Resolutions;
 use crate::reports::technology::Technology;
 use crate::reports::terms::Terms;
-use crate::reports::traffic::{range_people, PEOPLE_FROM};
+use crate::reports::traffic::{range_people, Traffic, PEOPLE_FROM};
 use crate::reports::{events, number, Ranked, Report};
 use chrono::{Datelike, NaiveDate};
 use mongodb::bson::{Bson, Document};
@@ -216,12 +216,22 @@ fn traffic(range: DateRange, docs: &Docs, table: &mut Table) -> (Value, Value) {
         }));
     }
     let total = json!({"views": total_views, "people": range_people(&pieces)});
-    let data = json!({
+    let mut data = json!({
         "total": total,
         "people_from": PEOPLE_FROM,
         "days": days,
         "months": month_list,
     });
+    if let [(Piece::Days(_, _, d, _), doc)] = pieces[..] {
+        // A single day: its hours, as the site's clock labels them.
+        let hours: Vec<Value> = Traffic::read(doc)
+            .hours
+            .iter()
+            .filter(|((day, _), _)| *day == d)
+            .map(|((_, h), c)| json!({"hour": h, "views": c.views, "people": c.people}))
+            .collect();
+        data["hours"] = json!(hours);
+    }
     (data, total)
 }
 

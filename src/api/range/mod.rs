@@ -211,6 +211,12 @@ fn needs(report: &str, range: DateRange) -> Option<Needs> {
             .collect::<Vec<_>>()
     };
     Some(match report {
+        // One day: its hours too, as the day's single-period answer has them.
+        "traffic" if range.len() == 1 => (
+            ReportKind::Traffic,
+            months(range),
+            Some(&["v", "u", "d", "h"]),
+        ),
         "traffic" => (ReportKind::Traffic, months(range), Some(&["v", "u", "d"])),
         "content" => (ReportKind::Content, months_and_days(range), None),
         "referrers" => (ReportKind::Referrers, months_and_days(range), None),
