@@ -10,6 +10,9 @@ use chrono_tz::Tz;
 use std::fmt;
 use std::sync::Arc;
 
+mod range;
+pub use range::{DateRange, Piece, MAX_RANGE_DAYS};
+
 /// Where a hit's instant falls on the wall clock of the site's time zone.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct LocalTime {

@@ -15,6 +15,7 @@
 pub mod limit;
 pub mod live;
 pub mod metrics;
+pub mod range;
 pub mod reports;
 pub mod summary;
 pub mod table;

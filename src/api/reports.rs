@@ -3,10 +3,12 @@
 //!
 //! Each answer reads one document (`retention`: the cohorts of a month, one `find`), through the
 //! same `Report::read` any caller uses. Reports kept per month answer for the month of a day.
+//! A range (`from`/`to`, `date=YYYY`, `compare`) is read by [`super::range`].
 
+use super::range::{self, Asked, PeriodQuery};
 use super::table::{csv_response, wants_csv, Table};
 use super::{authorize, ApiError, ApiState};
-use crate::period::{LocalTime, Period};
+use crate::period::Period;
 use crate::reports::campaigns::Campaigns;
 use crate::reports::cohorts::Cohorts;
 use crate::reports::content::Content;
@@ -43,21 +45,11 @@ pub const REPORTS: [&str; 11] = [
 
 #[derive(serde::Deserialize)]
 pub struct Query {
-    date: Option<String>,
     limit: Option<usize>,
-}
-
-/// The period asked for: a day or a month (default: today in the site's zone).
-pub fn asked_period(state: &ApiState, site: &Site, date: Option<&str>) -> Result<Period, ApiError> {
-    match date {
-        None => Ok(LocalTime::at((state.clock)(), site.tz).day_period()),
-        Some(raw) => match Period::parse(raw) {
-            Some(p @ (Period::Day(..) | Period::Month(..))) => Ok(p),
-            _ => Err(ApiError::BadRequest(format!(
-                "date {raw:?} is not a day (YYYY-MM-DD) or a month (YYYY-MM)"
-            ))),
-        },
-    }
+    date: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    compare: Option<String>,
 }
 
 /// One document of `site`'s `kind` for `period`, empty when it does not exist.
@@ -75,7 +67,7 @@ pub(super) async fn doc(
         .unwrap_or_default())
 }
 
-fn ranked(r: &Ranked, limit: usize, table: &mut Table, list: &str) -> Value {
+pub(super) fn ranked(r: &Ranked, limit: usize, table: &mut Table, list: &str) -> Value {
     for e in &r.entries {
         table.row(vec![
             list.to_owned(),
@@ -95,7 +87,7 @@ fn ranked(r: &Ranked, limit: usize, table: &mut Table, list: &str) -> Value {
     json!({"entries": r.top(limit), "other": r.other})
 }
 
-fn pairs(list: &str, items: &[(String, i64)], table: &mut Table) -> Value {
+pub(super) fn pairs(list: &str, items: &[(String, i64)], table: &mut Table) -> Value {
     for (k, n) in items {
         table.row(vec![
             list.to_owned(),
@@ -330,13 +322,55 @@ pub async fn report(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return ApiError::BadRequest(format!("limit must be 1 to {MAX_LIMIT}")).answer();
     }
-    let result = match asked_period(&state, &site, query.date.as_deref()) {
-        Ok(asked) => read(&state, &site, &name, asked, limit).await,
-        Err(e) => Err(e),
+    let query = query.into_inner();
+    let period = PeriodQuery {
+        date: query.date,
+        from: query.from,
+        to: query.to,
+        compare: query.compare,
     };
-    match result {
+    let asked = match range::asked(&state, &site, &period) {
+        Ok(asked) => asked,
+        Err(e) => return e.answer(),
+    };
+    let (range, compare) = match asked {
+        Asked::Range(range, compare) => (range, compare),
+        Asked::One(period) => return one(&req, &state, &site, &name, period, limit).await,
+    };
+    match range::read(&state, &site, &name, range, compare, limit).await {
+        Ok(answer) if wants_csv(&req) => csv_response(
+            &answer.table,
+            &format!("{}-{name}-{}", site.id, answer.label),
+        ),
+        Ok(answer) => {
+            let mut body = json!({
+                "site": site.id.as_str(),
+                "zone": site.tz.name(),
+                "report": name,
+                "period": answer.period,
+                "data": answer.data,
+            });
+            if let Some(previous) = answer.previous_period {
+                body["previous_period"] = previous;
+            }
+            HttpResponse::Ok().json(body)
+        }
+        Err(e) => e.answer(),
+    }
+}
+
+/// The answer for one day or month, as before ranges existed.
+async fn one(
+    req: &HttpRequest,
+    state: &ApiState,
+    site: &Site,
+    name: &str,
+    asked: Period,
+    limit: usize,
+) -> HttpResponse {
+    match read(state, site, name, asked, limit).await {
         Ok((period, data, table)) => {
-            if wants_csv(&req) {
+            if wants_csv(req) {
                 csv_response(&table, &format!("{}-{name}-{period}", site.id))
             } else {
                 HttpResponse::Ok().json(json!({

@@ -6,13 +6,18 @@
 //! year document of each `traffic.<YYYY>` collection for all time. Every bucket is the site's
 //! local hour, day or month.
 //!
+//! With `date=`, `from`/`to` or `compare=` it answers that range instead, from the traffic
+//! report's range reading ([`super::range`]): `total`, `people_from`, `days`, `months` and,
+//! compared, `previous`. Those answers are not cached.
+//!
 //! The answer is kept (serialised) per site for at most [`TTL`], and never past the local hour
 //! it was read in: a dashboard polling it costs a lookup, and a summary shows what any node
 //! wrote at most [`TTL`] after it reached the store (this node's flushes included: nothing
 //! tells the cache about writes, on this node or another).
 
+use super::range::{self, Asked, PeriodQuery};
 use super::{authorize, ApiError, ApiState};
-use crate::period::{LocalTime, Period};
+use crate::period::{DateRange, LocalTime, Period};
 use crate::reports::number;
 use crate::site::{Site, SiteId};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -191,12 +196,16 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
 pub async fn summary(
     req: HttpRequest,
     id: web::Path<String>,
+    query: web::Query<PeriodQuery>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let site = match authorize(&req, &state, &id) {
         Ok(site) => site,
         Err(e) => return e.answer(),
     };
+    if query.asks_range() || query.date.is_some() {
+        return over_range(&state, &site, &query).await;
+    }
     let hour = LocalTime::at((state.clock)(), site.tz)
         .hour_period()
         .to_string();
@@ -209,6 +218,38 @@ pub async fn summary(
             let body: Arc<[u8]> = serde_json::to_vec(&summary).unwrap_or_default().into();
             state.summaries.put(&site.id, now, hour, Arc::clone(&body));
             json_body(body)
+        }
+        Err(e) => e.answer(),
+    }
+}
+
+/// The summary of a range: the traffic report's range answer, under the summary's `site`,
+/// `zone` and `period`.
+async fn over_range(state: &ApiState, site: &Site, query: &PeriodQuery) -> HttpResponse {
+    let (range, compare) = match range::asked(state, site, query) {
+        Ok(Asked::Range(range, compare)) => (range, compare),
+        Ok(Asked::One(period)) => (
+            DateRange::of(period).expect("a day or a month is a range"),
+            None,
+        ),
+        Err(e) => return e.answer(),
+    };
+    match range::read(state, site, "traffic", range, compare, 1).await {
+        Ok(answer) => {
+            let mut body = serde_json::json!({
+                "site": site.id.as_str(),
+                "zone": site.tz.name(),
+                "period": answer.period,
+            });
+            if let (Some(body), serde_json::Value::Object(data)) =
+                (body.as_object_mut(), answer.data)
+            {
+                body.extend(data);
+            }
+            if let Some(previous) = answer.previous_period {
+                body["previous_period"] = previous;
+            }
+            HttpResponse::Ok().json(body)
         }
         Err(e) => e.answer(),
     }

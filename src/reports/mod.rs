@@ -15,6 +15,7 @@ pub mod events;
 pub mod facts;
 pub mod live;
 pub mod locations;
+pub mod range;
 pub mod referrers;
 pub mod resolutions;
 pub mod search;
@@ -276,6 +277,10 @@ pub struct Entry {
     pub views: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Read over a range: some document of the range may have counted this key under
+    /// `(other)` (see [`range::unequal_keys`]). Not written when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// A capped sub-document read back: its entries, largest first, and what overflowed.
@@ -325,6 +330,7 @@ pub fn ranked(doc: &Document, space: &str) -> Ranked {
             truncated: text.truncated,
             views,
             title,
+            partial: false,
         });
     }
     out.entries

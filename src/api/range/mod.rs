@@ -1,0 +1,306 @@
+//! Ranges: `from=YYYY-MM-DD&to=YYYY-MM-DD`, `date=YYYY` and `compare=previous|year` on the
+//! summary and every report.
+//!
+//! A range is read from the documents that answer it exactly: reports kept per day merge their
+//! whole months' month documents with the days at the range's edges ([`Piece`]); reports kept
+//! per month answer for the whole months the range touches, and say so (`"months": true` in
+//! `period`). The documents of a range and of its comparison are fetched together, one
+//! `get_many` (or `get_many_fields`) per yearly collection, never one call per day
+//! ([`fetch`]). What each report makes of its documents is in [`answer`].
+//!
+//! A `date=` of a day or a month without `compare` keeps its single-period answer
+//! (`super::reports`); everything else asked here is answered as a range.
+
+mod answer;
+
+use super::table::Table;
+use super::{ApiError, ApiState};
+use crate::period::{DateRange, LocalTime, Period, Piece};
+use crate::reports::{document_id, ReportKind};
+use crate::site::Site;
+use mongodb::bson::Document;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What a range is compared with (`compare=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// The same number of days just before (for reports kept per month: of months).
+    Previous,
+    /// The same dates a year earlier; 29 February maps to 28 February.
+    Year,
+}
+
+impl Compare {
+    fn parse(raw: &str) -> Result<Compare, ApiError> {
+        match raw {
+            "previous" => Ok(Compare::Previous),
+            "year" => Ok(Compare::Year),
+            _ => Err(ApiError::BadRequest(format!(
+                "compare {raw:?} is not previous or year"
+            ))),
+        }
+    }
+
+    /// The range compared with `answered` (the range a report answers for).
+    fn of(self, answered: DateRange, monthly: bool) -> DateRange {
+        match (self, monthly) {
+            (Compare::Previous, false) => answered.previous(),
+            (Compare::Previous, true) => answered.previous_months(),
+            (Compare::Year, false) => answered.year_earlier(),
+            (Compare::Year, true) => answered.year_earlier().whole_months(),
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// One day or month, answered as before ranges existed.
+    One(Period),
+    /// A range of days, maybe compared.
+    Range(DateRange, Option<Compare>),
+}
+
+/// The query parameters that choose a period.
+#[derive(serde::Deserialize, Default)]
+pub struct PeriodQuery {
+    pub date: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub compare: Option<String>,
+}
+
+impl PeriodQuery {
+    /// Whether anything but a day or month `date=` (or nothing) is asked.
+    pub fn asks_range(&self) -> bool {
+        self.from.is_some()
+            || self.to.is_some()
+            || self.compare.is_some()
+            || self.date.as_deref().is_some_and(|d| d.len() == 4)
+    }
+}
+
+/// Reads the period asked for from `q` (default: today in the site's zone). Every error names
+/// the parameter at fault.
+pub fn asked(state: &ApiState, site: &Site, q: &PeriodQuery) -> Result<Asked, ApiError> {
+    let compare = q.compare.as_deref().map(Compare::parse).transpose()?;
+    let today = || LocalTime::at((state.clock)(), site.tz).day_period();
+    let period = match (&q.date, &q.from, &q.to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "ask for date, or for from and to, not both".into(),
+            ))
+        }
+        (None, Some(from), Some(to)) => {
+            let range = DateRange::parse(from, to).map_err(ApiError::BadRequest)?;
+            return Ok(Asked::Range(range, compare));
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(ApiError::BadRequest("from and to go together".into()))
+        }
+        (None, None, None) => today(),
+        (Some(raw), None, None) => match Period::parse(raw) {
+            Some(p @ (Period::Day(..) | Period::Month(..) | Period::Year(_))) => p,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "date {raw:?} is not a day (YYYY-MM-DD), a month (YYYY-MM) or a year (YYYY)"
+                )))
+            }
+        },
+    };
+    match (period, compare) {
+        (Period::Day(..) | Period::Month(..), None) => Ok(Asked::One(period)),
+        _ => {
+            let range = DateRange::of(period).expect("a day, a month or a year");
+            Ok(Asked::Range(range, compare))
+        }
+    }
+}
+
+/// Reports kept per month: a range answers for the whole months it touches.
+pub fn monthly(report: &str) -> bool {
+    matches!(
+        report,
+        "terms" | "campaigns" | "technology" | "resolutions" | "locations" | "retention"
+    )
+}
+
+/// A range as the answer names it.
+fn period_json(range: DateRange, monthly: bool) -> Value {
+    let mut v = json!({
+        "from": range.from().format("%Y-%m-%d").to_string(),
+        "to": range.to().format("%Y-%m-%d").to_string(),
+    });
+    if monthly {
+        v["months"] = json!(true);
+    }
+    v
+}
+
+/// A range answered: its `period`, the comparison's, `data` and the CSV table.
+pub struct Answer {
+    pub period: Value,
+    pub previous_period: Option<Value>,
+    pub data: Value,
+    pub table: Table,
+    /// For the CSV file name: `2026-10-01_2026-11-30`.
+    pub label: String,
+}
+
+/// The documents of `kind` for `periods`, by period: one call per yearly collection, whole or
+/// only the top-level `fields`.
+async fn fetch(
+    state: &ApiState,
+    site: &Site,
+    kind: ReportKind,
+    periods: &BTreeSet<Period>,
+    fields: Option<&[&str]>,
+) -> Result<HashMap<Period, Document>, ApiError> {
+    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for p in periods {
+        by_year
+            .entry(p.year())
+            .or_default()
+            .push(document_id(&site.id, *p));
+    }
+    let prefix = format!("{}:", site.id);
+    let mut out = HashMap::new();
+    for (year, ids) in by_year {
+        let collection = kind.collection(year);
+        let docs = match fields {
+            Some(fields) => {
+                state
+                    .store
+                    .get_many_fields(&collection, &ids, fields)
+                    .await?
+            }
+            None => state.store.get_many(&collection, &ids).await?,
+        };
+        for doc in docs {
+            let period = doc
+                .get_str("_id")
+                .ok()
+                .and_then(|id| id.strip_prefix(&prefix))
+                .and_then(Period::parse);
+            if let Some(period) = period {
+                out.insert(period, doc);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The documents a report reads: their kind, periods and (when fewer suffice) the top-level
+/// fields it needs.
+type Needs = (ReportKind, Vec<Period>, Option<&'static [&'static str]>);
+
+/// What `report` reads for `range`.
+fn needs(report: &str, range: DateRange) -> Option<Needs> {
+    let months = |r: DateRange| r.pieces().iter().map(Piece::month).collect::<Vec<_>>();
+    // Whole months from month documents, edge days from day documents.
+    let months_and_days = |r: DateRange| {
+        r.pieces()
+            .iter()
+            .flat_map(|piece| match *piece {
+                Piece::Month(y, m) => vec![Period::Month(y, m)],
+                Piece::Days(y, m, first, last) => {
+                    (first..=last).map(|d| Period::Day(y, m, d)).collect()
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    Some(match report {
+        // One day: its hours too, as the day's single-period answer has them.
+        "traffic" if range.len() == 1 => (
+            ReportKind::Traffic,
+            months(range),
+            Some(&["v", "u", "d", "h"]),
+        ),
+        "traffic" => (ReportKind::Traffic, months(range), Some(&["v", "u", "d"])),
+        "content" => (ReportKind::Content, months_and_days(range), None),
+        "referrers" => (ReportKind::Referrers, months_and_days(range), None),
+        "events" => (ReportKind::EventsDay, months(range), Some(&["e"])),
+        "engagement" => (ReportKind::Engagement, months(range), Some(&["d"])),
+        "terms" => (ReportKind::Terms, months(range), None),
+        "campaigns" => (ReportKind::Campaigns, months(range), None),
+        "technology" => (ReportKind::Technology, months(range), None),
+        "resolutions" => (ReportKind::Resolutions, months(range), None),
+        "locations" => (ReportKind::Locations, months(range), None),
+        "retention" => {
+            let mut periods = answer::cohort_weeks(range);
+            periods.extend(months(range));
+            (ReportKind::Cohorts, periods, None)
+        }
+        _ => return None,
+    })
+}
+
+/// Reads `report` over `range` (and its comparison): the answer, from as few store calls as
+/// the yearly collections involved.
+pub async fn read(
+    state: &ApiState,
+    site: &Site,
+    report: &str,
+    range: DateRange,
+    compare: Option<Compare>,
+    limit: usize,
+) -> Result<Answer, ApiError> {
+    let monthly = monthly(report);
+    let answered = if monthly { range.whole_months() } else { range };
+    let previous = compare.map(|c| c.of(answered, monthly));
+    let Some((kind, mut periods, fields)) = needs(report, answered) else {
+        return Err(ApiError::BadRequest(format!(
+            "no report {report:?}; reports: {}",
+            super::reports::REPORTS.join(", ")
+        )));
+    };
+    if let Some(previous) = previous {
+        periods.extend(needs(report, previous).map(|n| n.1).unwrap_or_default());
+    }
+    let docs = fetch(state, site, kind, &periods.into_iter().collect(), fields).await?;
+    let mut table = Table::default();
+    let (mut data, _) = answer::answer(report, answered, &docs, limit, Some(&mut table));
+    if let Some(previous) = previous {
+        let (_, total) = answer::answer(report, previous, &docs, limit, None);
+        data["previous"] = total;
+    }
+    Ok(Answer {
+        period: period_json(answered, monthly),
+        previous_period: previous.map(|p| period_json(p, monthly)),
+        data,
+        table,
+        label: format!(
+            "{}_{}",
+            answered.from().format("%Y-%m-%d"),
+            answered.to().format("%Y-%m-%d")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compared_ranges() {
+        let r = DateRange::parse("2024-02-29", "2024-03-06").unwrap();
+        assert_eq!(
+            Compare::Previous.of(r, false),
+            DateRange::parse("2024-02-22", "2024-02-28").unwrap()
+        );
+        assert_eq!(
+            Compare::Year.of(r, false),
+            DateRange::parse("2023-02-28", "2023-03-06").unwrap()
+        );
+        let months = r.whole_months();
+        assert_eq!(
+            Compare::Previous.of(months, true),
+            DateRange::parse("2023-12-01", "2024-01-31").unwrap()
+        );
+        assert_eq!(
+            Compare::Year.of(months, true),
+            DateRange::parse("2023-02-01", "2023-03-31").unwrap()
+        );
+    }
+}
