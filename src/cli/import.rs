@@ -420,4 +420,11 @@ fn print_summary(t: &Tally) {
     ] {
         println!("  {name:<10}{n:>10}");
     }
+    if t.not_a_page > 0 {
+        println!(
+            "not_a_page: not a GET, or not a page by its media type (images, styles, scripts, \
+             fonts, media, archives, feeds, documents), or tally's own endpoints and probes \
+             (docs/operations.md, \"Importing server logs\")"
+        );
+    }
 }
