@@ -5,6 +5,7 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
+COPY data data
 COPY benches benches
 RUN cargo build --release --locked --bin tally && strip target/release/tally
 

@@ -40,9 +40,8 @@ export TEST_FERRETDB_BIN="$FERRETDB"
 # toxiproxy between tally and a FerretDB of the test's own, for tests/faults.rs.
 TEST_TOXIPROXY_BIN=$(scripts/toxiproxy.sh install)
 export TEST_TOXIPROXY_BIN
-# A free country database for the locations report.
-# npm fetches the database; Debian packages it apart from nodejs.
-scripts/apt-ensure npm npm "for the country database"
+# The built-in country database as a file, for the tests that pass one with --geoip-db
+# (unpacked from data/geoip/, no network).
 GEOIP_DB=$(scripts/geoip.sh install)
 export TEST_GEOIP_DB="$GEOIP_DB"
 cargo test --locked --features fuzz "$@"

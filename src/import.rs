@@ -3,10 +3,10 @@
 //!
 //! Two formats: `combined` (nginx's and Apache's default, parsed by hand without allocating
 //! unless a field holds escapes) and `json` (one object per line, nginx `escape=json` style,
-//! parsed with serde). [`classify`] then says what a line is: a page view (a `GET` of an
-//! HTML-looking path answered 200–399), one of tally's own pixel requests (`/t.gif?...`, whose
-//! query string is the hit), or a reason to skip it. [`page_query`] builds the pixel query of a
-//! page view.
+//! parsed with serde). [`classify`] (`page.rs`) then says what a line is: a page view (a `GET`
+//! answered 200–399 of a path that is a page by its media type), one of tally's own pixel
+//! requests (`/t.gif?...`, whose query string is the hit), or a reason to skip it.
+//! [`page_query`] builds the pixel query of a page view.
 //!
 //! This module is pure: it must not read files, touch the tracker or the store.
 
@@ -15,6 +15,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::net::IpAddr;
+
+mod page;
+pub use page::{classify, Kind, Skip};
 
 /// A log format `tally import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,25 +44,6 @@ pub struct Line<'a> {
     pub referer: Option<Cow<'a, str>>,
     /// Empty for `-`.
     pub user_agent: Cow<'a, str>,
-}
-
-/// Why a line is not counted (before the tracker has seen it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
-    /// Not a GET, an asset, an endpoint of tally's or another path that is not a page.
-    NotAPage,
-    /// Answered outside 200–399.
-    Status,
-}
-
-/// What a line is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind<'a> {
-    /// A page view of this path (with its query).
-    Page(&'a str),
-    /// One of tally's pixel requests: this is its query string.
-    Pixel(&'a str),
-    Skip(Skip),
 }
 
 /// Parses one line in `format`; `None` when it is malformed.
@@ -299,55 +283,6 @@ pub fn parse_json(line: &str) -> Option<Line<'_>> {
     })
 }
 
-/// Extensions of pages; any other extension is an asset or a download.
-const PAGE_EXTENSIONS: [&str; 6] = ["html", "htm", "php", "asp", "aspx", "jsp"];
-
-/// Paths of tally's own endpoints and of machines, never pages.
-const NOT_PAGES: [&str; 5] = ["/t.js", "/e", "/v", "/metrics", "/healthz"];
-
-/// What `line` is: a page view, a pixel request, or a reason to skip it.
-pub fn classify<'l>(line: &'l Line<'_>) -> Kind<'l> {
-    if line.method != "GET" {
-        return Kind::Skip(Skip::NotAPage);
-    }
-    let target = origin_form(&line.target);
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let pixel = path == "/t.gif";
-    if !pixel && !is_page_path(path) {
-        return Kind::Skip(Skip::NotAPage);
-    }
-    if !(200..=399).contains(&line.status) {
-        return Kind::Skip(Skip::Status);
-    }
-    if pixel {
-        Kind::Pixel(target.split_once('?').map_or("", |(_, q)| q))
-    } else {
-        Kind::Page(target)
-    }
-}
-
-/// `http://host/path?q` → `/path?q`; an origin-form target as it is.
-fn origin_form(target: &str) -> &str {
-    if target.starts_with('/') {
-        return target;
-    }
-    match target.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => target,
-    }
-}
-
-fn is_page_path(path: &str) -> bool {
-    if !path.starts_with('/') || NOT_PAGES.contains(&path) || path.starts_with("/api/") {
-        return false;
-    }
-    let last = &path[path.rfind('/').map_or(0, |i| i + 1)..];
-    match last.rsplit_once('.') {
-        None => true,
-        Some((_, ext)) => PAGE_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e)),
-    }
-}
-
 /// What is escaped in a query value: everything but unreserved characters.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -478,60 +413,6 @@ mod tests {
         ] {
             assert_eq!(parse_combined(line), None, "{line}");
         }
-    }
-
-    #[test]
-    fn what_counts() {
-        let kind = |method: &str, target: &str, status: u16| {
-            let line = Line {
-                addr: None,
-                at: Utc::now(),
-                method: method.into(),
-                target: target.into(),
-                status,
-                referer: None,
-                user_agent: "".into(),
-            };
-            match classify(&line) {
-                Kind::Page(p) => format!("page {p}"),
-                Kind::Pixel(q) => format!("pixel {q}"),
-                Kind::Skip(s) => format!("{s:?}"),
-            }
-        };
-        assert_eq!(kind("GET", "/about", 200), "page /about");
-        assert_eq!(kind("GET", "/docs/", 301), "page /docs/");
-        assert_eq!(kind("GET", "/index.PHP?x=1", 200), "page /index.PHP?x=1");
-        assert_eq!(kind("GET", "/a/b.html", 200), "page /a/b.html");
-        assert_eq!(kind("GET", "https://acme.example/x", 200), "page /x");
-        assert_eq!(
-            kind("GET", "/t.gif?site=a&url=%2F", 200),
-            "pixel site=a&url=%2F"
-        );
-        assert_eq!(kind("HEAD", "/about", 200), "NotAPage");
-        assert_eq!(kind("POST", "/about", 200), "NotAPage");
-        for asset in [
-            "/app.css",
-            "/app.js",
-            "/i.PNG",
-            "/f.woff2",
-            "/a.map",
-            "/v.mp4",
-            "/feed.xml",
-            "/robots.txt",
-            "/t.js",
-            "/e",
-            "/v",
-            "/api/v1/sites",
-            "/metrics",
-            "/healthz",
-            "/favicon.ico",
-            "*",
-        ] {
-            assert_eq!(kind("GET", asset, 200), "NotAPage", "{asset}");
-        }
-        assert_eq!(kind("GET", "/about", 404), "Status");
-        assert_eq!(kind("GET", "/about", 500), "Status");
-        assert_eq!(kind("GET", "/about", 199), "Status");
     }
 
     #[test]

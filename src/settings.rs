@@ -5,6 +5,7 @@
 //! an unknown `TALLY_*` variable is refused too (see `cli`), so a typo never passes silently.
 
 use crate::track::client::TrustProxy;
+use crate::track::geo::GeoSource;
 use crate::track::limit::RateLimit;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -145,11 +146,14 @@ pub struct ServeSettings {
     #[arg(long, env = "TALLY_DEMO")]
     pub demo: bool,
 
-    /// A MaxMind-format country database (.mmdb: GeoLite2-Country, DB-IP, ip-location-db).
-    /// With it, tally keeps the locations report; without it, it does not. Addresses are
-    /// looked up in memory and never written anywhere.
-    #[arg(long, env = "TALLY_GEOIP_DB")]
-    pub geoip_db: Option<std::path::PathBuf>,
+    /// The country database of the locations report. `builtin`, the default: the free one
+    /// compiled into tally (ip-location-db geo-whois-asn-country; data © NRO, CC BY 4.0); a
+    /// path: a MaxMind-format file instead (.mmdb: GeoLite2-Country, DB-IP, ip-location-db;
+    /// `./none` for a file called `none`); `none`: no countries and no locations report.
+    /// Addresses are looked up in memory and never written anywhere.
+    #[arg(long, env = "TALLY_GEOIP_DB", value_name = "builtin|none|FILE",
+          default_value = "builtin", value_parser = GeoSource::parse)]
+    pub geoip_db: GeoSource,
 
     /// Which peers are reverse proxies whose `X-Forwarded-For` (or, without it, `Forwarded`)
     /// names the visitor. `private`, the default: peers on loopback, private (RFC 1918),
@@ -385,7 +389,7 @@ impl Default for ServeSettings {
             site_refresh_secs: DEFAULT_SITE_REFRESH_SECS,
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             demo: false,
-            geoip_db: None,
+            geoip_db: GeoSource::Builtin,
             trust_proxy: TrustProxy::default(),
             max_keys: DEFAULT_MAX_KEYS,
             ingest_rate: DEFAULT_INGEST_RATE,

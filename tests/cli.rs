@@ -323,6 +323,73 @@ async fn demo_mode_counts_its_own_page() {
     assert!(out.status.success());
 }
 
+/// The README's run command (`serve --demo`, no other setting) looks countries up in the
+/// built-in database; `--geoip-db none` turns that off; a file that is not there stops
+/// `serve` with its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_command_has_countries_and_none_turns_them_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = embedded_env(dir.path());
+    assert!(run(&env, &["site", "add", "acme", "--tz", "Europe/Berlin"])
+        .status
+        .success());
+    let http = reqwest::Client::new();
+    // From loopback, a trusted proxy by default: the visitor is the forwarded address.
+    let hit = |address: &str, forwarded: Option<&'static str>| {
+        let mut request = http
+            .get(format!("{address}/t.gif?site=acme"))
+            .header("User-Agent", CHROME_WIN);
+        if let Some(ip) = forwarded {
+            request = request.header("X-Forwarded-For", ip);
+        }
+        request.send()
+    };
+    let locations = || {
+        let local = tally::period::LocalTime::at(chrono::Utc::now(), chrono_tz::Europe::Berlin);
+        let collection = format!("locations.{}", local.year);
+        let out = run(
+            &env,
+            &[
+                "doc",
+                &collection,
+                &format!("acme:{}", local.month_period()),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["c"].clone()
+    };
+
+    let server = Server::start(&env, &["--demo"]).await;
+    assert_pixel(hit(&server.address, Some("8.8.8.8")).await.unwrap()).await;
+    assert_pixel(hit(&server.address, None).await.unwrap()).await;
+    assert!(server.terminate().success());
+    assert_eq!(locations(), serde_json::json!({"US": 1, "unknown": 1}));
+
+    let server = Server::start(&env, &["--geoip-db", "none"]).await;
+    assert_pixel(hit(&server.address, Some("8.8.8.8")).await.unwrap()).await;
+    assert!(server.terminate().success());
+    assert_eq!(locations(), serde_json::json!({"US": 1, "unknown": 1}));
+
+    let missing = run(
+        &env,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--geoip-db",
+            "/nonexistent/geo.mmdb",
+        ],
+    );
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("/nonexistent/geo.mmdb"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let empty = run(&env, &["serve", "--geoip-db", ""]);
+    assert_eq!(empty.status.code(), Some(2), "{}", text(&empty.stderr));
+}
+
 /// `--log-format json`: one JSON object per line, with the request log carrying method, path,
 /// status and latency, and never the query string or the visitor's User-Agent.
 #[test]

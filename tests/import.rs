@@ -100,6 +100,9 @@ fn generate(lines: usize) -> Vec<Generated> {
         "/caf%C3%A9",
         "/docs/getting-started",
         "/search?q=a+b&utm_source=newsletter&utm_campaign=nov",
+        // An XHTML page: a page by its media type (it was once skipped as an asset).
+        "/projects/xdotool/xdotool.xhtml",
+        "/releases/v1.2",
     ];
     let assets = [
         "/app.css",
@@ -107,6 +110,12 @@ fn generate(lines: usize) -> Vec<Generated> {
         "/logo.png",
         "/fonts/a.woff2",
         "/t.js",
+        // Feeds, by media type and by name, and a document.
+        "/feed.xml",
+        "/blog/index.rss",
+        "/blog/feed/",
+        "/paper.pdf",
+        "/readyz",
     ];
     let referers = [
         "-",

@@ -23,19 +23,18 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     utc(2026, 11, 23, 12, 0)
 }
 
+/// The built-in country database as a file (`scripts/geoip.sh install`), to work out each
+/// visitor's expected country.
 fn geoip_db() -> std::path::PathBuf {
     std::env::var_os("TEST_GEOIP_DB")
         .expect("TEST_GEOIP_DB is not set: run the tests with scripts/test.sh")
         .into()
 }
 
-/// The test settings, with the country database. Nothing about the proxy: tally finds the
-/// visitor's address behind it by default.
+/// The test settings: the defaults, so the built-in country database. Nothing about the proxy:
+/// tally finds the visitor's address behind it by default.
 fn settings() -> ServeSettings {
-    ServeSettings {
-        geoip_db: Some(geoip_db()),
-        ..test_settings()
-    }
+    test_settings()
 }
 
 /// tally with the sites of `mix` on `backend`, at [`now`], and nginx in front of it.

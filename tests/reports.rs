@@ -13,6 +13,7 @@ use tally::reports::referrers::Referrers;
 use tally::reports::terms::Terms;
 use tally::reports::{Ranked, Report};
 use tally::settings::ServeSettings;
+use tally::track::geo::GeoSource;
 
 /// 2026-11-23 14:00 in Europe/Berlin (13:00 UTC).
 fn berlin_afternoon() -> TestClock {
@@ -328,17 +329,40 @@ async fn resolutions_fall_in_fixed_ranges_at_their_edges(backend: Backend) {
     }
 }
 
-/// Where `scripts/test.sh` installed the country database.
+/// Where `scripts/test.sh` unpacked the country database (the built-in one, as a file).
 fn geoip_db() -> std::path::PathBuf {
     std::env::var_os("TEST_GEOIP_DB")
         .expect("TEST_GEOIP_DB is not set: run the tests with scripts/test.sh")
         .into()
 }
 
-async fn countries_from_the_installed_database(backend: Backend) {
+/// With no setting: the built-in country database.
+async fn countries_without_setup(backend: Backend) {
+    // The default trust: the test client is on loopback, a proxy, and names the visitors.
+    let (app, _clock) = app_in_berlin(backend, test_settings()).await;
+    let xff = |ip: &'static str| [("X-Forwarded-For", ip)];
+    app.hit_with("site=acme", CHROME_WIN, &xff("8.8.8.8")).await;
+    app.hit_with("site=acme", CHROME_WIN, &xff("2001:4860:4860::8888"))
+        .await;
+    app.hit_with("site=acme", CHROME_WIN, &xff("1.1.1.1")).await;
+    app.hit("site=acme", CHROME_WIN).await; // a visitor in 198.18.0.0/15: no country
+    app.flush().await;
+    let doc = app.doc("locations.2026", "acme:2026-11").await.unwrap();
+    assert_well_formed(&doc);
+    assert_count(&doc, "c.US", 2);
+    assert_count(&doc, "c.unknown", 1);
+    let countries = doc.get_document("c").unwrap().keys();
+    let counted: i64 = countries
+        .map(|k| get_path(&doc, &format!("c.{k}")).unwrap())
+        .sum();
+    assert_eq!(counted, 4, "1.1.1.1 has a country too: {doc}");
+}
+
+/// `--geoip-db FILE`: the file `scripts/geoip.sh install` unpacks.
+async fn countries_from_a_database_file(backend: Backend) {
     // The default trust: the test client is on loopback, a proxy, and names the visitors.
     let settings = ServeSettings {
-        geoip_db: Some(geoip_db()),
+        geoip_db: GeoSource::File(geoip_db()),
         ..test_settings()
     };
     let (app, _clock) = app_in_berlin(backend, settings).await;
@@ -364,7 +388,6 @@ async fn countries_from_the_installed_database(backend: Backend) {
 
 async fn without_trust_the_forwarding_headers_are_ignored(backend: Backend) {
     let settings = ServeSettings {
-        geoip_db: Some(geoip_db()),
         trust_proxy: tally::track::client::TrustProxy::None,
         ..test_settings()
     };
@@ -377,8 +400,12 @@ async fn without_trust_the_forwarding_headers_are_ignored(backend: Backend) {
     assert!(get_path(&doc, "c.US").is_none());
 }
 
-async fn without_a_database_there_is_no_locations_report(backend: Backend) {
-    let (app, _clock) = app_in_berlin(backend, test_settings()).await;
+async fn with_geoip_db_none_there_is_no_locations_report(backend: Backend) {
+    let settings = ServeSettings {
+        geoip_db: GeoSource::None,
+        ..test_settings()
+    };
+    let (app, _clock) = app_in_berlin(backend, settings).await;
     app.hit_with("site=acme", CHROME_WIN, &[("X-Forwarded-For", "8.8.8.8")])
         .await;
     app.flush().await;
@@ -607,9 +634,10 @@ both_stores!(
     search_engines_and_terms_from_real_referrers,
     campaigns_from_utm_parameters,
     resolutions_fall_in_fixed_ranges_at_their_edges,
-    countries_from_the_installed_database,
+    countries_without_setup,
+    countries_from_a_database_file,
     without_trust_the_forwarding_headers_are_ignored,
-    without_a_database_there_is_no_locations_report,
+    with_geoip_db_none_there_is_no_locations_report,
     five_thousand_paths_stay_within_the_document_bounds,
     hostile_keys_round_trip,
     two_processes_cannot_overfill_a_document,

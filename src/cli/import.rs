@@ -23,7 +23,7 @@ use crate::startup::StartupError;
 use crate::store::{Batch, CollectionBatch, DocUpdate, Store};
 use crate::track::budget::KeyBudget;
 use crate::track::client::TrustProxy;
-use crate::track::geo::GeoDb;
+use crate::track::geo::GeoSource;
 use crate::track::limit::IngestLimits;
 use crate::track::Tracker;
 use sha2::{Digest, Sha256};
@@ -56,9 +56,11 @@ pub struct ImportArgs {
     /// again).
     #[arg(long)]
     pub force: bool,
-    /// A MaxMind-format country database (.mmdb), for the locations report.
-    #[arg(long, env = "TALLY_GEOIP_DB")]
-    pub geoip_db: Option<PathBuf>,
+    /// The country database of the locations report, as for `serve`: `builtin` (the default,
+    /// compiled into tally), a MaxMind-format file (.mmdb), or `none`.
+    #[arg(long, env = "TALLY_GEOIP_DB", value_name = "builtin|none|FILE",
+          default_value = "builtin", value_parser = GeoSource::parse)]
+    pub geoip_db: GeoSource,
     /// Log files; `-` reads stdin (never fingerprinted).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -160,12 +162,7 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
             tokio::spawn(async move { flusher.set_writer(writer).await });
         }
     }));
-    let geo = match &args.geoip_db {
-        Some(path) => Some(Arc::new(
-            GeoDb::open(path).map_err(crate::startup::StartupError::from)?,
-        )),
-        None => None,
-    };
+    let geo = args.geoip_db.open().map_err(StartupError::from)?;
     let tracker = Tracker {
         sites,
         metrics,
@@ -422,5 +419,12 @@ fn print_summary(t: &Tally) {
         ("rejected", t.rejected),
     ] {
         println!("  {name:<10}{n:>10}");
+    }
+    if t.not_a_page > 0 {
+        println!(
+            "not_a_page: not a GET, or not a page by its media type (images, styles, scripts, \
+             fonts, media, archives, feeds, documents), or tally's own endpoints and probes \
+             (docs/operations.md, \"Importing server logs\")"
+        );
     }
 }

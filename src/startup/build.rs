@@ -23,7 +23,6 @@ use crate::settings::{ServeSettings, Settings};
 use crate::site::SiteRegistry;
 use crate::store::Store;
 use crate::track::budget::KeyBudget;
-use crate::track::geo::GeoDb;
 use crate::track::limit::IngestLimits;
 use crate::track::{events, pixel, script, Tracker};
 use actix_web::middleware::Compress;
@@ -149,14 +148,13 @@ impl Application {
             );
         }
         let flusher = Arc::new(flusher);
-        let geo = match &serve.geoip_db {
-            Some(path) => {
-                let db = GeoDb::open(path)?;
-                tracing::info!(path = %path.display(), database = %db.describe(), "country database loaded");
-                Some(Arc::new(db))
+        let geo = serve.geoip_db.open()?;
+        match &geo {
+            Some(db) => {
+                tracing::info!(source = %serve.geoip_db, database = %db.describe(), "country database loaded")
             }
-            None => None,
-        };
+            None => tracing::info!("no country database (--geoip-db none): no locations report"),
+        }
         let sweep_clock = Arc::clone(&clock);
         let tracker = web::Data::new(Tracker {
             sites: Arc::clone(&sites),

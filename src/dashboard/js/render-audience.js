@@ -82,9 +82,13 @@ function countryName(code) {
 }
 
 export function renderLocations(d) {
-  return result([pairsTable(null, 'Country', d.countries, countryName)],
-    'No countries this month. tally records countries only when it runs with a country ' +
-    'database (tally serve --geoip-db FILE).');
+  const countries = d.countries || [];
+  const table = pairsTable(null, 'Country', countries, countryName);
+  const unknown = countries.some((c) => c[0] === 'unknown');
+  return result([table, table && unknown ? h('p', { class: 'muted', 'data-note': 'no-country' },
+    'Views from loopback or a private network have no country and count as unknown: so do ' +
+    'the demo page\'s own views, opened on the machine that runs tally.') : null],
+  'No views this month, or tally runs without countries (tally serve --geoip-db none).');
 }
 
 /** A cohort table: each cell the share of the cohort seen again k weeks (months) later,

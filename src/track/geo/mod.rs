@@ -1,9 +1,10 @@
 //! Country lookup: a MaxMind-format (`.mmdb`) database read into memory once, and the
-//! [`Country`] newtype the locations report counts.
+//! [`Country`] newtype the locations report counts. Which database (`--geoip-db`: the one
+//! compiled into tally, a file, or none) is [`builtin::GeoSource`]'s to say.
 //!
 //! Two record layouts are read, in one decode of only the fields needed:
 //! - GeoIP2 / GeoLite2 Country and City: `country.iso_code`, else `registered_country.iso_code`;
-//! - ip-location-db (what `scripts/geoip.sh` installs for the tests): a flat `country_code`.
+//! - ip-location-db (the built-in database, `builtin.rs`): a flat `country_code`.
 //!
 //! Addresses that cannot be a visitor's on the public internet (private, loopback, link-local,
 //! unspecified, documentation) are answered `None` before the database is consulted: free
@@ -11,7 +12,12 @@
 //!
 //! This module must not log or keep the addresses it is given.
 
+pub mod builtin;
+#[cfg(test)]
+mod testdb;
+
 pub use crate::hit::Country;
+pub use builtin::GeoSource;
 use maxminddb::{MaxMindDbError, Reader};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -68,6 +74,13 @@ impl GeoDb {
             path: path.to_owned(),
             source,
         })?;
+        GeoDb::from_bytes(bytes, path)
+    }
+
+    /// A database already in memory; `name` stands for its path in errors. Checked as
+    /// [`GeoDb::open`] checks a file.
+    pub fn from_bytes(bytes: Vec<u8>, name: &Path) -> Result<GeoDb, GeoError> {
+        let path = name;
         let reader = Reader::from_source(bytes).map_err(|source| GeoError::Invalid {
             path: path.to_owned(),
             source,
@@ -180,6 +193,7 @@ fn is_public(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::testdb::{flat, mmdb, V};
     use super::*;
     use std::io::Write;
     use std::sync::OnceLock;
@@ -216,121 +230,10 @@ mod tests {
         }
     }
 
-    // A small MaxMind DB writer (IPv4 search tree, 24-bit records) for databases of each
-    // layout, so the layouts and the checks of `open` are tested on every run.
-
-    enum V {
-        S(&'static str),
-        U16(u16),
-        U32(u32),
-        U64(u64),
-        Map(Vec<(&'static str, V)>),
-        Array(Vec<V>),
-    }
-
-    fn encode(value: &V, out: &mut Vec<u8>) {
-        fn head(out: &mut Vec<u8>, kind: u8, size: usize) {
-            assert!(size < 29);
-            if kind <= 7 {
-                out.push(kind << 5 | size as u8);
-            } else {
-                out.extend([size as u8, kind - 7]);
-            }
-        }
-        fn uint(out: &mut Vec<u8>, kind: u8, n: u64) {
-            let skip = n.leading_zeros() as usize / 8;
-            head(out, kind, 8 - skip);
-            out.extend(&n.to_be_bytes()[skip..]);
-        }
-        match value {
-            V::S(s) => {
-                head(out, 2, s.len());
-                out.extend(s.as_bytes());
-            }
-            V::U16(n) => uint(out, 5, u64::from(*n)),
-            V::U32(n) => uint(out, 6, u64::from(*n)),
-            V::U64(n) => uint(out, 9, *n),
-            V::Map(pairs) => {
-                head(out, 7, pairs.len());
-                for (key, value) in pairs {
-                    encode(&V::S(key), out);
-                    encode(value, out);
-                }
-            }
-            V::Array(items) => {
-                head(out, 11, items.len());
-                items.iter().for_each(|item| encode(item, out));
-            }
-        }
-    }
-
-    /// A database mapping each IPv4 network ("a.b.c.d/len") to its record.
-    fn mmdb(database_type: &'static str, networks: Vec<(&str, V)>) -> Vec<u8> {
-        #[derive(Clone, Copy)]
-        enum Rec {
-            Empty,
-            Node(usize),
-            Data(usize),
-        }
-        let mut nodes = vec![[Rec::Empty; 2]];
-        let mut data = Vec::new();
-        for (network, record) in networks {
-            let (addr, len) = network.split_once('/').unwrap();
-            let (addr, len) = (
-                u32::from(addr.parse::<Ipv4Addr>().unwrap()),
-                len.parse().unwrap(),
-            );
-            let mut node = 0;
-            for bit in 0..len {
-                let side = (addr >> (31 - bit) & 1) as usize;
-                if bit + 1 == len {
-                    nodes[node][side] = Rec::Data(data.len());
-                } else if let Rec::Node(next) = nodes[node][side] {
-                    node = next;
-                } else {
-                    nodes.push([Rec::Empty; 2]);
-                    nodes[node][side] = Rec::Node(nodes.len() - 1);
-                    node = nodes.len() - 1;
-                }
-            }
-            encode(&record, &mut data);
-        }
-        let count = nodes.len();
-        let mut file = Vec::new();
-        for rec in nodes.iter().flatten() {
-            let value = match *rec {
-                Rec::Empty => count,
-                Rec::Node(n) => n,
-                Rec::Data(offset) => count + 16 + offset,
-            } as u32;
-            file.extend(&value.to_be_bytes()[1..]);
-        }
-        file.extend([0; 16]);
-        file.extend(data);
-        file.extend(b"\xab\xcd\xefMaxMind.com");
-        let metadata = V::Map(vec![
-            ("binary_format_major_version", V::U16(2)),
-            ("binary_format_minor_version", V::U16(0)),
-            ("build_epoch", V::U64(1_781_725_900)),
-            ("database_type", V::S(database_type)),
-            ("description", V::Map(vec![("en", V::S("test"))])),
-            ("ip_version", V::U16(4)),
-            ("languages", V::Array(vec![V::S("en")])),
-            ("node_count", V::U32(count as u32)),
-            ("record_size", V::U16(24)),
-        ]);
-        encode(&metadata, &mut file);
-        file
-    }
-
     fn open(bytes: &[u8]) -> Result<GeoDb, GeoError> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(bytes).unwrap();
         GeoDb::open(file.path())
-    }
-
-    fn flat(code: &'static str) -> V {
-        V::Map(vec![("country_code", V::S(code))])
     }
 
     fn iso(code: &'static str) -> V {
@@ -430,35 +333,25 @@ mod tests {
         assert!(matches!(elsewhere, Err(GeoError::NoCountry { .. })));
     }
 
-    // The real database `scripts/test.sh` installs (`TEST_GEOIP_DB`).
+    // The real database: the file `scripts/test.sh` installs (`TEST_GEOIP_DB`), else the
+    // built-in one (the same data).
 
-    fn real_db() -> Option<&'static GeoDb> {
-        static DB: OnceLock<Option<GeoDb>> = OnceLock::new();
+    fn real_db() -> &'static GeoDb {
+        static DB: OnceLock<std::sync::Arc<GeoDb>> = OnceLock::new();
         DB.get_or_init(|| match std::env::var_os("TEST_GEOIP_DB") {
             Some(path) if path.is_empty() => {
                 panic!("TEST_GEOIP_DB is empty: did `scripts/geoip.sh install` fail?")
             }
-            Some(path) => Some(GeoDb::open(Path::new(&path)).unwrap_or_else(|e| panic!("{e}"))),
-            None if std::env::var_os("CI").is_some()
-                || std::env::var_os("TEST_MONGODB_URI").is_some() =>
-            {
-                panic!(
-                    "TEST_GEOIP_DB is not set in a full test run: scripts/test.sh sets it from \
-                     `scripts/geoip.sh install`"
-                )
+            Some(path) => {
+                std::sync::Arc::new(GeoDb::open(Path::new(&path)).unwrap_or_else(|e| panic!("{e}")))
             }
-            None => None,
-        })
-        .as_ref()
-        .or_else(|| {
-            eprintln!("note: TEST_GEOIP_DB is not set; not testing the real database");
-            None
+            None => builtin::builtin().unwrap(),
         })
     }
 
     #[test]
     fn real_database_knows_public_resolvers() {
-        let Some(db) = real_db() else { return };
+        let db = real_db();
         eprintln!("{}", db.describe());
         assert_eq!(db.country(ip("8.8.8.8")), Country::parse("US"));
         assert!(db.country(ip("1.1.1.1")).is_some());
@@ -466,14 +359,14 @@ mod tests {
 
     #[test]
     fn real_database_answers_ipv6_and_mapped_ipv4() {
-        let Some(db) = real_db() else { return };
+        let db = real_db();
         assert_eq!(db.country(ip("::ffff:8.8.8.8")), Country::parse("US"));
         assert_eq!(db.country(ip("2001:4860:4860::8888")), Country::parse("US"));
     }
 
     #[test]
     fn real_database_is_not_asked_about_private_addresses() {
-        let Some(db) = real_db() else { return };
+        let db = real_db();
         assert_eq!(db.country(ip("10.0.0.1")), None);
         // This data has records for these (AU and JP); they must not count.
         assert_eq!(db.country(ip("172.16.0.1")), None);
