@@ -1,7 +1,8 @@
 // The range picker's presets, comparisons and address (ranges.js).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_DAYS, PRESETS, comparedWith, lengthInDays, presetRange, rangeFromQuery,
+import { MAX_DAYS, PRESETS, changePercent, comparedWith, customRange, isYearView, legacyRange,
+  lengthInDays, presetRange, rangeFromQuery, stepRange,
   rangeParams, rangeToQuery, validRange, yearEarlier } from '../ranges.js';
 
 const TODAY = '2026-03-10';
@@ -76,4 +77,57 @@ test('the range round-trips through the address; a bad one falls back to today',
   }
   assert.equal(rangeParams({ from: '2026-03-04', to: TODAY, compare: 'year' }),
     'from=2026-03-04&to=2026-03-10&compare=year');
+});
+
+test('links from before the picker open the same period as a range', () => {
+  const day = (d) => ({ name: 'custom', from: d, to: d, compare: null });
+  assert.deepEqual(legacyRange('2026-02-14', null, TODAY), day('2026-02-14'));
+  assert.deepEqual(legacyRange(TODAY, null, TODAY).name, 'today');
+  assert.deepEqual(legacyRange('2026-01-14', 'month', TODAY),
+    { name: 'custom', from: '2026-01-01', to: '2026-01-31', compare: null });
+  assert.deepEqual(legacyRange('2026-02', null, TODAY).name, 'last-month');
+  assert.deepEqual(legacyRange('2026-03-02', 'month', TODAY),
+    { name: 'month', from: '2026-03-01', to: TODAY, compare: null });
+  assert.deepEqual(legacyRange('2025', null, TODAY),
+    { name: 'custom', from: '2025-01-01', to: '2025-12-31', compare: null });
+  assert.deepEqual(legacyRange('2026', null, TODAY).name, 'ytd');
+  for (const bad of ['2026-04-01', '2026-02-30', 'x', '', null]) {
+    assert.equal(legacyRange(bad, null, TODAY), null, bad);
+  }
+  assert.deepEqual(rangeFromQuery('?site=a&date=2026-02-14&unit=month&compare=year', TODAY),
+    { name: 'last-month', from: '2026-02-01', to: '2026-02-28', compare: 'year' });
+  const q = rangeToQuery(customRange('2026-02-01', '2026-02-03', TODAY, null),
+    new URLSearchParams('site=a&date=2026-02-14&unit=month'));
+  assert.equal(q.toString(), 'site=a&range=custom&from=2026-02-01&to=2026-02-03');
+});
+
+test('stepping moves by the range’s length, whole months by months, never past today', () => {
+  const r = (name) => ({ name, ...presetRange(name, TODAY), compare: 'previous' });
+  assert.deepEqual(stepRange(r('7d'), -1, TODAY),
+    { name: 'custom', from: '2026-02-25', to: '2026-03-03', compare: 'previous' });
+  assert.deepEqual(stepRange(stepRange(r('7d'), -1, TODAY), 1, TODAY), r('7d'));
+  assert.equal(stepRange(r('7d'), 1, TODAY), null, 'nothing after today');
+  assert.deepEqual(stepRange(r('today'), -1, TODAY), r('yesterday'));
+  assert.deepEqual(stepRange(r('month'), -1, TODAY), r('last-month'));
+  assert.deepEqual(stepRange(r('last-month'), 1, TODAY), r('month'));
+  assert.deepEqual(stepRange(r('last-month'), -1, TODAY),
+    { name: 'custom', from: '2026-01-01', to: '2026-01-31', compare: 'previous' });
+  const q1 = { name: 'custom', from: '2025-01-01', to: '2025-03-31', compare: null };
+  assert.deepEqual(stepRange(q1, 1, TODAY),
+    { name: 'custom', from: '2025-04-01', to: '2025-06-30', compare: null });
+  const y = { name: 'custom', from: '2025-01-01', to: '2025-12-31', compare: null };
+  assert.deepEqual(stepRange(y, 1, TODAY), { ...r('ytd'), compare: null });
+  const long = stepRange({ name: 'custom', from: '2023-03-11', to: '2026-03-10' }, -1, TODAY);
+  assert.equal(lengthInDays(long.from, long.to), lengthInDays('2023-03-11', TODAY));
+  assert.equal(long.to, '2023-03-10');
+});
+
+test('a year or more is a year view; the change is a whole percentage', () => {
+  assert.ok(isYearView(presetRange('12m', TODAY)));
+  assert.ok(isYearView({ from: '2025-01-01', to: '2025-12-31' }));
+  assert.ok(!isYearView(presetRange('90d', TODAY)));
+  assert.equal(changePercent(112, 100), 12);
+  assert.equal(changePercent(50, 200), -75);
+  assert.equal(changePercent(5, 0), null);
+  assert.equal(changePercent(5, null), null);
 });
