@@ -219,15 +219,10 @@ async fn the_dashboard_shows_the_view_just_made() {
         dom.contains(r#"id="signed-in-site">demo<"#),
         "signed in as demo"
     );
-    let today = dom
-        .split(r#"id="today-views""#)
-        .nth(1)
-        .and_then(|rest| rest.split("data-value=\"").nth(1))
-        .and_then(|v| v.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
+    // With no range in the address the dashboard shows today.
     assert_eq!(
-        today, "2",
+        tile(&dom, "range-views"),
+        2,
         "today's views: the snippet's and the referred one"
     );
     assert!(
@@ -279,4 +274,280 @@ async fn the_dashboard_shows_the_view_just_made() {
         shot.display()
     );
     eprintln!("dashboard screenshot: {}", shot.display());
+}
+
+/// The tag that carries `id="{id}"` in a dumped DOM (from its `<` to its `>`).
+fn tag_with_id<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!(r#"id="{id}""#))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let start = dom[..at].rfind('<').unwrap_or(at);
+    let end = at + dom[at..].find('>').unwrap_or(0);
+    &dom[start..=end]
+}
+
+/// The value of attribute `name` in `tag`.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let needle = format!(r#" {name}=""#);
+    let rest = &tag[tag.find(&needle)? + needle.len()..];
+    rest.split('"').next()
+}
+
+/// The `<section id="{id}">…</section>` of a dumped DOM (report cards hold no sections).
+fn section<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!(r#"id="{id}""#))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let rest = &dom[at..];
+    &rest[..rest.find("</section>").unwrap_or(rest.len())]
+}
+
+/// The `(data-key, data-views)` of the table rows in `html`, in page order.
+fn rows(html: &str) -> Vec<(String, i64)> {
+    html.split("<tr")
+        .skip(1)
+        .filter_map(|piece| {
+            let tag = &piece[..piece.find('>')?];
+            let key = attr(tag, "data-key")?.replace("&amp;", "&");
+            Some((key, attr(tag, "data-views")?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The number a tile shows, in full (its `data-value`).
+fn tile(dom: &str, id: &str) -> i64 {
+    attr(tag_with_id(dom, id), "data-value")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("#{id} shows no number: {}", tag_with_id(dom, id)))
+}
+
+/// Views on every day from 1 December 2024 to 15 June 2026 (one to three a day, from four
+/// browsers on four platforms, over five pages); the dashboard is opened on a day, on 28 days
+/// compared with the 28 before, and on the year 2025 through a link from before the range
+/// picker (`date=2025`). Each time the tiles, the traffic chart, the pages card and every card's
+/// period are what the API answers for the same range; a screenshot of each is saved in
+/// target/tmp/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_range_picker_shows_the_apis_numbers() {
+    use chrono::NaiveDate;
+    use serde_json::Value;
+    let store = TestStore::new(Backend::Embedded).await;
+    let mut site = store.add_site("acme", "UTC").await;
+    site.public = true;
+    store.store.update_site(&site).await.unwrap();
+    let now = utc(2026, 6, 15, 12, 0);
+    let clock = TestClock::at(now);
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
+    let agents = [CHROME_WIN, SAFARI_IPHONE, FIREFOX_MAC, CHROME_ANDROID];
+    let first = NaiveDate::from_ymd_opt(2024, 12, 1).unwrap();
+    let last = now.date_naive();
+    for (i, day) in first.iter_days().take_while(|d| *d <= last).enumerate() {
+        for k in 0..i % 3 + 1 {
+            clock.set(day.and_hms_opt(8 + k as u32, 0, 0).unwrap().and_utc());
+            let page = ["a", "b", "c", "d", "e"][(i + k) % 5];
+            app.hit(
+                &format!("site=acme&url=https%3A%2F%2Facme.example%2F{page}&ref=https%3A%2F%2Fnews.example%2F&ud=1&um=1&vp=1"),
+                agents[(i + k) % agents.len()],
+            )
+            .await;
+        }
+    }
+    clock.set(now);
+    app.flush().await;
+
+    let api = |path: String| {
+        let (http, url) = (
+            app.http.clone(),
+            format!("{}/api/v1/sites/acme/{path}", app.address),
+        );
+        async move {
+            let r = http.get(&url).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{url}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(shots).unwrap();
+    // (screenshot, address, the picker's choice, from, to, compare, the chart's unit)
+    let cases = [
+        (
+            "day",
+            "range=yesterday",
+            "yesterday",
+            "2026-06-14",
+            "2026-06-14",
+            "",
+            "hour",
+        ),
+        (
+            "28-days-compared",
+            "range=28d&compare=previous",
+            "28d",
+            "2026-05-19",
+            "2026-06-15",
+            "previous",
+            "day",
+        ),
+        (
+            "year",
+            "date=2025",
+            "custom",
+            "2025-01-01",
+            "2025-12-31",
+            "",
+            "month",
+        ),
+    ];
+    for (name, query, preset, from, to, compare, unit) in cases {
+        let profile = tempfile::tempdir().unwrap();
+        let url = format!("{}/?site=acme&{query}", app.address);
+        let dom = tokio::task::spawn_blocking({
+            let (url, profile) = (url.clone(), profile.path().to_owned());
+            move || load_in_chromium(&url, &profile)
+        })
+        .await
+        .unwrap();
+        assert!(
+            dom.contains(r#"data-state="ready""#),
+            "{name}: ready: {dom}"
+        );
+        let label = tag_with_id(&dom, "period-label");
+        for (k, v) in [
+            ("data-range", preset),
+            ("data-from", from),
+            ("data-to", to),
+            ("data-compare", compare),
+        ] {
+            assert_eq!(attr(label, k), Some(v), "{name}: the picker's {k}: {label}");
+        }
+
+        // The tiles, and their change, are the summary's for the range.
+        let mut range = format!("from={from}&to={to}");
+        if !compare.is_empty() {
+            range += &format!("&compare={compare}");
+        }
+        let summary = api(format!("summary?{range}")).await;
+        let (views, people) = (
+            summary["total"]["views"].as_i64().unwrap(),
+            summary["total"]["people"].as_i64().unwrap(),
+        );
+        assert!(views > 0, "{name}: {summary}");
+        assert_eq!(tile(&dom, "range-views"), views, "{name}: views");
+        assert_eq!(tile(&dom, "range-people"), people, "{name}: people");
+        let change = attr(tag_with_id(&dom, "views-change"), "data-change").unwrap_or("");
+        if compare.is_empty() {
+            assert!(
+                tag_with_id(&dom, "views-change").contains("hidden"),
+                "{name}"
+            );
+        } else {
+            let before = summary["previous"]["views"].as_i64().unwrap();
+            let expected = ((views - before) as f64 / before as f64 * 100.0).round() as i64;
+            assert_eq!(
+                change,
+                expected.to_string(),
+                "{name}: views against {before}"
+            );
+            assert!(
+                section(&dom, "traffic").contains(r#"class="previous""#),
+                "{name}: the period compared with is a line on the chart"
+            );
+        }
+        // The chart: hours of a day, days of 28, a year's 12 months as bars.
+        let chart = tag_with_id(&dom, "traffic-chart");
+        assert_eq!(attr(chart, "data-unit"), Some(unit), "{name}: {chart}");
+        let bars = section(&dom, "traffic")
+            .matches(r#"<g class="bar">"#)
+            .count();
+        let slots = match unit {
+            "hour" => 24,
+            "day" => 28,
+            _ => 12,
+        };
+        assert_eq!(bars, slots, "{name}: bars");
+
+        // The pages card lists what the content report answers for the range.
+        let content = api(format!("reports/content?from={from}&to={to}&limit=20")).await;
+        let expected: Vec<(String, i64)> = content["data"]["pages"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_owned(),
+                    e["views"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert!(!expected.is_empty(), "{name}: {content}");
+        let mut shown = rows(section(&dom, "report-content"));
+        let mut wanted = expected.clone();
+        shown.sort();
+        wanted.sort();
+        assert_eq!(shown, wanted, "{name}: the pages card");
+        // The traffic card's rows add up to the summary's views.
+        let traffic: i64 = rows(section(&dom, "report-traffic"))
+            .iter()
+            .map(|r| r.1)
+            .sum();
+        assert_eq!(traffic, views, "{name}: the traffic card's rows");
+
+        // Every card answered for the range: per-day reports for its days, per-month ones for
+        // the whole months it touches; browsers and platforms by name.
+        for report in [
+            "traffic",
+            "content",
+            "referrers",
+            "events",
+            "engagement",
+            "terms",
+            "campaigns",
+            "technology",
+            "resolutions",
+            "locations",
+            "retention",
+        ] {
+            let card = tag_with_id(&dom, &format!("report-{report}"));
+            let state = attr(card, "data-state").unwrap_or("");
+            assert!(
+                state == "loaded" || state == "empty",
+                "{name}: {report} is {state}"
+            );
+            let answer = api(format!("reports/{report}?from={from}&to={to}")).await;
+            let period = &answer["period"];
+            assert_eq!(
+                attr(card, "data-from"),
+                period["from"].as_str(),
+                "{name}: {report}"
+            );
+            assert_eq!(
+                attr(card, "data-to"),
+                period["to"].as_str(),
+                "{name}: {report}"
+            );
+        }
+        let tech = section(&dom, "report-technology");
+        for proper in [">iOS<", ">macOS<", ">Windows<", ">Android<"] {
+            assert!(tech.contains(proper), "{name}: {proper} in {tech}");
+        }
+
+        let shot = shots.join(format!("dashboard-{name}.png"));
+        let arg = format!("--screenshot={}", shot.display());
+        tokio::task::spawn_blocking(move || {
+            chromium(
+                &url,
+                profile.path(),
+                &[&arg, "--window-size=1280,2400", "--hide-scrollbars"],
+            )
+        })
+        .await
+        .unwrap();
+        let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            size > 10_000,
+            "a screenshot was written to {}",
+            shot.display()
+        );
+        eprintln!("{name}: {}", shot.display());
+    }
 }
