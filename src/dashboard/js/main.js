@@ -10,9 +10,11 @@
 
 import { onSignInNeeded } from './api.js';
 import { $ } from './dom.js';
-import { buildPicker, onCompare, onCustomDays, onKey, onPreset, step } from './period.js';
+import { buildPicker, followToday, onCompare, onCustomDays, onKey, onPreset, step }
+  from './period.js';
 import { open, onSignInSubmit, signIn, signOut } from './session.js';
 import { SITE_RE, storeGet, storeSet, tokenKey } from './state.js';
+import { onTodayMoved } from './summary.js';
 
 // The page is served with a strict Content-Security-Policy; anything it blocks marks the
 // page, so the browser test (tests/browser.rs) fails on it.
@@ -23,6 +25,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 function start() {
   onSignInNeeded(signIn);
+  onTodayMoved(followToday);
   $('#signin-form').addEventListener('submit', onSignInSubmit);
   $('#sign-out').addEventListener('click', signOut);
   buildPicker();

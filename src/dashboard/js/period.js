@@ -76,6 +76,9 @@ export function onCustomDays() {
   }
 }
 
+/** The site's today moved on: the same preset on the new today. */
+export const followToday = () => onPreset(S.range.name);
+
 export const onCompare = (value) => goTo({ ...S.range, compare: value || null });
 
 /** The previous (-1) or next (1) range of the same length. */

@@ -2,7 +2,9 @@
    compared with) and the traffic chart, from the site's summary for the range shown; asked for
    again after live updates, at most every SUMMARY_EVERY_MS, while the range includes today.
    A day is drawn by hour, a year or more by month (bars), anything between by day; with a
-   comparison, the period compared with is a faint line over the bars. */
+   comparison, the period compared with is a faint line over the bars. When the site's today
+   has moved past midnight, a preset that ends today moves on (period.js, through
+   onTodayMoved). */
 
 import { getJson, siteFailure } from './api.js';
 import { drawChart } from './chart-svg.js';
@@ -48,23 +50,35 @@ export function clearSummary() {
   $('#traffic-chart').replaceChildren();
 }
 
+let todayMoved = () => {};
+
+/** Who moves the range on (`todayMoved()`) when the site's today is past the one shown. */
+export function onTodayMoved(f) { todayMoved = f; }
+
 export async function loadSummary() {
   const me = S, r = S.range;
+  // A preset ending today, asked for again: is it still today on the site's clock?
+  const follow = S.summary && r.name !== 'custom' && r.to === S.today;
   clearTimeout(S.summaryTimer);
   S.summaryTimer = 0;
   S.lastSummary = Date.now();
   const before = comparedWith(r, r.compare);
-  let sum, prev = null;
+  let sum, prev = null, site = null;
   try {
     // The period compared with is asked for on its own for its days (the answer's `previous`
     // has its totals only).
-    [sum, prev] = await Promise.all([getJson('summary?' + rangeParams(r)),
-      before ? getJson('summary?' + rangeParams(before)) : null]);
+    [sum, prev, site] = await Promise.all([getJson('summary?' + rangeParams(r)),
+      before ? getJson('summary?' + rangeParams(before)) : null, follow ? getJson('') : null]);
   } catch (err) {
     if (me === S && !siteFailure(err, true)) showMessage('Summary: ' + err.message);
     return;
   }
   if (me !== S || r !== S.range) return; // another site or range meanwhile
+  if (site && site.today && site.today > S.today) { // past midnight: "today" moves on
+    S.today = site.today;
+    todayMoved();
+    return;
+  }
   S.summary = sum;
   S.previous = prev;
   const d = sum; // the summary of a range: the traffic report's `data`, at the top level
