@@ -11,7 +11,8 @@ import { s } from './dom.js';
 const chartBoxes = typeof ResizeObserver === 'function'
   ? new ResizeObserver((entries) => entries.forEach((e) => renderChart(e.target))) : null;
 
-/** Draws `spec` ({views, people or null, short and long labels, label, opts}) into `box`. */
+/** Draws `spec` ({views, people or null, previous (views compared with) or null, short and
+    long labels, label, opts}) into `box`. */
 export function drawChart(box, spec) {
   box.tallyChart = spec;
   box.tallyWidth = 0;
@@ -28,7 +29,7 @@ function renderChart(box) {
 
 /** A bar chart of views with a line of people. */
 function chartSvg(c, width) {
-  const m = chartModel(c.views, c.people, Object.assign({ width,
+  const m = chartModel(c.views, c.people, Object.assign({ width, previous: c.previous,
     maxLabels: Math.max(2, Math.floor(width / 72)) }, c.opts));
   const { height, left } = m.o;
   const svg = s('svg', { viewBox: '0 0 ' + width + ' ' + height, role: 'img',
@@ -49,6 +50,7 @@ function chartSvg(c, width) {
       s('rect', { class: 'views', x: b.x, y: b.y, width: b.w, height: Math.max(0, b.h) }));
     svg.append(g);
   });
+  if (m.previousLine) svg.append(s('path', { class: 'previous', d: m.previousLine }));
   if (m.line) svg.append(s('path', { class: 'people', d: m.line }));
   for (const i of m.labelled) {
     svg.append(s('text', { class: 'tick', x: left + (i + 0.5) * m.slot, y: height - 6,

@@ -18,13 +18,16 @@ export function linePath(points) {
 }
 
 /** The geometry of a bar chart (views) with an optional line (people), in a
-    `width` × `height` box: bars, the line's path, the y ticks, the labelled x slots. */
+    `width` × `height` box: bars, the line's path, the y ticks, the labelled x slots; with
+    `opts.previous` (the views of the period compared with, slot by slot) its line too,
+    `previousLine`. */
 export function chartModel(views, people, opts) {
   const o = Object.assign({ width: 640, height: 220, left: 44, right: 8, top: 10,
     bottom: 24, maxLabels: 8 }, opts);
   const n = views.length;
   const pw = o.width - o.left - o.right, ph = o.height - o.top - o.bottom;
-  const max = niceCeil(Math.max(1, ...views, ...(people || [])));
+  const prev = o.previous || null;
+  const max = niceCeil(Math.max(1, ...views, ...(people || []), ...(prev || [])));
   const slot = n ? pw / n : pw;
   const bw = Math.max(1, slot * 0.72);
   const base = o.top + ph;
@@ -33,10 +36,12 @@ export function chartModel(views, people, opts) {
     x: o.left + i * slot + (slot - bw) / 2, y: y(v), w: bw, h: base - y(v), value: v }));
   const line = people && n ? linePath(people.map((v, i) =>
     [o.left + i * slot + slot / 2, y(v)])) : '';
+  const previousLine = prev && prev.length ? linePath(prev.map((v, i) =>
+    [o.left + i * slot + slot / 2, y(v)])) : '';
   const ticks = [0, max].concat(Number.isInteger(max / 2) ? [max / 2] : [])
     .sort((a, b) => a - b).map((v) => ({ value: v, y: y(v) }));
   const every = Math.max(1, Math.ceil(n / o.maxLabels));
   const labelled = [];
   for (let i = n - 1; i >= 0; i -= every) labelled.unshift(i); // the newest always labelled
-  return { max, bars, line, ticks, labelled, slot, base, o };
+  return { max, bars, line, previousLine, ticks, labelled, slot, base, o };
 }

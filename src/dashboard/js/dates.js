@@ -1,4 +1,5 @@
-/* dates.js: calendar arithmetic on "YYYY-MM-DD" strings, and the periods of the report bar.
+/* dates.js: calendar arithmetic on "YYYY-MM-DD" strings (ranges.js builds the picker's
+   ranges with it).
    Pure: no DOM, no page state, no time zone (a site's days are calendar days, computed in UTC
    so that the browser's zone never shifts one); node imports it in test/dates.test.mjs. */
 
@@ -37,24 +38,4 @@ export function addMonths(day, n) {
   const total = d.getUTCFullYear() * 12 + d.getUTCMonth() + n;
   const y = Math.floor(total / 12), m = total - y * 12 + 1;
   return y + '-' + pad2(m) + '-' + pad2(Math.min(d.getUTCDate(), daysInMonth(y, m)));
-}
-
-/** "2026-11-02" → "2026-11". */
-export const monthOf = (day) => day.slice(0, 7);
-
-/** The period `dir` steps (±1) from `date` for a unit ("day" or "month"), never after
-    `today`. Days compare as strings: same fixed format. */
-export function stepPeriod(unit, date, dir, today) {
-  const next = unit === 'month' ? addMonths(date, dir) : addDays(date, dir);
-  return next > today ? today : next;
-}
-
-/** Whether there is a period after the one of `date` that is not after `today`. */
-export function hasNext(unit, date, today) {
-  return unit === 'month' ? monthOf(date) < monthOf(today) : date < today;
-}
-
-/** The `date` parameter of a report: the day, or its month for per-month reports. */
-export function periodParam(unit, date, dayCapable) {
-  return unit === 'day' && dayCapable ? date : monthOf(date);
 }

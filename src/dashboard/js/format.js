@@ -67,6 +67,15 @@ export const DAY_OF_MONTH = { weekday: 'short', day: 'numeric', month: 'short' }
 export const SHORT_MONTH = { month: 'short' };
 export const LONG_MONTH = { month: 'long', year: 'numeric' };
 
+/** How a traffic series (series.js's trafficSeries) names its slots: column head, chart
+    label, table label. */
+export const SERIES_LABELS = {
+  hour: { head: 'Hour', short: (k) => k.slice(11) + ':00', long: (k) => k.slice(11) + ':00' },
+  day: { head: 'Day', short: (k) => dateLabel(k, SHORT_DAY), long: (k) => dateLabel(k, LONG_DAY) },
+  month: { head: 'Month', short: (k) => dateLabel(k, SHORT_MONTH),
+    long: (k) => dateLabel(k, LONG_MONTH) },
+};
+
 /** "chrome" → "Chrome". */
 export function capitalise(name) {
   return name ? name[0].toUpperCase() + name.slice(1) : name;

@@ -5,15 +5,16 @@
    live stream. docs/dashboard.md describes each panel and the modules.
 
    It marks CSP violations for the browser test, wires the page's controls, and opens the site
-   the address names (?site=ID, #token=T, &date=, &unit=). */
+   the address names (?site=ID, #token=T, and the range: &range=, &from=, &to=, &compare=, or
+   older links' &date=, &unit=). */
 
 import { onSignInNeeded } from './api.js';
 import { $ } from './dom.js';
-import { parseDay } from './dates.js';
-import { goTo, onKey, step } from './period.js';
+import { buildPicker, followToday, onCompare, onCustomDays, onKey, onPreset, step }
+  from './period.js';
 import { open, onSignInSubmit, signIn, signOut } from './session.js';
-import { S, SITE_RE, storeGet, storeSet, tokenKey } from './state.js';
-import { drawTraffic } from './summary.js';
+import { SITE_RE, storeGet, storeSet, tokenKey } from './state.js';
+import { onTodayMoved } from './summary.js';
 
 // The page is served with a strict Content-Security-Policy; anything it blocks marks the
 // page, so the browser test (tests/browser.rs) fails on it.
@@ -24,25 +25,16 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 function start() {
   onSignInNeeded(signIn);
+  onTodayMoved(followToday);
   $('#signin-form').addEventListener('submit', onSignInSubmit);
   $('#sign-out').addEventListener('click', signOut);
-  for (const b of document.querySelectorAll('#traffic .toggle button')) {
-    b.addEventListener('click', () => {
-      S.range = b.dataset.range;
-      for (const o of document.querySelectorAll('#traffic .toggle button')) {
-        o.setAttribute('aria-pressed', o === b);
-      }
-      drawTraffic();
-    });
-  }
-  $('#unit-day').addEventListener('click', () => goTo('day', S.date));
-  $('#unit-month').addEventListener('click', () => goTo('month', S.date));
+  buildPicker();
+  $('#range-preset').addEventListener('change', (e) => onPreset(e.target.value));
+  $('#range-compare').addEventListener('change', (e) => onCompare(e.target.value));
+  $('#range-from').addEventListener('change', onCustomDays);
+  $('#range-to').addEventListener('change', onCustomDays);
   $('#period-prev').addEventListener('click', () => step(-1));
   $('#period-next').addEventListener('click', () => step(1));
-  $('#period-today').addEventListener('click', () => goTo(S.unit, S.today));
-  $('#period-date').addEventListener('change', (e) => {
-    if (parseDay(e.target.value)) goTo(S.unit, e.target.value);
-  });
   document.addEventListener('keydown', onKey);
 
   // ?site=ID opens a site; #token=T is kept for it and taken out of the address bar.
@@ -58,7 +50,7 @@ function start() {
     return;
   }
   if (given) storeSet(tokenKey(site), given);
-  open(site, given || storeGet(tokenKey(site)), { date: q.get('date'), unit: q.get('unit') });
+  open(site, given || storeGet(tokenKey(site)), location.search);
 }
 
 start();

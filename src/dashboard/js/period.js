@@ -1,59 +1,96 @@
-/* period.js: the period bar of the reports (day or month, previous, next, today, a date), its
-   keys, and the period kept in the address (`date`, `unit`) so that a reload or a shared link
-   shows it again. Moving to another period reloads the reports. */
+/* period.js: the range picker (a preset, a custom from–to, a comparison, previous and next),
+   its keys, and the range kept in the address (ranges.js's `range`, `from`, `to`, `compare`)
+   so that a reload or a shared link shows it again. Choosing another range reloads the
+   summary and the reports; the live panel is not ranged. */
 
-import { $ } from './dom.js';
-import { hasNext, monthOf, stepPeriod } from './dates.js';
-import { FULL_DAY, LONG_MONTH, dateLabel } from './format.js';
+import { $, h } from './dom.js';
+import { LONG_DAY, dateLabel } from './format.js';
+import { PRESETS, customRange, presetRange, rangeToQuery, stepRange, validRange }
+  from './ranges.js';
 import { loadReports } from './reports.js';
 import { S } from './state.js';
+import { loadSummary } from './summary.js';
 
-/** Shows the session's period in the bar, the note and the address. */
+/** "Tue, 3 Mar 2026", or "Tue, 3 Mar 2026 – Mon, 9 Mar 2026". */
+export function rangeText(r) {
+  const a = dateLabel(r.from, LONG_DAY);
+  return r.from === r.to ? a : a + ' – ' + dateLabel(r.to, LONG_DAY);
+}
+
+/** The picker's choices, once per page. */
+export function buildPicker() {
+  $('#range-preset').replaceChildren(...PRESETS.map(([value, label]) =>
+    h('option', { value }, label)));
+}
+
+/** Shows the session's range in the picker, the label and the address. */
 export function syncPeriodControls() {
-  const day = S.unit === 'day';
-  $('#unit-day').setAttribute('aria-pressed', day);
-  $('#unit-month').setAttribute('aria-pressed', !day);
+  const r = S.range;
+  $('#range-preset').value = r.name;
+  $('#range-compare').value = r.compare || '';
+  $('#range-custom').hidden = r.name !== 'custom';
+  for (const id of ['#range-from', '#range-to']) $(id).max = S.today;
+  $('#range-from').value = r.from;
+  $('#range-to').value = r.to;
   const label = $('#period-label');
-  label.dataset.unit = S.unit;
-  label.dataset.date = day ? S.date : monthOf(S.date);
-  label.textContent = day ? dateLabel(S.date, FULL_DAY) : dateLabel(monthOf(S.date), LONG_MONTH);
-  $('#period-prev').setAttribute('aria-label', day ? 'Previous day' : 'Previous month');
-  $('#period-next').setAttribute('aria-label', day ? 'Next day' : 'Next month');
-  $('#period-next').disabled = !hasNext(S.unit, S.date, S.today);
-  $('#period-today').disabled = day ? S.date === S.today : monthOf(S.date) === monthOf(S.today);
-  const input = $('#period-date');
-  input.value = S.date;
-  input.max = S.today;
-  $('#reports-note').textContent = day ? 'Search, campaigns, technology, sizes, countries ' +
-    'and retention are kept per month: they show ' + dateLabel(monthOf(S.date), LONG_MONTH) +
-    '.' : '';
-  // The period is part of the address, so that a reload or a shared link shows it again.
+  label.dataset.range = r.name;
+  label.dataset.compare = r.compare || '';
+  label.dataset.from = r.from;
+  label.dataset.to = r.to;
+  label.textContent = rangeText(r);
+  $('#period-prev').disabled = !stepRange(r, -1, S.today);
+  $('#period-next').disabled = !stepRange(r, 1, S.today);
   const q = new URLSearchParams(location.search);
   q.set('site', S.site);
-  if (S.date === S.today) q.delete('date'); else q.set('date', S.date);
-  if (day) q.delete('unit'); else q.set('unit', 'month');
-  history.replaceState(null, '', '?' + q.toString());
+  history.replaceState(null, '', '?' + rangeToQuery(r, q).toString());
 }
 
-/** Shows `unit` ("day", "month") around `date` (never after today). */
-export function goTo(unit, date) {
-  if (!S || !S.today) return;
-  const changed = unit !== S.unit || date !== S.date;
-  S.unit = unit;
-  S.date = date > S.today ? S.today : date;
+/** Shows range `r` ({name, from, to, compare}) everywhere. */
+export function goTo(r) {
+  if (!S || !S.today || !r) return;
+  const same = S.range && r.from === S.range.from && r.to === S.range.to &&
+    r.compare === S.range.compare;
+  S.range = r;
   syncPeriodControls();
-  if (changed) loadReports();
+  if (!same) { loadSummary(); loadReports(); }
 }
 
-/** The previous (-1) or next (1) period. */
-export const step = (dir) => goTo(S.unit, stepPeriod(S.unit, S.date, dir, S.today));
+/** The preset chosen in the picker; "custom" keeps the days shown until others are picked. */
+export function onPreset(name) {
+  const c = S.range.compare;
+  if (name === 'custom') {
+    S.range = { ...S.range, name: 'custom' };
+    syncPeriodControls();
+    $('#range-from').focus();
+    return;
+  }
+  goTo({ name, ...presetRange(name, S.today), compare: c });
+}
 
-/** p, n, t, d, m when no text field has the focus. */
+/** A custom day picked: applied when from–to is a range the API answers. */
+export function onCustomDays() {
+  const from = $('#range-from').value, to = $('#range-to').value;
+  if (validRange(from, to, S.today)) {
+    const r = customRange(from, to, S.today, S.range.compare);
+    goTo({ ...r, name: 'custom' });
+  }
+}
+
+/** The site's today moved on: the same preset on the new today. */
+export const followToday = () => onPreset(S.range.name);
+
+export const onCompare = (value) => goTo({ ...S.range, compare: value || null });
+
+/** The previous (-1) or next (1) range of the same length. */
+export const step = (dir) => goTo(stepRange(S.range, dir, S.today));
+
+/** p, n: previous, next; t: today; m: this month; y: 12 months; c: compare with the previous
+    period or not; when no text field has the focus. */
 export function onKey(e) {
   if (!S || !S.today || $('#dash').hidden || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.target.closest('input, textarea, select, [contenteditable]')) return;
-  const act = { p: () => step(-1), n: () => step(1),
-    t: () => goTo(S.unit, S.today), d: () => goTo('day', S.date),
-    m: () => goTo('month', S.date) }[e.key];
+  const act = { p: () => step(-1), n: () => step(1), t: () => onPreset('today'),
+    m: () => onPreset('month'), y: () => onPreset('12m'),
+    c: () => onCompare(S.range.compare ? null : 'previous') }[e.key];
   if (act) { e.preventDefault(); act(); }
 }

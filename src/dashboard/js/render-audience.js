@@ -1,17 +1,19 @@
 /* render-audience.js: the report panels about the visitors: visits (engagement), technology,
    screen and window sizes, countries and retention. Each renderer takes the API's `data` and
-   the period shown (`ctx`: unit, period) and returns tables.js's result. */
+   the period shown (`ctx`: the range asked, the period answered) and returns tables.js's
+   result. Browser and platform keys are shown by their names (names.js). */
 
 import { h } from './dom.js';
-import { pad2 } from './dates.js';
-import { DAY_OF_MONTH, capitalise, dateLabel, formatFull, formatPercent, formatVersions,
+import { DAY_OF_MONTH, dateLabel, formatFull, formatPercent, formatVersions,
   rangeLabel } from './format.js';
+import { browserName, deviceName, platformName } from './names.js';
 import { sortRanges } from './rank.js';
 import { DURATION_SEGMENTS, PAGE_SEGMENTS, medianSegment, sumSegments } from './series.js';
 import { nameCell, pairsTable, result, table } from './tables.js';
 
 export function renderEngagement(d, ctx) {
-  const entries = Object.entries(d.days || {}).sort((a, b) => a[0] - b[0]);
+  // A range's days are keyed by date ("2026-10-05"), in order as strings.
+  const entries = Object.entries(d.days || {}).sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const days = entries.map((e) => e[1]);
   const add = (k) => days.reduce((sum, x) => sum + (x[k] || 0), 0);
   const visits = add('visits');
@@ -33,9 +35,9 @@ export function renderEngagement(d, ctx) {
     fact('Returning people', formatFull(add('returning')), 'returning'));
   const segTable = (caption, label, pairs) => table(caption, [label, 'Visits', 'Share'],
     pairs.map(([k, n]) => ({ key: k, views: n, cells: [k, n, formatPercent(n, visits)] })));
-  const perDay = ctx.unit === 'month' ? table('By day', ['Day', 'Visits', 'Bounce rate', 'New',
-    'Returning'], entries.map(([day, x]) => ({ key: day, views: x.visits,
-    cells: [dateLabel(ctx.period + '-' + pad2(day), DAY_OF_MONTH), x.visits,
+  const perDay = ctx.range.from !== ctx.range.to ? table('By day', ['Day', 'Visits',
+    'Bounce rate', 'New', 'Returning'], entries.filter(([, x]) => x.visits).map(([day, x]) =>
+    ({ key: day, views: x.visits, cells: [dateLabel(day, DAY_OF_MONTH), x.visits,
       formatPercent(x.bounces, x.visits), x.new, x.returning] }))) : null;
   return result([facts, segTable('Pages per visit', 'Pages', pages),
     segTable('Visit length', 'Length', durations), perDay]);
@@ -46,11 +48,11 @@ export function renderTechnology(d) {
   const total = browsers.reduce((sum, b) => sum + b.views, 0);
   const bt = total ? table('Browsers', ['Browser', { label: 'Versions', text: true }, 'Views',
     'Share'], browsers.map((b) => ({ key: b.name, views: b.views,
-    cells: [nameCell(b.name, capitalise), formatVersions(b.versions), b.views,
+    cells: [nameCell(b.name, browserName), formatVersions(b.versions), b.views,
       formatPercent(b.views, total)] })))
     : null;
-  return result([bt, pairsTable('Platforms', 'Platform', d.platforms, capitalise),
-    pairsTable('Devices', 'Device', d.devices, capitalise)], 'No views this month.');
+  return result([bt, pairsTable('Platforms', 'Platform', d.platforms, platformName),
+    pairsTable('Devices', 'Device', d.devices, deviceName)], 'No views in these months.');
 }
 
 // The lower bounds of tally's size ranges, in pixels.
@@ -65,7 +67,7 @@ function rangesTable(caption, pairs, bounds) {
 export function renderResolutions(d) {
   return result([rangesTable('Screen width', d.screen_widths, WIDTHS),
     rangesTable('Browser width', d.browser_widths, WIDTHS),
-    rangesTable('Browser height', d.browser_heights, HEIGHTS)], 'No views this month.');
+    rangesTable('Browser height', d.browser_heights, HEIGHTS)], 'No views in these months.');
 }
 
 let regionNames = null;
@@ -88,7 +90,7 @@ export function renderLocations(d) {
   return result([table, table && unknown ? h('p', { class: 'muted', 'data-note': 'no-country' },
     'Views from loopback or a private network have no country and count as unknown: so do ' +
     'the demo page\'s own views, opened on the machine that runs tally.') : null],
-  'No views this month, or tally runs without countries (tally serve --geoip-db none).');
+  'No views in these months, or tally runs without countries (tally serve --geoip-db none).');
 }
 
 /** A cohort table: each cell the share of the cohort seen again k weeks (months) later,
@@ -109,14 +111,15 @@ function cohortTable(caption, unit, cohorts) {
 
 export function renderRetention(d) {
   const weeks = (d.weeks || []).filter((c) => c.size);
-  const month = d.month && d.month.size ? [d.month] : [];
+  // One month's cohort (`month`), or a range's months (`months`).
+  const month = (d.months || (d.month ? [d.month] : [])).filter((c) => c && c.size);
   const wrap = (t) => (t ? h('div', { class: 'scroll', tabindex: '0', role: 'region',
     'aria-label': t.querySelector('caption').textContent }, t) : null);
   return result([
     wrap(weeks.length ? cohortTable('Weekly cohorts: back 1–12 weeks later', 'week', weeks)
       : null),
-    wrap(month.length ? cohortTable('Monthly cohort: back 1–12 months later', 'month', month)
+    wrap(month.length ? cohortTable('Monthly cohorts: back 1–12 months later', 'month', month)
       : null)],
-  'No cohorts for this month yet. The snippet reports a visitor’s first week and month when ' +
+  'No cohorts for these months yet. The snippet reports a visitor’s first week and month when ' +
     'its cookie works.');
 }

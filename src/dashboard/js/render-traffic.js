@@ -1,45 +1,32 @@
 /* render-traffic.js: the report panels about views and where they come from: traffic (chart
    and table), pages, referrers, search, campaigns and events. Each renderer takes the API's
-   `data` and the period shown (`ctx`: unit, period) and returns tables.js's result. */
+   `data` and the period shown (`ctx`: the range asked, the period answered) and returns
+   tables.js's result. */
 
 import { h } from './dom.js';
 import { drawChart } from './chart-svg.js';
-import { daysInMonth, pad2 } from './dates.js';
-import { DAY_OF_MONTH, capitalise, dateLabel } from './format.js';
+import { SERIES_LABELS, capitalise } from './format.js';
 import { referrerHref } from './links.js';
 import { isFull, isOther } from './rank.js';
-import { fillSeries } from './series.js';
+import { trafficSeries } from './series.js';
 import { S } from './state.js';
 import { nameCell, pairsTable, rankedTable, result, snippetTag, table } from './tables.js';
 
 export function renderTraffic(d, ctx) {
   const total = d.total || { views: 0, people: 0 };
   if (!total.views) {
-    return result([], ['No views on this ' + ctx.unit + '. Views show up here within a ' +
-      'second of arriving; if none ever do, add the snippet to the site’s pages: ',
-    snippetTag()]);
+    return result([], ['No views in this period. Views show up here within a second of ' +
+      'arriving; if none ever do, add the snippet to the site’s pages: ', snippetTag()]);
   }
-  let series, head, short, long;
-  if (ctx.unit === 'month') {
-    const [y, m] = ctx.period.split('-').map(Number);
-    series = fillSeries(d.days, 'day', 1, daysInMonth(y, m));
-    head = 'Day';
-    long = (x) => dateLabel(ctx.period + '-' + pad2(x.day), DAY_OF_MONTH);
-    short = (x) => String(x.day);
-  } else {
-    series = fillSeries(d.hours, 'hour', 0, 23);
-    head = 'Hour';
-    long = (x) => pad2(x.hour) + ':00';
-    short = long;
-  }
+  const t = trafficSeries(d, ctx.range), l = SERIES_LABELS[t.unit];
   const chart = h('div', { class: 'chart' });
   drawChart(chart, {
-    views: series.map((x) => x.views), people: series.map((x) => x.people),
-    short: series.map(short), long: series.map(long),
-    label: 'Views and people by ' + head.toLowerCase() });
-  return result([chart, table(null, [head, 'Views', 'People'],
-    series.filter((x) => x.views || x.people).map((x) => ({ key: String(x[head === 'Day'
-      ? 'day' : 'hour']), views: x.views, cells: [long(x), x.views, x.people] })),
+    views: t.items.map((x) => x.views), people: t.items.map((x) => x.people),
+    short: t.items.map((x) => l.short(x.k)), long: t.items.map((x) => l.long(x.k)),
+    label: 'Views and people by ' + t.unit });
+  return result([chart, table(null, [l.head, 'Views', 'People'],
+    t.items.filter((x) => x.views || x.people).map((x) => ({ key: x.k, views: x.views,
+      cells: [l.long(x.k), x.views, x.people] })),
     { cls: 'total', cells: ['Total', total.views, total.people] })]);
 }
 
@@ -71,7 +58,7 @@ export function renderReferrers(d) {
 export function renderTerms(d) {
   return result([pairsTable('Search engines', 'Engine', d.engines, capitalise),
     rankedTable('Search terms', 'Term', d.terms)],
-  'No visits from search engines this month.', isFull(d.terms, S.limits.terms));
+  'No visits from search engines in these months.', isFull(d.terms, S.limits.terms));
 }
 
 export function renderCampaigns(d) {
@@ -79,7 +66,7 @@ export function renderCampaigns(d) {
   return result([rankedTable('Sources', 'utm_source', d.sources),
     rankedTable('Mediums', 'utm_medium', d.mediums),
     rankedTable('Campaigns', 'utm_campaign', d.campaigns)],
-  'No campaign views this month. Tag the links you share with utm_source, utm_medium and ' +
+  'No campaign views in these months. Tag the links you share with utm_source, utm_medium and ' +
     'utm_campaign, e.g. ?utm_source=newsletter&utm_medium=email&utm_campaign=launch.',
   isFull(d.sources, l) || isFull(d.mediums, l) || isFull(d.campaigns, l));
 }

@@ -1,11 +1,11 @@
 /* reports.js: the report panels: which there are, in page order, their cards, loading each
-   for the period shown (dropping answers for a period no longer shown), "Show more", and
-   saving one as CSV. The renderers draw the tables. */
+   for the range shown (dropping answers for a range no longer shown), "Show more", and
+   saving one as CSV. Each card names the period it answers for: reports kept per month answer
+   for the whole months the range touches. The renderers draw the tables. */
 
 import { getJson, request, siteFailure, apiUrl } from './api.js';
 import { $, h, showMessage } from './dom.js';
-import { periodParam } from './dates.js';
-import { LONG_DAY, LONG_MONTH, dateLabel } from './format.js';
+import { LONG_DAY, LONG_MONTH, SHORT_DAY, dateLabel } from './format.js';
 import { csvFileName, reportPath } from './links.js';
 import { renderCampaigns, renderContent, renderEvents, renderReferrers, renderTerms,
   renderTraffic } from './render-traffic.js';
@@ -13,8 +13,8 @@ import { renderEngagement, renderLocations, renderResolutions, renderRetention,
   renderTechnology } from './render-audience.js';
 import { S } from './state.js';
 
-/** The reports, in page order. `day`: also kept per day; `limit`: ranked lists, with
-    "show more". */
+/** The reports, in page order. `day`: kept per day (exact over any range; the others answer
+    for whole months); `limit`: ranked lists, with "show more". */
 const REPORTS = [
   { name: 'traffic', title: 'Views and people', day: true, render: renderTraffic },
   { name: 'content', title: 'Pages', day: true, limit: 20, render: renderContent },
@@ -53,9 +53,22 @@ function showMore(r) {
   loadReport(r);
 }
 
-const pathOf = (r, format) => reportPath(r, S.unit, S.date, S.limits[r.name], format);
+const pathOf = (r, format) => reportPath(r, S.range, S.limits[r.name], format);
 
-/** Loads every report for the period shown. */
+/** What a card says it answers for: the range's days, or the months a per-month report
+    read ("October – November 2026, whole months"). */
+export function periodTag(p) {
+  if (typeof p === 'string') return dateLabel(p, p.length === 7 ? LONG_MONTH : LONG_DAY);
+  if (p.months) {
+    const a = dateLabel(p.from.slice(0, 7), LONG_MONTH), b = dateLabel(p.to.slice(0, 7),
+      LONG_MONTH);
+    return (a === b ? a : a + ' – ' + b) + ' (kept per month)';
+  }
+  return p.from === p.to ? dateLabel(p.from, LONG_DAY)
+    : dateLabel(p.from, SHORT_DAY) + ' – ' + dateLabel(p.to, LONG_DAY);
+}
+
+/** Loads every report for the range shown. */
 export function loadReports() {
   S.reportsGen++;
   for (const r of REPORTS) loadReport(r);
@@ -65,10 +78,10 @@ async function loadReport(r) {
   const me = S, gen = S.reportsGen;
   const card = document.getElementById('report-' + r.name);
   const body = card.querySelector('.body');
-  const period = periodParam(S.unit, S.date, r.day);
+  const range = S.range;
   const csv = card.querySelector('.csv');
   csv.href = apiUrl(pathOf(r, 'csv'));
-  csv.setAttribute('download', csvFileName(S.site, r, period));
+  csv.setAttribute('download', csvFileName(S.site, r, range));
   card.dataset.state = 'loading';
   body.setAttribute('aria-busy', 'true');
   let answer;
@@ -81,11 +94,13 @@ async function loadReport(r) {
     body.replaceChildren(h('p', { class: 'error' }, err.message));
     return;
   }
-  if (me !== S || gen !== S.reportsGen) return; // the period changed meanwhile
-  const ctx = { unit: r.day ? S.unit : 'month', period: answer.period || period };
-  card.dataset.period = ctx.period;
-  card.querySelector('.period-tag').textContent = ctx.period.length === 7
-    ? dateLabel(ctx.period, LONG_MONTH) : dateLabel(ctx.period, LONG_DAY);
+  if (me !== S || gen !== S.reportsGen) return; // the range changed meanwhile
+  const period = answer.period || range;
+  const ctx = { range, period };
+  card.dataset.from = period.from;
+  card.dataset.to = period.to;
+  card.dataset.months = !!period.months;
+  card.querySelector('.period-tag').textContent = periodTag(period);
   const nodes = r.render(answer.data || {}, ctx);
   const empty = nodes.empty;
   card.dataset.state = empty ? 'empty' : 'loaded';

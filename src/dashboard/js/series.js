@@ -1,6 +1,10 @@
 /* series.js: counts laid out for charts and segment tables: a sparse list filled to every
    slot, segments summed over days, and the segment that holds the median.
+   A traffic answer's series for a range: by hour, day or month.
    Pure: no DOM, no page state; node imports it in test/series.test.mjs. */
+
+import { pad2 } from './dates.js';
+import { isYearView } from './ranges.js';
 
 /** Counts per slot `from`…`to` from a sparse list keyed by `key` (0 where missing; equal
     keys, such as an hour repeated on a DST day, added up). */
@@ -38,4 +42,20 @@ export function sumSegments(days, field, order) {
   const m = new Map(order.map((k) => [k, 0]));
   for (const day of days) for (const [k, n] of day[field] || []) m.set(k, (m.get(k) || 0) + n);
   return [...m];
+}
+
+/** The series of a traffic answer (`data`) for range `r`: hours for a day, months for a year
+    or more, else days; each item `{k, views, people}`. */
+export function trafficSeries(data, r) {
+  const d = data || {};
+  if (r.from === r.to) {
+    return { unit: 'hour', items: fillSeries(d.hours, 'hour', 0, 23).map((x) =>
+      ({ k: r.from + 'T' + pad2(x.hour), views: x.views, people: x.people })) };
+  }
+  if (isYearView(r)) {
+    return { unit: 'month', items: (d.months || []).map((x) =>
+      ({ k: x.month, views: x.views, people: x.people })) };
+  }
+  return { unit: 'day', items: (d.days || []).map((x) =>
+    ({ k: x.day, views: x.views, people: x.people })) };
 }

@@ -4,12 +4,12 @@
 
 import { getJson, siteFailure } from './api.js';
 import { $, setState, showMessage } from './dom.js';
-import { parseDay } from './dates.js';
 import { connectLive } from './live.js';
 import { syncPeriodControls } from './period.js';
+import { rangeFromQuery } from './ranges.js';
 import { buildReportCards, loadReports } from './reports.js';
 import { S, SITE_RE, newSession, setSession, storeDel, storeSet, tokenKey } from './state.js';
-import { loadSummary, setTile } from './summary.js';
+import { clearSummary, loadSummary } from './summary.js';
 
 /** Shows the sign-in form (site id prefilled) and stops whatever was running. */
 export function signIn(site, message) {
@@ -40,7 +40,7 @@ export function onSignInSubmit(e) {
   // The form says it all: a token is kept for the site, an empty one tries it as public.
   if (token) storeSet(tokenKey(site), token); else storeDel(tokenKey(site));
   history.replaceState(null, '', '?site=' + encodeURIComponent(site));
-  open(site, token || null, {});
+  open(site, token || null, '');
 }
 
 export function signOut() {
@@ -49,8 +49,9 @@ export function signOut() {
   signIn(site, 'Signed out. The token is no longer kept in this browser.');
 }
 
-/** Opens `site` with `token` (or none), on the period of `params` ({date, unit}) if valid. */
-export async function open(site, token, params) {
+/** Opens `site` with `token` (or none), on the range the address's `search` asks for
+    (ranges.js's rangeFromQuery; today's when none, or not a usable one). */
+export async function open(site, token, search) {
   if (S) S.ctrl.abort();
   setSession(newSession(site, token || null));
   const me = S;
@@ -69,8 +70,7 @@ export async function open(site, token, params) {
   S.info = info;
   S.zone = info.zone || 'UTC';
   S.today = info.today;
-  S.unit = params.unit === 'month' ? 'month' : 'day';
-  S.date = parseDay(params.date) && params.date <= S.today ? params.date : S.today;
+  S.range = rangeFromQuery(search, S.today);
 
   $('#signin').hidden = true;
   $('#site-name').textContent = info.name || info.id;
@@ -81,11 +81,7 @@ export async function open(site, token, params) {
   $('#site-meta').hidden = false;
   $('#sign-out').hidden = false;
   $('#dash').hidden = false;
-  for (const id of ['today', 'yesterday', 'days30', 'alltime']) {
-    setTile(id + '-views', null);
-    setTile(id + '-people', null);
-  }
-  $('#traffic-chart').replaceChildren();
+  clearSummary();
   $('#live-pages').replaceChildren();
   buildReportCards();
   syncPeriodControls();

@@ -26,3 +26,10 @@ test('bars fill their slots and the newest slot is always labelled', () => {
   const none = chartModel([], null, {});
   assert.deepEqual([none.bars, none.line, none.labelled], [[], '', []]);
 });
+
+test('the period compared with is a line of its own, and counts towards the axis', () => {
+  const m = chartModel([1, 2], null, { previous: [10, 0] });
+  assert.equal(m.max, 10);
+  assert.match(m.previousLine, /^M\S+ \S+L\S+ \S+$/);
+  assert.equal(chartModel([1, 2], null, {}).previousLine, '');
+});

@@ -1,8 +1,7 @@
 // Calendar arithmetic and the report bar's periods (dates.js).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addDays, addMonths, daysInMonth, hasNext, monthOf, pad2, parseDay, periodParam,
-  stepPeriod } from '../dates.js';
+import { addDays, addMonths, daysInMonth, pad2, parseDay } from '../dates.js';
 
 test('only real calendar days parse', () => {
   assert.equal(parseDay('2026-11-02').toISOString(), '2026-11-02T00:00:00.000Z');
@@ -37,24 +36,4 @@ test('adding months clamps to the month length', () => {
   assert.equal(addMonths('2026-01-15', -1), '2025-12-15');
   assert.equal(addMonths('2026-12-15', 1), '2027-01-15');
   assert.equal(addMonths('2026-05-10', -17), '2024-12-10');
-});
-
-test('periods step but never past today', () => {
-  const today = '2026-11-20';
-  assert.equal(stepPeriod('day', '2026-11-02', -1, today), '2026-11-01');
-  assert.equal(stepPeriod('day', today, 1, today), today);
-  assert.equal(stepPeriod('month', '2026-10-31', 1, today), today);
-  assert.equal(stepPeriod('month', '2026-09-30', 1, today), '2026-10-30');
-  assert.equal(stepPeriod('month', '2026-11-20', -1, today), '2026-10-20');
-  assert.equal(hasNext('day', '2026-11-19', today), true);
-  assert.equal(hasNext('day', today, today), false);
-  assert.equal(hasNext('month', '2026-11-01', today), false);
-  assert.equal(hasNext('month', '2026-10-31', today), true);
-});
-
-test('a report is asked for its day, or the month when it keeps months only', () => {
-  assert.equal(monthOf('2026-11-02'), '2026-11');
-  assert.equal(periodParam('day', '2026-11-02', true), '2026-11-02');
-  assert.equal(periodParam('day', '2026-11-02', false), '2026-11');
-  assert.equal(periodParam('month', '2026-11-02', true), '2026-11');
 });

@@ -13,18 +13,19 @@ test('API paths are relative and the site is encoded', () => {
   assert.equal(siteUrl('a/b', 'live'), 'api/v1/sites/a%2Fb/live');
 });
 
-test('a report asks for its day, or its month, with its limit and format', () => {
-  assert.equal(reportPath(content, 'day', '2026-11-02', 20),
-    'reports/content?date=2026-11-02&limit=20');
-  assert.equal(reportPath(content, 'month', '2026-11-02', 100, 'csv'),
-    'reports/content?date=2026-11&limit=100&format=csv');
-  assert.equal(reportPath(terms, 'day', '2026-11-02', null, 'csv'),
-    'reports/terms?date=2026-11&format=csv');
+test('a report asks for the range shown, with its limit and format', () => {
+  const week = { from: '2026-11-02', to: '2026-11-08' };
+  assert.equal(reportPath(content, week, 20),
+    'reports/content?from=2026-11-02&to=2026-11-08&limit=20');
+  assert.equal(reportPath(terms, week, null, 'csv'),
+    'reports/terms?from=2026-11-02&to=2026-11-08&format=csv');
 });
 
-test('a CSV is saved under the site, report and period', () => {
-  assert.equal(csvFileName('acme', content, '2026-11-02'), 'tally-acme-content-2026-11-02.csv');
-  assert.equal(csvFileName('acme', terms, '2026-11'), 'tally-acme-terms-2026-11.csv');
+test('a CSV is saved under the site, report and range', () => {
+  assert.equal(csvFileName('acme', content, { from: '2026-11-02', to: '2026-11-02' }),
+    'tally-acme-content-2026-11-02.csv');
+  assert.equal(csvFileName('acme', terms, { from: '2026-11-01', to: '2026-11-30' }),
+    'tally-acme-terms-2026-11-01_2026-11-30.csv');
 });
 
 test('a referrer kept as host or host/path links to it over https', () => {
