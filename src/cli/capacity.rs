@@ -27,6 +27,7 @@ pub fn model_docs_per_site_year(kind: ReportKind) -> u64 {
     match kind {
         ReportKind::Traffic => 12 + 1,
         ReportKind::Content | ReportKind::Referrers => 12 + 365,
+        ReportKind::People => 365 + 12 + 1,
         ReportKind::Events5m => 48,
         ReportKind::EventsHour => 60,
         ReportKind::Cohorts => 52 + 12,

@@ -262,6 +262,7 @@ async fn record(
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ),
         ],
+        max: Vec::new(),
         guard: None,
         mark: None,
         unset: Vec::new(),

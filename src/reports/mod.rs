@@ -15,6 +15,7 @@ pub mod events;
 pub mod facts;
 pub mod live;
 pub mod locations;
+pub mod people;
 pub mod referrers;
 pub mod resolutions;
 pub mod search;
@@ -56,6 +57,8 @@ pub enum ReportKind {
     /// Views and pages per local minute, for the live panel: one document per site per minute,
     /// kept an hour.
     Live,
+    /// People: HyperLogLog registers per site per day, month and year (see [`people`]).
+    People,
 }
 
 /// A sub-document whose keys come from strangers and are capped (see
@@ -82,7 +85,7 @@ pub const MAX_PROPERTY_VALUES: usize = 100;
 
 impl ReportKind {
     /// Every kind; the order is the one durable logs record (new kinds go last).
-    pub const ALL: [ReportKind; 14] = [
+    pub const ALL: [ReportKind; 15] = [
         ReportKind::Traffic,
         ReportKind::Technology,
         ReportKind::Content,
@@ -97,6 +100,7 @@ impl ReportKind {
         ReportKind::Engagement,
         ReportKind::Cohorts,
         ReportKind::Live,
+        ReportKind::People,
     ];
 
     /// The collection prefix: `traffic`, `technology`, `content`, ….
@@ -116,6 +120,7 @@ impl ReportKind {
             ReportKind::Engagement => "engagement",
             ReportKind::Cohorts => "cohorts",
             ReportKind::Live => "live",
+            ReportKind::People => "people",
         }
     }
 
@@ -145,7 +150,8 @@ impl ReportKind {
             | ReportKind::Resolutions
             | ReportKind::Locations
             | ReportKind::Engagement
-            | ReportKind::Cohorts => &[],
+            | ReportKind::Cohorts
+            | ReportKind::People => &[],
         }
     }
 
@@ -224,6 +230,12 @@ impl Increments {
             field,
             Value::Set(CompactString::from(text)),
         ));
+    }
+
+    /// Asks `field` to be at least `value` (`$max`).
+    pub fn max(&mut self, kind: ReportKind, period: Period, field: FieldKey, value: i64) {
+        self.entries
+            .push((DocRef { kind, period }, field, Value::Max(value)));
     }
 
     pub fn len(&self) -> usize {
