@@ -25,6 +25,7 @@ use crate::track::budget::KeyBudget;
 use crate::track::client::TrustProxy;
 use crate::track::geo::GeoDb;
 use crate::track::limit::IngestLimits;
+use crate::track::people::PeopleKeys;
 use crate::track::Tracker;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
@@ -181,6 +182,7 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
         )),
         coalescer,
         live_minutes: false,
+        people: Arc::new(PeopleKeys::fetching(Arc::clone(&store))),
     };
 
     let progress = progress_bar();

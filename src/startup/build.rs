@@ -25,6 +25,7 @@ use crate::store::Store;
 use crate::track::budget::KeyBudget;
 use crate::track::geo::GeoDb;
 use crate::track::limit::IngestLimits;
+use crate::track::people::{self, PeopleKeys};
 use crate::track::{events, pixel, script, Tracker};
 use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpServer};
@@ -78,6 +79,8 @@ impl Application {
         }
         let sites = Arc::new(SiteRegistry::default());
         sites.replace(store.sites().await?);
+        let people = Arc::new(PeopleKeys::default());
+        people::refresh(store.as_ref(), &people, &sites.all(), clock()).await?;
 
         let metrics = Arc::new(Metrics::new());
         let mut coalescer = Coalescer::new(serve.max_pending, serve.flush_at)
@@ -178,6 +181,7 @@ impl Application {
                     )
             }),
             live_minutes: true,
+            people: Arc::clone(&people),
         });
 
         let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {
@@ -294,7 +298,7 @@ impl Application {
         ));
         let refresher_task = tokio::spawn(refresh_sites(
             Arc::clone(&store),
-            Arc::clone(&sites),
+            (Arc::clone(&sites), people, Arc::clone(&sweep_clock)),
             Duration::from_secs(serve.site_refresh_secs),
             stop_rx.clone(),
         ));
@@ -349,10 +353,11 @@ impl Application {
     }
 }
 
-/// Re-reads the sites every `every` so sites added by other processes start counting.
+/// Re-reads the sites every `every` so sites added by other processes start counting, and
+/// makes sure each has its people key for the year (`track::people`).
 async fn refresh_sites(
     store: Arc<dyn Store>,
-    sites: Arc<SiteRegistry>,
+    (sites, people, clock): (Arc<SiteRegistry>, Arc<PeopleKeys>, Clock),
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -369,6 +374,9 @@ async fn refresh_sites(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot refresh the site list; keeping the last one")
             }
+        }
+        if let Err(e) = people::refresh(store.as_ref(), &people, &sites.all(), clock()).await {
+            tracing::warn!(error = %e, "cannot refresh the people keys; keeping the last ones");
         }
     }
 }

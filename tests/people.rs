@@ -1,0 +1,182 @@
+//! People from sketches, on both stores: a generated log of visitors returning over 10 days,
+//! imported with the real `tally import`, then the `people.<YYYY>` documents read back. Each
+//! day's estimate is within the stated error of that day's distinct visitors, and the 10 days
+//! merged within the error of the distinct visitors over the 10 days, not of the sum of days.
+//! Live pixels feed the same sketches: the snippet's `vi` names one person across browsers,
+//! and without it the address and User-Agent do. No identity reaches any document.
+
+mod support;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use mongodb::bson::Document;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use support::*;
+use tally::period::Period;
+use tally::reports::people::range::{estimate, people, plan};
+
+/// Four standard errors of a precision-12 sketch (1.04/√4096 = 1.6%): the site's key is
+/// random, so each run draws new registers, and 22 estimates at three errors would fail a run
+/// in thirty; at four, one in a thousand.
+const ERROR: f64 = 0.065;
+
+fn within(got: i64, want: usize) -> bool {
+    (got - want as i64).abs() as f64 <= ERROR * want as f64
+}
+
+/// 3,000 visitors (an address and a browser each) over 10 days of June 2026 in a site at
+/// UTC−4 (New York, summer time): visitor v comes on day d when a deterministic draw says so,
+/// with one to three page views, at a time of day spread over the whole local day.
+fn generate(dir: &std::path::Path) -> (std::path::PathBuf, Vec<HashSet<u32>>) {
+    let agents = [CHROME_WIN, FIREFOX_MAC, SAFARI_IPHONE, CHROME_ANDROID];
+    let path = dir.join("access.log");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut days = vec![HashSet::new(); 10];
+    let mut state = 0x1234_5678_u64;
+    let mut draw = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    for (d, seen) in days.iter_mut().enumerate() {
+        for v in 0..3000u32 {
+            // Each visitor has a habit: 10% to 70% of days.
+            if draw() % 100 >= 10 + u64::from(v % 7) * 10 {
+                continue;
+            }
+            seen.insert(v);
+            let addr = format!("198.{}.{}.{}", 18 + v / 65536, (v / 256) % 256, v % 256);
+            let ua = agents[(v % 4) as usize];
+            for view in 0..1 + draw() % 3 {
+                let second = (draw() % 86_000) as i64 + view as i64;
+                let local = Utc
+                    .with_ymd_and_hms(2026, 6, d as u32 + 1, 0, 0, 0)
+                    .unwrap()
+                    + chrono::TimeDelta::seconds(second);
+                let time = local.format("%d/%b/%Y:%H:%M:%S -0400");
+                writeln!(
+                    file,
+                    r#"{addr} - - [{time}] "GET /page/{view} HTTP/1.1" 200 512 "-" "{ua}""#
+                )
+                .unwrap();
+            }
+        }
+    }
+    file.flush().unwrap();
+    (path, days)
+}
+
+async fn people_doc(store: &TestStore, period: Period) -> Option<Document> {
+    store
+        .doc(
+            &format!("people.{}", period.year()),
+            &format!("acme:{period}"),
+        )
+        .await
+}
+
+async fn returning_visitors_are_counted_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, days) = generate(dir.path());
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "America/New_York").await;
+    let out = tally_cli(&store)
+        .args(["import", "--site", "acme", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut docs: HashMap<Period, Document> = HashMap::new();
+    for day in 1..=11u8 {
+        if let Some(doc) = people_doc(&store, Period::Day(2026, 6, day)).await {
+            docs.insert(Period::Day(2026, 6, day), doc);
+        }
+    }
+    for (i, seen) in days.iter().enumerate() {
+        let got = estimate(&docs[&Period::Day(2026, 6, i as u8 + 1)]);
+        assert!(
+            within(got, seen.len()),
+            "day {}: {got} for {}",
+            i + 1,
+            seen.len()
+        );
+    }
+    let range = plan(
+        NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 6, 10).unwrap(),
+    );
+    let merged = people(&range, |p| docs.get(&p));
+    let distinct: HashSet<u32> = days.iter().flatten().copied().collect();
+    let sum: usize = days.iter().map(HashSet::len).sum();
+    assert!(
+        within(merged.people, distinct.len()),
+        "10 days: {} for {} distinct ({sum} summed over days)",
+        merged.people,
+        distinct.len()
+    );
+    assert!(merged.people < (sum as i64) / 2, "not the sum of days");
+    assert!(merged.without_sketch.is_empty());
+    // The month's own sketch holds the same visitors: its estimate is the merged days'.
+    let month = people_doc(&store, Period::Month(2026, 6)).await.unwrap();
+    assert_eq!(estimate(&month), merged.people);
+    let year = people_doc(&store, Period::Year(2026)).await.unwrap();
+    assert_eq!(estimate(&year), merged.people);
+    // No identity in a document: only register indexes, ranks and the writers' marks.
+    for doc in docs.values().chain([&month, &year]) {
+        for (name, value) in doc {
+            match name.as_str() {
+                "_id" | "_w" => {}
+                n => {
+                    let index: usize = n.parse().unwrap_or_else(|_| panic!("field {n:?}"));
+                    assert!(index < 4096);
+                    let rank = value.as_i32().unwrap_or_else(|| panic!("{n}: {value:?}"));
+                    assert!((1..=53).contains(&rank), "{n}: {rank}");
+                }
+            }
+        }
+    }
+    // The site's key for 2026 was created in the store, and the Gaug.es flags are untouched
+    // (a log line carries none).
+    assert!(store.doc("people_keys", "acme:2026").await.is_some());
+    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    assert_eq!(get_path(&traffic, "u"), None);
+}
+
+async fn the_snippet_id_names_one_person_across_browsers(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let clock = TestClock::at(utc(2026, 6, 1, 12, 0));
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
+    let page = "site=acme&url=https%3A%2F%2Facme.example%2F";
+    let vi = "k3j5h2g7f8d9s0a1q2w3e4r5t6y7";
+    // One person with the snippet on two browsers (each hit from another address), and three
+    // without it (their addresses differ).
+    app.hit(&format!("{page}&vi={vi}"), CHROME_WIN).await;
+    app.hit(&format!("{page}&vi={vi}"), FIREFOX_MAC).await;
+    for _ in 0..3 {
+        app.hit(page, CHROME_WIN).await;
+    }
+    // A malformed id is no id: that hit is one more person by its address.
+    app.hit(&format!("{page}&vi=short"), CHROME_WIN).await;
+    app.flush().await;
+    let day = app.doc("people.2026", "acme:2026-06-01").await.unwrap();
+    // Exact while no two of them share a register, which fails with probability 10/4096;
+    // then the estimate is the registers raised.
+    let raised = day.keys().filter(|k| k.parse::<usize>().is_ok()).count();
+    assert_eq!(estimate(&day), raised as i64);
+    assert!(raised == 5 || raised == 4, "{raised}");
+    let traffic = app.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    assert_eq!(get_path(&traffic, "v"), Some(6));
+    let (result, _) = app.stop().await;
+    result.unwrap();
+}
+
+both_stores!(
+    returning_visitors_are_counted_once,
+    the_snippet_id_names_one_person_across_browsers
+);
