@@ -210,6 +210,21 @@ mod tests {
         );
     }
 
+    /// The size docs/data-model.md gives: a full sketch document (every register raised, one
+    /// writer's mark) in BSON, as both stores keep it.
+    #[test]
+    fn a_full_sketch_document_in_bson() {
+        let mut d = doc! {"_id": "acme:2026-06-01"};
+        for (i, r) in full(3).registers().iter().enumerate() {
+            d.insert(i.to_string(), i32::from(*r));
+        }
+        d.insert("_w", doc! {"0123456789ab": 1_i64 << 32});
+        let bytes = mongodb::bson::to_vec(&d).unwrap().len();
+        println!("a full people document: {bytes} bytes of BSON");
+        assert_eq!(bytes, 39_911);
+        assert!(estimate(&d) > 100_000);
+    }
+
     #[test]
     fn years_add_across_a_rotation() {
         let a = doc! {"0": 1, "1": 1, "2": 1};
