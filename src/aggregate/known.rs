@@ -28,11 +28,17 @@ pub const REGISTERS: usize = 4096;
 pub const DOCS_PER_SHARD: usize = 64;
 
 /// A document's registers, with when it was last touched.
-type Registers = (u64, Box<[u8]>);
+struct Registers {
+    doc: DocRef,
+    touched: u64,
+    registers: Box<[u8]>,
+}
 
+/// Per site, its open sketches (a day, its month and year: a few), searched in order.
 #[derive(Default)]
 pub struct Known {
-    docs: HashMap<(SiteId, DocRef), Registers>,
+    sites: HashMap<SiteId, Vec<Registers>>,
+    docs: usize,
     tick: u64,
 }
 
@@ -48,41 +54,58 @@ impl Known {
         };
         self.tick += 1;
         let tick = self.tick;
-        // A lookup by reference first: the common case (a known document) allocates nothing.
-        let key = (site.clone(), doc);
-        if !self.docs.contains_key(&key) && self.docs.len() >= DOCS_PER_SHARD {
+        // The common case, a known document: a lookup by reference, no allocation.
+        if let Some(r) = self
+            .sites
+            .get_mut(site)
+            .and_then(|docs| docs.iter_mut().find(|r| r.doc == doc))
+        {
+            r.touched = tick;
+            if r.registers[index] >= value {
+                return false;
+            }
+            r.registers[index] = value;
+            return true;
+        }
+        if self.docs >= DOCS_PER_SHARD {
             self.forget_oldest();
         }
-        let (touched, registers) = self
-            .docs
-            .entry(key)
-            .or_insert_with(|| (0, vec![0; REGISTERS].into_boxed_slice()));
-        *touched = tick;
-        if registers[index] >= value {
-            return false;
-        }
+        let mut registers = vec![0; REGISTERS].into_boxed_slice();
         registers[index] = value;
+        self.sites.entry(site.clone()).or_default().push(Registers {
+            doc,
+            touched: tick,
+            registers,
+        });
+        self.docs += 1;
         true
     }
 
     fn forget_oldest(&mut self) {
-        if let Some(oldest) = self
-            .docs
+        let oldest = self
+            .sites
             .iter()
-            .min_by_key(|(_, (touched, _))| *touched)
-            .map(|(k, _)| k.clone())
-        {
-            self.docs.remove(&oldest);
+            .flat_map(|(site, docs)| docs.iter().map(move |r| (r.touched, site, r.doc)))
+            .min_by_key(|(touched, _, _)| *touched)
+            .map(|(_, site, doc)| (site.clone(), doc));
+        if let Some((site, doc)) = oldest {
+            if let Some(docs) = self.sites.get_mut(&site) {
+                docs.retain(|r| r.doc != doc);
+                if docs.is_empty() {
+                    self.sites.remove(&site);
+                }
+            }
+            self.docs -= 1;
         }
     }
 
     /// Documents remembered.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.docs
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.docs == 0
     }
 }
 

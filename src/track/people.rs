@@ -37,8 +37,8 @@ pub struct PeopleKeys {
 /// A blocking fetch of the key of a site and year.
 pub type Fetch = Box<dyn Fn(&SiteId, i32) -> Option<Key> + Send + Sync>;
 
-/// Per site, its keys by year (two or three).
-type Keys = HashMap<SiteId, Vec<(i32, Key)>>;
+/// Per site, its keys by year (two or three). foldhash: this map is read on every hit.
+type Keys = HashMap<SiteId, Vec<(i32, Key)>, foldhash::fast::RandomState>;
 
 impl PeopleKeys {
     /// The key of `site` for local `year`, when loaded (or, for an import, fetched).
@@ -90,7 +90,7 @@ impl PeopleKeys {
     /// Holds `key` as `site`'s for `year` (tests and benchmarks load keys this way).
     pub fn insert(&self, site: &SiteId, year: i32, key: Key) {
         let mut guard = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        let mut map = HashMap::clone(&guard);
+        let mut map = Keys::clone(&guard);
         let years = map.entry(site.clone()).or_default();
         years.retain(|(y, _)| *y != year);
         years.push((year, key));
@@ -99,7 +99,7 @@ impl PeopleKeys {
 
     fn retain(&self, keep: impl Fn(&SiteId, i32) -> bool) {
         let mut guard = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        let mut map = HashMap::clone(&guard);
+        let mut map = Keys::clone(&guard);
         map.retain(|site, years| {
             years.retain(|(year, _)| keep(site, *year));
             !years.is_empty()

@@ -140,19 +140,20 @@
   function event(name, o) {
     if (name == null || name === '') return;
     o = o || {};
-    var v = o.value, ps = o.props, p = {}, t = Date.now(), url = base + 'e', body, k;
+    var v = o.value, ps = o.props, p = {}, t = Date.now(), url = base + 'e', c = read(), body, k;
+    var vi = c && c.vi || undefined;
     v = typeof v === 'number' && isFinite(v) ? Math.round(v) : 1;
     name = cut(name, 200);
     if (ps && typeof ps === 'object') {
       Object.keys(ps).slice(0, 5).forEach(function (k) { p[cut(k, 100)] = cut(ps[k], 200); });
     }
-    body = JSON.stringify({ site: site, name: name, value: v, props: p, ts: t });
+    body = JSON.stringify({ site: site, name: name, value: v, props: p, ts: t, vi: vi });
     if (nav.sendBeacon && nav.sendBeacon(url, body)) return;
     if (w.fetch) {
       fetch(url, { method: 'POST', body: body, keepalive: true })['catch'](function () {});
       return;
     }
-    url += '?' + enc({ site: site, name: name, value: v });
+    url += '?' + enc({ site: site, name: name, value: v, vi: vi });
     for (k in p) url += '&p.' + encodeURIComponent(k) + '=' + encodeURIComponent(p[k]);
     new Image(1, 1).src = url + '&ts=' + t;
   }

@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn a_full_sketch_document_in_bson() {
         let mut d = doc! {"_id": "acme:2026-06-01"};
-        for (i, r) in full(3).registers().iter().enumerate() {
+        for (i, r) in full(9).registers().iter().enumerate() {
             d.insert(i.to_string(), i32::from(*r));
         }
         d.insert("_w", doc! {"0123456789ab": 1_i64 << 32});
