@@ -11,7 +11,9 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use mongodb::bson::Document;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::sync::Arc;
 use support::*;
+use tally::aggregate::close::Closer;
 use tally::period::Period;
 use tally::reports::people::range::{estimate, people, plan};
 
@@ -140,6 +142,41 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
             }
         }
     }
+    // Closing: the last 7 days get their number once their local day has ended (01:00 in New
+    // York on 11 June closes 4–10 June), the month once June has (and nothing before).
+    let sites: Vec<_> = store
+        .store
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let closer = Closer::default();
+    let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
+    let written = closer
+        .run_once(store.store.as_ref(), &sites, at("2026-06-11T05:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(written, 7);
+    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    for day in 1..=10u8 {
+        let got = get_path(&traffic, &format!("d.{day:02}.p"));
+        let want = estimate(&docs[&Period::Day(2026, 6, day)]);
+        assert_eq!(got, (day >= 4).then_some(want), "day {day}");
+    }
+    assert_eq!(get_path(&traffic, "p"), None, "June is not over");
+    let again = Closer::default()
+        .run_once(store.store.as_ref(), &sites, at("2026-06-11T05:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "closed once, by any node");
+    closer
+        .run_once(store.store.as_ref(), &sites, at("2026-07-01T05:00:00Z"))
+        .await
+        .unwrap();
+    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    assert_eq!(get_path(&traffic, "p"), Some(merged.people));
     // The site's key for 2026 was created in the store, and the Gaug.es flags are untouched
     // (a log line carries none).
     assert!(store.doc("people_keys", "acme:2026").await.is_some());

@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod checkpoint;
+pub mod close;
 pub mod flusher;
 pub mod identity;
 pub mod journal;

@@ -9,6 +9,7 @@ use super::probes::{healthz, metrics_text, readyz};
 use super::request_log::log_request;
 use super::{AppHandle, Application, StartupError};
 use crate::aggregate::checkpoint::Checkpoint;
+use crate::aggregate::close::Closer;
 use crate::aggregate::flusher::{Flusher, Writer};
 use crate::aggregate::journal::Journal;
 use crate::aggregate::writers::{Registry, Role, Source};
@@ -298,7 +299,12 @@ impl Application {
         ));
         let refresher_task = tokio::spawn(refresh_sites(
             Arc::clone(&store),
-            (Arc::clone(&sites), people, Arc::clone(&sweep_clock)),
+            (
+                Arc::clone(&sites),
+                people,
+                Arc::new(Closer::default()),
+                Arc::clone(&sweep_clock),
+            ),
             Duration::from_secs(serve.site_refresh_secs),
             stop_rx.clone(),
         ));
@@ -353,11 +359,12 @@ impl Application {
     }
 }
 
-/// Re-reads the sites every `every` so sites added by other processes start counting, and
-/// makes sure each has its people key for the year (`track::people`).
+/// Re-reads the sites every `every` so sites added by other processes start counting, makes
+/// sure each has its people key for the year (`track::people`), and writes the people numbers
+/// of the days, months and years that have closed (`aggregate::close`).
 async fn refresh_sites(
     store: Arc<dyn Store>,
-    (sites, people, clock): (Arc<SiteRegistry>, Arc<PeopleKeys>, Clock),
+    (sites, people, closer, clock): (Arc<SiteRegistry>, Arc<PeopleKeys>, Arc<Closer>, Clock),
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -377,6 +384,9 @@ async fn refresh_sites(
         }
         if let Err(e) = people::refresh(store.as_ref(), &people, &sites.all(), clock()).await {
             tracing::warn!(error = %e, "cannot refresh the people keys; keeping the last ones");
+        }
+        if let Err(e) = closer.run_once(store.as_ref(), &sites.all(), clock()).await {
+            tracing::warn!(error = %e, "cannot write the people of closed periods; trying again");
         }
     }
 }
