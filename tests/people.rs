@@ -219,6 +219,39 @@ async fn the_snippet_id_names_one_person_across_browsers(backend: Backend) {
     result.unwrap();
 }
 
+/// Not a check: what a wide `people` document costs the store, printed (docs/performance.md).
+#[tokio::test]
+#[ignore]
+async fn wide_document_cost_on_mongo() {
+    use tally::field::FieldKey;
+    use tally::store::{Batch, CollectionBatch, DocUpdate};
+    let store = TestStore::new(Backend::Mongo).await;
+    let batch = |max: Vec<(FieldKey, i64)>| Batch {
+        collections: vec![CollectionBatch {
+            collection: "people.2026".into(),
+            docs: vec![DocUpdate {
+                id: "acme:2026-06-01".into(),
+                max,
+                ..DocUpdate::default()
+            }],
+        }],
+    };
+    let field = |i: usize| FieldKey::parse(&i.to_string()).unwrap();
+    let t = std::time::Instant::now();
+    let all = (0..4096).map(|i| (field(i), 3)).collect();
+    assert!(store.store.apply(&batch(all)).await.failed.is_empty());
+    println!(
+        "$max of 4,096 fields creating the document: {:?}",
+        t.elapsed()
+    );
+    for round in 0..5 {
+        let t = std::time::Instant::now();
+        let three = (0..3).map(|i| (field(i * 1000 + round), 9)).collect();
+        assert!(store.store.apply(&batch(three)).await.failed.is_empty());
+        println!("three raises on the full document: {:?}", t.elapsed());
+    }
+}
+
 both_stores!(
     returning_visitors_are_counted_once,
     the_snippet_id_names_one_person_across_browsers
