@@ -4,7 +4,7 @@
 //! A people sketch is a document of up to [`REGISTERS`] fields, each raised with `$max`. Most
 //! hits of a busy site raise nothing (a returning visitor's register already holds its rank,
 //! and most ranks are 1 or 2), so the coalescer remembers, per document, the highest value it
-//! has taken for each register (field `"0"` … `"4095"`): a `$max` at or below it is dropped on
+//! has taken for each register (field `"0.0"` … `"63.63"`): a `$max` at or below it is dropped on
 //! the hit path and never reaches the store. A value taken is pending, owed or applied, and a
 //! failed one comes back through `restore` unfiltered, so dropping what is at or below it never
 //! loses a raise; forgetting is always safe (the next raise is sent again, and `$max` makes
@@ -109,13 +109,10 @@ impl Known {
     }
 }
 
-/// The register a top-level field names (`"0"` … `"4095"`), if it is one.
+/// The register a field names (`"<i / 64>.<i % 64>"`, as `reports::people` lays them out),
+/// if it is one.
 fn register(field: &FieldKey) -> Option<usize> {
-    let name = field.as_str();
-    if name.is_empty() || name.len() > 4 || !name.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    name.parse().ok().filter(|i| *i < REGISTERS)
+    crate::reports::people::register_of_field(field.as_str(), REGISTERS)
 }
 
 #[cfg(test)]
@@ -136,23 +133,23 @@ mod tests {
         let mut k = Known::default();
         let acme = SiteId::parse("acme").unwrap();
         let f = |s: &str| FieldKey::parse(s).unwrap();
-        assert!(k.raises(&acme, doc(1), &f("17"), 2));
-        assert!(!k.raises(&acme, doc(1), &f("17"), 2));
-        assert!(!k.raises(&acme, doc(1), &f("17"), 1));
-        assert!(k.raises(&acme, doc(1), &f("17"), 3));
-        assert!(k.raises(&acme, doc(2), &f("17"), 1), "another document");
+        assert!(k.raises(&acme, doc(1), &f("0.17"), 2));
+        assert!(!k.raises(&acme, doc(1), &f("0.17"), 2));
+        assert!(!k.raises(&acme, doc(1), &f("0.17"), 1));
+        assert!(k.raises(&acme, doc(1), &f("0.17"), 3));
+        assert!(k.raises(&acme, doc(2), &f("0.17"), 1), "another document");
         // Not registers: always kept.
-        assert!(k.raises(&acme, doc(1), &f("4096"), 1));
-        assert!(k.raises(&acme, doc(1), &f("4096"), 1));
+        assert!(k.raises(&acme, doc(1), &f("64.0"), 1));
+        assert!(k.raises(&acme, doc(1), &f("64.0"), 1));
         assert!(k.raises(&acme, doc(1), &f("p"), 1));
         for day in 3..=30 {
             for site in 0..3 {
                 let s = SiteId::parse(&format!("s{site}")).unwrap();
-                k.raises(&s, doc(day), &f("1"), 1);
+                k.raises(&s, doc(day), &f("0.1"), 1);
             }
         }
         assert_eq!(k.len(), DOCS_PER_SHARD);
         // The oldest were forgotten: their raises are sent again.
-        assert!(k.raises(&acme, doc(1), &f("17"), 3));
+        assert!(k.raises(&acme, doc(1), &f("0.17"), 3));
     }
 }

@@ -356,7 +356,7 @@ mod tests {
             out.max(
                 ReportKind::People,
                 Period::Day(2026, 6, 1),
-                FieldKey::parse("17").unwrap(),
+                FieldKey::parse("0.17").unwrap(),
                 rank,
             );
             out
@@ -367,7 +367,7 @@ mod tests {
         let drained = c.drain();
         assert_eq!(
             drained[0].1,
-            vec![(FieldKey::parse("17").unwrap(), Value::Max(5))]
+            vec![(FieldKey::parse("0.17").unwrap(), Value::Max(5))]
         );
         c.add(&acme, &mut people(5)).unwrap();
         assert_eq!(c.pending(), 0, "no raise: nothing to send");

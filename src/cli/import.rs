@@ -57,6 +57,9 @@ pub struct ImportArgs {
     /// again).
     #[arg(long)]
     pub force: bool,
+    /// Feed the people sketches too, as `tally serve --people-sketches` does (docs/data-model.md).
+    #[arg(long, env = "TALLY_PEOPLE_SKETCHES")]
+    pub people_sketches: bool,
     /// A MaxMind-format country database (.mmdb), for the locations report.
     #[arg(long, env = "TALLY_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
@@ -182,7 +185,11 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
         )),
         coalescer,
         live_minutes: false,
-        people: Arc::new(PeopleKeys::fetching(Arc::clone(&store))),
+        people: Arc::new(if args.people_sketches {
+            PeopleKeys::fetching(Arc::clone(&store))
+        } else {
+            PeopleKeys::default()
+        }),
     };
 
     let progress = progress_bar();

@@ -81,7 +81,9 @@ impl Application {
         let sites = Arc::new(SiteRegistry::default());
         sites.replace(store.sites().await?);
         let people = Arc::new(PeopleKeys::default());
-        people::refresh(store.as_ref(), &people, &sites.all(), clock()).await?;
+        if serve.people_sketches {
+            people::refresh(store.as_ref(), &people, &sites.all(), clock()).await?;
+        }
 
         let metrics = Arc::new(Metrics::new());
         let mut coalescer = Coalescer::new(serve.max_pending, serve.flush_at)
@@ -301,8 +303,9 @@ impl Application {
             Arc::clone(&store),
             (
                 Arc::clone(&sites),
-                people,
-                Arc::new(Closer::default()),
+                serve
+                    .people_sketches
+                    .then(|| (people, Arc::new(Closer::default()))),
                 Arc::clone(&sweep_clock),
             ),
             Duration::from_secs(serve.site_refresh_secs),
@@ -359,12 +362,16 @@ impl Application {
     }
 }
 
-/// Re-reads the sites every `every` so sites added by other processes start counting, makes
-/// sure each has its people key for the year (`track::people`), and writes the people numbers
-/// of the days, months and years that have closed (`aggregate::close`).
+/// With `--people-sketches`: the keys of the visitor hashes, and the closer of periods.
+type PeopleTasks = Option<(Arc<PeopleKeys>, Arc<Closer>)>;
+
+/// Re-reads the sites every `every` so sites added by other processes start counting and, with
+/// `--people-sketches`, makes sure each has its people key for the year (`track::people`) and
+/// writes the people numbers of the days, months and years that have closed
+/// (`aggregate::close`).
 async fn refresh_sites(
     store: Arc<dyn Store>,
-    (sites, people, closer, clock): (Arc<SiteRegistry>, Arc<PeopleKeys>, Arc<Closer>, Clock),
+    (sites, people, clock): (Arc<SiteRegistry>, PeopleTasks, Clock),
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -382,7 +389,10 @@ async fn refresh_sites(
                 tracing::warn!(error = %e, "cannot refresh the site list; keeping the last one")
             }
         }
-        if let Err(e) = people::refresh(store.as_ref(), &people, &sites.all(), clock()).await {
+        let Some((people, closer)) = &people else {
+            continue;
+        };
+        if let Err(e) = people::refresh(store.as_ref(), people, &sites.all(), clock()).await {
             tracing::warn!(error = %e, "cannot refresh the people keys; keeping the last ones");
         }
         if let Err(e) = closer.run_once(store.as_ref(), &sites.all(), clock()).await {
