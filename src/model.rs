@@ -22,11 +22,13 @@ pub fn number(value: Option<&Bson>) -> i64 {
     }
 }
 
-/// What a hit asks of one field: add to a counter, or set a text (the latest title of a page).
+/// What a hit asks of one field: add to a counter (`$inc`), set a text (`$set`: the latest
+/// title of a page), or raise a value to at least this (`$max`: a register of a people sketch).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Inc(i64),
     Set(CompactString),
+    Max(i64),
 }
 
 /// `"<site>:<period>"`, e.g. `"acme:2011-06"`: the `_id` of a site's document for a period.

@@ -245,6 +245,12 @@ pub struct ServeSettings {
           default_value_t = DEFAULT_AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
 
+    /// Count people with HyperLogLog sketches (`people.<YYYY>`, docs/data-model.md): every hit
+    /// raises a register of its day, month and year. Off by default for now: on FerretDB each
+    /// sketch document costs tens of milliseconds per flush (docs/performance.md).
+    #[arg(long, env = "TALLY_PEOPLE_SKETCHES")]
+    pub people_sketches: bool,
+
     /// How often expired event counters are removed, in seconds (60–86400).
     #[arg(long, env = "TALLY_SWEEP_INTERVAL_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(60..=86_400))]
@@ -401,6 +407,7 @@ impl Default for ServeSettings {
             retain_hourly_days: 60,
             retain_daily_days: 0,
             sweep_interval_secs: 600,
+            people_sketches: false,
             durable: false,
             durable_dir: None,
             durable_sync_ms: DEFAULT_DURABLE_SYNC_MS,

@@ -276,7 +276,8 @@ async fn capacity_without_documents_prints_the_model(backend: Backend) {
     assert!(text.contains("not a measurement"), "{text}");
     assert_eq!(row(&text, "content")[1..], ["377", "37700"], "{text}");
     assert_eq!(row(&text, "live")[1..], ["70", "7000"], "{text}");
-    assert_eq!(row(&text, "total")[1..], ["1093", "109300"], "{text}");
+    assert_eq!(row(&text, "people")[1..], ["378", "37800"], "{text}");
+    assert_eq!(row(&text, "total")[1..], ["1471", "147100"], "{text}");
 }
 
 both_stores!(

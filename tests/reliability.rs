@@ -279,6 +279,7 @@ async fn a_marked_statement_applies_once(backend: Backend) {
                     (FieldKey::parse("p./a.v").unwrap(), 10),
                 ],
                 set: vec![(FieldKey::parse("p./a.t").unwrap(), "A".into())],
+                max: Vec::new(),
                 guard: guard.map(|max| Guard {
                     field: FieldKey::parse("n").unwrap(),
                     max,
@@ -486,6 +487,7 @@ async fn a_refused_statement_does_not_take_its_neighbours_with_it(backend: Backe
             (FieldKey::parse("p./a.v").unwrap(), 1),
         ],
         set: Vec::new(),
+        max: Vec::new(),
         guard: guard.map(|max| Guard {
             field: FieldKey::parse("n").unwrap(),
             max,

@@ -600,6 +600,7 @@ async fn the_guard_refuses_a_full_document_and_changes_nothing(backend: Backend)
                     (FieldKey::parse("p./new.v").unwrap(), 1),
                 ],
                 set: vec![(FieldKey::parse("p./new.t").unwrap(), "New".into())],
+                max: Vec::new(),
                 guard: Some(Guard {
                     field: FieldKey::parse("n").unwrap(),
                     max,

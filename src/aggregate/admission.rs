@@ -210,7 +210,7 @@ impl Admission {
                     }
                     let views = match value {
                         Value::Inc(n) => *n,
-                        Value::Set(_) => 0,
+                        Value::Set(_) | Value::Max(_) => 0,
                     };
                     let entry = candidates.entry(item.path.to_owned()).or_insert_with(|| {
                         let group = item.spec.per_group.map(|n| (item.group().to_owned(), n));

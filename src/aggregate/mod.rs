@@ -14,9 +14,11 @@
 
 pub mod admission;
 pub mod checkpoint;
+pub mod close;
 pub mod flusher;
 pub mod identity;
 pub mod journal;
+pub mod known;
 pub mod named;
 pub mod parked;
 pub mod skew;
@@ -47,6 +49,8 @@ type Fields = HashMap<FieldKey, Value>;
 struct Shard {
     sites: HashMap<SiteId, HashMap<DocRef, Fields>>,
     entries: usize,
+    /// The registers of open sketches already taken: kept across drains.
+    known: known::Known,
 }
 
 /// Why [`Coalescer::add`] refused a hit.
@@ -184,7 +188,7 @@ impl Coalescer {
             journal.append(site, incs);
         }
         let mut shard = self.shard(site);
-        let added = merge(&mut shard, site, incs.entries.drain(..), Age::Newer);
+        let added = merge(&mut shard, site, incs.entries.drain(..), Age::Hit);
         self.note_added(added, shard);
         Ok(())
     }
@@ -247,10 +251,11 @@ impl Coalescer {
         for shard in self.shards.iter() {
             let taken = {
                 let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                std::mem::take(&mut *shard)
+                let entries = std::mem::take(&mut shard.entries);
+                (std::mem::take(&mut shard.sites), entries)
             };
-            self.entries.fetch_sub(taken.entries, Ordering::Relaxed);
-            for (site, docs) in taken.sites {
+            self.entries.fetch_sub(taken.1, Ordering::Relaxed);
+            for (site, docs) in taken.0 {
                 for (doc, fields) in docs {
                     let mut fields: Vec<_> = fields.into_iter().collect();
                     fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -274,9 +279,11 @@ impl Coalescer {
     }
 }
 
-/// Whether merged values arrived after (a new hit) or before (a restore) what is pending.
+/// Whether merged values arrived after (a new hit, or one replayed) or before (a restore)
+/// what is pending; a new hit's `$max` that raises no known register is dropped.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Age {
+    Hit,
     Newer,
     Older,
 }
@@ -289,14 +296,25 @@ fn merge(
     age: Age,
 ) -> usize {
     let mut added = 0;
-    let docs = shard.sites.entry(site.clone()).or_default();
+    let Shard {
+        sites,
+        entries,
+        known,
+    } = shard;
+    let docs = sites.entry(site.clone()).or_default();
     for (doc, field, value) in incs {
+        if let (Value::Max(v), Age::Hit) = (&value, age) {
+            if !known.raises(site, doc, &field, *v) {
+                continue;
+            }
+        }
         let fields = docs.entry(doc).or_default();
         match (fields.get_mut(&field), value) {
             (Some(Value::Inc(n)), Value::Inc(by)) => *n += by,
+            (Some(Value::Max(n)), Value::Max(v)) => *n = (*n).max(v),
             // The latest text wins; a restored one is older than anything pending.
             (Some(current), value) => {
-                if age == Age::Newer {
+                if age != Age::Older {
                     *current = value;
                 }
             }
@@ -306,7 +324,7 @@ fn merge(
             }
         }
     }
-    shard.entries += added;
+    *entries += added;
     added
 }
 
@@ -327,6 +345,34 @@ mod tests {
             );
         }
         out
+    }
+
+    #[test]
+    fn a_max_merges_as_a_max_and_a_known_register_is_not_sent_again() {
+        let c = Coalescer::new(1000, 1000);
+        let acme = SiteId::parse("acme").unwrap();
+        let people = |rank| {
+            let mut out = Increments::default();
+            out.max(
+                ReportKind::People,
+                Period::Day(2026, 6, 1),
+                FieldKey::parse("0.17").unwrap(),
+                rank,
+            );
+            out
+        };
+        for rank in [2, 5, 3] {
+            c.add(&acme, &mut people(rank)).unwrap();
+        }
+        let drained = c.drain();
+        assert_eq!(
+            drained[0].1,
+            vec![(FieldKey::parse("0.17").unwrap(), Value::Max(5))]
+        );
+        c.add(&acme, &mut people(5)).unwrap();
+        assert_eq!(c.pending(), 0, "no raise: nothing to send");
+        c.add(&acme, &mut people(6)).unwrap();
+        assert_eq!(c.pending(), 1);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!  site, kind, period, collection, doc, writer, error, code, at,
 //!  i: {<the statement's $inc, nested as in the document>},
 //!  s: {<its $set>},
+//!  m: {<its $max>},
 //!  _w: {<writer>: <seq>}}
 //! ```
 //!
@@ -110,6 +111,11 @@ pub fn entry(
             .map(|(f, by)| (prefixed("i", f), *by))
             .collect(),
         set,
+        max: update
+            .max
+            .iter()
+            .map(|(f, v)| (prefixed("m", f), *v))
+            .collect(),
         guard: None,
         mark: Some(mark.clone()),
         unset: Vec::new(),
@@ -125,9 +131,10 @@ pub struct Entry {
     pub error: String,
     pub code: Option<i64>,
     pub at: String,
-    /// The statement's increments and texts, as dotted paths of the document.
+    /// The statement's increments, texts and maxima, as dotted paths of the document.
     pub inc: Vec<(FieldKey, i64)>,
     pub set: Vec<(FieldKey, String)>,
+    pub max: Vec<(FieldKey, i64)>,
 }
 
 impl Entry {
@@ -164,8 +171,17 @@ impl Entry {
                 }
             })?;
         }
+        let mut max = Vec::new();
+        if let Ok(m) = doc.get_document("m") {
+            flatten(m, "", &mut |path, value| {
+                if let Some(n) = as_count(value) {
+                    max.push((path, n));
+                }
+            })?;
+        }
         inc.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         set.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        max.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(Entry {
             id,
             key: DocKey {
@@ -178,6 +194,7 @@ impl Entry {
             at: doc.get_str("at").unwrap_or_default().to_owned(),
             inc,
             set,
+            max,
         })
     }
 
@@ -187,6 +204,7 @@ impl Entry {
             id: self.key.id(),
             inc: self.inc.clone(),
             set: self.set.clone(),
+            max: self.max.clone(),
             guard: None,
             mark: Some(self.mark.clone()),
             unset: Vec::new(),
@@ -478,6 +496,7 @@ mod tests {
                 (FieldKey::parse("p./a.v").unwrap(), 5),
             ],
             set: vec![(FieldKey::parse("p./a.t").unwrap(), "A".into())],
+            max: vec![(FieldKey::parse("17").unwrap(), 3)],
             guard: None,
             mark: Some(mark.clone()),
             unset: Vec::new(),
@@ -501,6 +520,7 @@ mod tests {
             &mut doc,
             parked.inc.iter().map(|(f, n)| (f.as_str(), *n)),
             parked.set.iter().map(|(f, t)| (f.as_str(), t.as_str())),
+            parked.max.iter().map(|(f, v)| (f.as_str(), *v)),
         )
         .unwrap();
         doc.insert(MARKS, mongodb::bson::doc! {"0123456789ab": mark.seq});

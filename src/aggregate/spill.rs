@@ -90,6 +90,7 @@ pub fn merge(files: Vec<Vec<(SiteId, Increments)>>) -> Drained {
                     .or_default();
                 match (fields.get_mut(&field), value) {
                     (Some(Value::Inc(n)), Value::Inc(by)) => *n += by,
+                    (Some(Value::Max(n)), Value::Max(v)) => *n = (*n).max(v),
                     (Some(current), value) => *current = value,
                     (None, value) => {
                         fields.insert(field, value);
@@ -133,7 +134,7 @@ pub fn encode(drained: &Drained) -> Vec<u8> {
             }
             bytes += field.as_str().len()
                 + match value {
-                    Value::Inc(_) => 8,
+                    Value::Inc(_) | Value::Max(_) => 8,
                     Value::Set(text) => text.len(),
                 };
             let (_, incs) = record.get_or_insert_with(|| (site, Increments::default()));

@@ -12,7 +12,7 @@ use crate::reports::DocKey;
 use crate::store::DocUpdate;
 
 /// The statement that applies `fields` to `key`'s document: counters to `$inc`, texts to
-/// `$set`, each sorted by field.
+/// `$set`, registers to `$max`, each sorted by field.
 pub fn update_of(key: &DocKey, fields: Vec<(crate::field::FieldKey, Value)>) -> DocUpdate {
     let mut update = DocUpdate {
         id: key.id(),
@@ -22,14 +22,16 @@ pub fn update_of(key: &DocKey, fields: Vec<(crate::field::FieldKey, Value)>) -> 
         match value {
             Value::Inc(by) => update.inc.push((field, by)),
             Value::Set(text) => update.set.push((field, text.into())),
+            Value::Max(value) => update.max.push((field, value)),
         }
     }
     update.inc.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     update.set.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    update.max.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     update
 }
 
-/// What of a failed update goes back to the coalescer: its increments and texts, but not the
+/// What of a failed update goes back to the coalescer: its increments, texts and maxima, but not the
 /// admission count of a guarded update, which the next flush works out again.
 pub fn restorable(update: &DocUpdate) -> Vec<(crate::field::FieldKey, Value)> {
     let guarded = update.guard.is_some();
@@ -44,5 +46,6 @@ pub fn restorable(update: &DocUpdate) -> Vec<(crate::field::FieldKey, Value)> {
                 .iter()
                 .map(|(f, t)| (f.clone(), Value::Set(t.as_str().into()))),
         )
+        .chain(update.max.iter().map(|(f, v)| (f.clone(), Value::Max(*v))))
         .collect()
 }

@@ -27,6 +27,7 @@ pub fn model_docs_per_site_year(kind: ReportKind) -> u64 {
     match kind {
         ReportKind::Traffic => 12 + 1,
         ReportKind::Content | ReportKind::Referrers => 12 + 365,
+        ReportKind::People => 365 + 12 + 1,
         ReportKind::Events5m => 48,
         ReportKind::EventsHour => 60,
         ReportKind::Cohorts => 52 + 12,
@@ -242,6 +243,7 @@ mod tests {
             .map(model_docs_per_site_year)
             .sum();
         // The live tier: an hour and a sweep interval of minutes at any time.
-        assert_eq!(total, 13 + 377 + 377 + 12 * 7 + 48 + 60 + 64 + 70);
+        // People: 365 days, 12 months and the year.
+        assert_eq!(total, 13 + 377 + 377 + 12 * 7 + 48 + 60 + 64 + 70 + 378);
     }
 }

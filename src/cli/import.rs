@@ -25,6 +25,7 @@ use crate::track::budget::KeyBudget;
 use crate::track::client::TrustProxy;
 use crate::track::geo::GeoSource;
 use crate::track::limit::IngestLimits;
+use crate::track::people::PeopleKeys;
 use crate::track::Tracker;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
@@ -56,6 +57,9 @@ pub struct ImportArgs {
     /// again).
     #[arg(long)]
     pub force: bool,
+    /// Feed the people sketches too, as `tally serve --people-sketches` does (docs/data-model.md).
+    #[arg(long, env = "TALLY_PEOPLE_SKETCHES")]
+    pub people_sketches: bool,
     /// The country database of the locations report, as for `serve`: `builtin` (the default,
     /// compiled into tally), a MaxMind-format file (.mmdb), or `none`.
     #[arg(long, env = "TALLY_GEOIP_DB", value_name = "builtin|none|FILE",
@@ -178,6 +182,11 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
         )),
         coalescer,
         live_minutes: false,
+        people: Arc::new(if args.people_sketches {
+            PeopleKeys::fetching(Arc::clone(&store))
+        } else {
+            PeopleKeys::default()
+        }),
     };
 
     let progress = progress_bar();
@@ -259,6 +268,7 @@ async fn record(
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ),
         ],
+        max: Vec::new(),
         guard: None,
         mark: None,
         unset: Vec::new(),

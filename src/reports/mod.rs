@@ -15,6 +15,7 @@ pub mod events;
 pub mod facts;
 pub mod live;
 pub mod locations;
+pub mod people;
 pub mod range;
 pub mod referrers;
 pub mod resolutions;
@@ -57,6 +58,8 @@ pub enum ReportKind {
     /// Views and pages per local minute, for the live panel: one document per site per minute,
     /// kept an hour.
     Live,
+    /// People: HyperLogLog registers per site per day, month and year (see [`people`]).
+    People,
 }
 
 /// A sub-document whose keys come from strangers and are capped (see
@@ -83,7 +86,7 @@ pub const MAX_PROPERTY_VALUES: usize = 100;
 
 impl ReportKind {
     /// Every kind; the order is the one durable logs record (new kinds go last).
-    pub const ALL: [ReportKind; 14] = [
+    pub const ALL: [ReportKind; 15] = [
         ReportKind::Traffic,
         ReportKind::Technology,
         ReportKind::Content,
@@ -98,6 +101,7 @@ impl ReportKind {
         ReportKind::Engagement,
         ReportKind::Cohorts,
         ReportKind::Live,
+        ReportKind::People,
     ];
 
     /// The collection prefix: `traffic`, `technology`, `content`, ….
@@ -117,6 +121,7 @@ impl ReportKind {
             ReportKind::Engagement => "engagement",
             ReportKind::Cohorts => "cohorts",
             ReportKind::Live => "live",
+            ReportKind::People => "people",
         }
     }
 
@@ -146,7 +151,8 @@ impl ReportKind {
             | ReportKind::Resolutions
             | ReportKind::Locations
             | ReportKind::Engagement
-            | ReportKind::Cohorts => &[],
+            | ReportKind::Cohorts
+            | ReportKind::People => &[],
         }
     }
 
@@ -225,6 +231,12 @@ impl Increments {
             field,
             Value::Set(CompactString::from(text)),
         ));
+    }
+
+    /// Asks `field` to be at least `value` (`$max`).
+    pub fn max(&mut self, kind: ReportKind, period: Period, field: FieldKey, value: i64) {
+        self.entries
+            .push((DocRef { kind, period }, field, Value::Max(value)));
     }
 
     pub fn len(&self) -> usize {

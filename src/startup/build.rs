@@ -9,6 +9,7 @@ use super::probes::{healthz, metrics_text, readyz};
 use super::request_log::log_request;
 use super::{AppHandle, Application, StartupError};
 use crate::aggregate::checkpoint::Checkpoint;
+use crate::aggregate::close::Closer;
 use crate::aggregate::flusher::{Flusher, Writer};
 use crate::aggregate::journal::Journal;
 use crate::aggregate::writers::{Registry, Role, Source};
@@ -24,6 +25,7 @@ use crate::site::SiteRegistry;
 use crate::store::Store;
 use crate::track::budget::KeyBudget;
 use crate::track::limit::IngestLimits;
+use crate::track::people::{self, PeopleKeys};
 use crate::track::{events, pixel, script, Tracker};
 use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpServer};
@@ -77,6 +79,10 @@ impl Application {
         }
         let sites = Arc::new(SiteRegistry::default());
         sites.replace(store.sites().await?);
+        let people = Arc::new(PeopleKeys::default());
+        if serve.people_sketches {
+            people::refresh(store.as_ref(), &people, &sites.all(), clock()).await?;
+        }
 
         let metrics = Arc::new(Metrics::new());
         let mut coalescer = Coalescer::new(serve.max_pending, serve.flush_at)
@@ -176,6 +182,7 @@ impl Application {
                     )
             }),
             live_minutes: true,
+            people: Arc::clone(&people),
         });
 
         let listener = TcpListener::bind(serve.listen).map_err(|source| StartupError::Listen {
@@ -292,7 +299,13 @@ impl Application {
         ));
         let refresher_task = tokio::spawn(refresh_sites(
             Arc::clone(&store),
-            Arc::clone(&sites),
+            (
+                Arc::clone(&sites),
+                serve
+                    .people_sketches
+                    .then(|| (people, Arc::new(Closer::default()))),
+                Arc::clone(&sweep_clock),
+            ),
             Duration::from_secs(serve.site_refresh_secs),
             stop_rx.clone(),
         ));
@@ -347,10 +360,16 @@ impl Application {
     }
 }
 
-/// Re-reads the sites every `every` so sites added by other processes start counting.
+/// With `--people-sketches`: the keys of the visitor hashes, and the closer of periods.
+type PeopleTasks = Option<(Arc<PeopleKeys>, Arc<Closer>)>;
+
+/// Re-reads the sites every `every` so sites added by other processes start counting and, with
+/// `--people-sketches`, makes sure each has its people key for the year (`track::people`) and
+/// writes the people numbers of the days, months and years that have closed
+/// (`aggregate::close`).
 async fn refresh_sites(
     store: Arc<dyn Store>,
-    sites: Arc<SiteRegistry>,
+    (sites, people, clock): (Arc<SiteRegistry>, PeopleTasks, Clock),
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -367,6 +386,15 @@ async fn refresh_sites(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot refresh the site list; keeping the last one")
             }
+        }
+        let Some((people, closer)) = &people else {
+            continue;
+        };
+        if let Err(e) = people::refresh(store.as_ref(), people, &sites.all(), clock()).await {
+            tracing::warn!(error = %e, "cannot refresh the people keys; keeping the last ones");
+        }
+        if let Err(e) = closer.run_once(store.as_ref(), &sites.all(), clock()).await {
+            tracing::warn!(error = %e, "cannot write the people of closed periods; trying again");
         }
     }
 }

@@ -1,9 +1,13 @@
-//! MongoDB's `$inc` and `$set` with `upsert: true`, applied to an in-memory BSON document.
+//! MongoDB's `$inc`, `$max` and `$set` with `upsert: true`, applied to an in-memory BSON
+//! document.
 //!
 //! The embedded store uses this to give its documents exactly the shape MongoDB gives them: a
 //! dotted path creates the nested documents it names; a missing counter starts at the
 //! increment (as a 64-bit integer); an existing int32, int64 or double is added to; `$set`
-//! replaces whatever value is there; a path that runs into a non-document, or a counter that is
+//! replaces whatever value is there; `$max` sets a missing or null field to its value (an int32
+//! when it fits, as the MongoDB statement carries it), replaces a smaller number, and leaves a
+//! larger number or a value of a type that sorts above numbers (a text, a document) alone, as
+//! MongoDB's BSON order does; a path that runs into a non-document, or a counter that is
 //! not a number, is an error for the whole document (as MongoDB's write error is), which then
 //! stays unchanged.
 
@@ -30,11 +34,13 @@ impl IncError {
     }
 }
 
-/// Applies every `(path, by)` increment and every `(path, text)` set to `doc`, all or nothing.
+/// Applies every `(path, by)` increment, every `(path, text)` set and every `(path, value)`
+/// maximum to `doc`, all or nothing.
 pub fn apply_all<'a>(
     doc: &mut Document,
     incs: impl IntoIterator<Item = (&'a str, i64)>,
     sets: impl IntoIterator<Item = (&'a str, &'a str)>,
+    maxes: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> Result<(), IncError> {
     let mut updated = doc.clone();
     for (path, by) in incs {
@@ -43,7 +49,32 @@ pub fn apply_all<'a>(
     for (path, text) in sets {
         set(&mut updated, path, Bson::String(text.to_owned()))?;
     }
+    for (path, value) in maxes {
+        max(&mut updated, path, value)?;
+    }
     *doc = updated;
+    Ok(())
+}
+
+/// The BSON a `$max` of `value` carries: an int32 when it fits (a register), else an int64.
+pub fn max_value(value: i64) -> Bson {
+    i32::try_from(value).map_or(Bson::Int64(value), Bson::Int32)
+}
+
+/// `$max` of `value` at the dotted `path`.
+pub fn max(doc: &mut Document, path: &str, value: i64) -> Result<(), IncError> {
+    let (parent, last) = parent(doc, path)?;
+    let raise = match parent.get(last) {
+        None | Some(Bson::Null) => true,
+        Some(Bson::Int64(n)) => value > *n,
+        Some(Bson::Int32(n)) => value > i64::from(*n),
+        Some(Bson::Double(d)) => (value as f64) > *d,
+        // Texts, documents, arrays sort above every number: nothing to raise.
+        Some(_) => false,
+    };
+    if raise {
+        parent.insert(last, max_value(value));
+    }
     Ok(())
 }
 
@@ -160,14 +191,43 @@ mod tests {
     #[test]
     fn set_creates_or_replaces_text() {
         let mut d = doc! {"p": {"/": {"v": 1_i64}}};
-        apply_all(&mut d, [("p./.v", 1)], [("p./.t", "Home"), ("p./a.t", "A")]).unwrap();
-        apply_all(&mut d, [], [("p./.t", "Home, again")]).unwrap();
+        apply_all(
+            &mut d,
+            [("p./.v", 1)],
+            [("p./.t", "Home"), ("p./a.t", "A")],
+            [],
+        )
+        .unwrap();
+        apply_all(&mut d, [], [("p./.t", "Home, again")], []).unwrap();
         assert_eq!(
             d,
             doc! {"p": {"/": {"v": 2_i64, "t": "Home, again"}, "/a": {"t": "A"}}}
         );
         let before = d.clone();
-        assert!(apply_all(&mut d, [("v", 1)], [("p./.v.x", "no")]).is_err());
+        assert!(apply_all(&mut d, [("v", 1)], [("p./.v.x", "no")], []).is_err());
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn max_raises_and_never_lowers() {
+        let mut d = doc! {"_id": "acme:2026-06-01", "b": 7_i64, "t": "text"};
+        apply_all(
+            &mut d,
+            [],
+            [],
+            [("17", 3), ("4095", 1), ("b", 5), ("t", 9), ("x.1", 2)],
+        )
+        .unwrap();
+        apply_all(&mut d, [], [], [("17", 2), ("4095", 4)]).unwrap();
+        assert_eq!(
+            d,
+            doc! {"_id": "acme:2026-06-01", "b": 7_i64, "t": "text", "17": 3, "4095": 4, "x": {"1": 2}}
+        );
+        let before = d.clone();
+        assert!(matches!(
+            apply_all(&mut d, [], [], [("1", 9), ("t.x", 1)]),
+            Err(IncError::NotADocument { .. })
+        ));
         assert_eq!(d, before);
     }
 
@@ -183,7 +243,7 @@ mod tests {
     fn errors_leave_the_document_unchanged() {
         let mut d = doc! {"p": "oops", "v": 1_i64};
         let before = d.clone();
-        let err = apply_all(&mut d, [("v", 1), ("p.windows", 1)], []).unwrap_err();
+        let err = apply_all(&mut d, [("v", 1), ("p.windows", 1)], [], []).unwrap_err();
         assert!(matches!(err, IncError::NotADocument { .. }));
         assert_eq!(d, before);
         assert!(matches!(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub const SITES: &str = "sites";
 
 /// One document's update: `{_id: id}`, `$inc: {field: by, ...}`, `$set: {field: text, ...}`,
-/// upsert; optionally guarded.
+/// `$max: {field: value, ...}`, upsert; optionally guarded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DocUpdate {
     pub id: String,
@@ -28,6 +28,9 @@ pub struct DocUpdate {
     pub inc: Vec<(FieldKey, i64)>,
     /// Text values to set (a page's latest title), sorted by field, none also in `inc`.
     pub set: Vec<(FieldKey, String)>,
+    /// Values to raise to at least this (`$max`: registers of people sketches), sorted by
+    /// field, none also in `inc` or `set`.
+    pub max: Vec<(FieldKey, i64)>,
     pub guard: Option<Guard>,
     /// The flush that wrote this statement, recorded in the document (see [`Mark`]).
     pub mark: Option<Mark>,

@@ -20,6 +20,7 @@ pub mod client;
 pub mod events;
 pub mod geo;
 pub mod limit;
+pub mod people;
 pub mod pixel;
 pub mod query;
 pub mod script;
@@ -63,6 +64,8 @@ pub struct Tracker {
     /// minutes are long past, the panel never shows them, and a year of log would write a
     /// document per minute for the sweep to delete.
     pub live_minutes: bool,
+    /// The per-site keys of the people sketches' visitor hashes (see [`people`]).
+    pub people: Arc<people::PeopleKeys>,
 }
 
 /// When tally last warned that requests carry forwarding headers it does not read (seconds
@@ -213,6 +216,7 @@ impl Tracker {
                 None => Location::Unknown,
             },
         };
+        let visitor = params.visitor;
         let hit = params.into_hit(site, agent, location, at);
         // One buffer per worker thread, reused hit after hit.
         thread_local! {
@@ -222,6 +226,14 @@ impl Tracker {
             let mut incs = buffer.borrow_mut();
             incs.clear();
             reports::count(&hit, &mut incs);
+            self.count_person(
+                &hit.site.id,
+                &hit.local,
+                visitor,
+                client,
+                user_agent,
+                &mut incs,
+            );
             if !self.live_minutes {
                 incs.entries
                     .retain(|(doc, _, _)| doc.kind != reports::ReportKind::Live);
@@ -236,6 +248,33 @@ impl Tracker {
                     Refused::Parked => Rejection::SiteParked,
                 })
         })
+    }
+
+    /// Raises the visitor's register in the people sketches of the hit's day, month and year:
+    /// identified by the snippet's id, else by address and User-Agent, hashed with the site's
+    /// key for the local year. Without a key loaded for that year, or without any identity,
+    /// nothing is raised.
+    pub(crate) fn count_person(
+        &self,
+        site: &SiteId,
+        local: &crate::period::LocalTime,
+        snippet: Option<&str>,
+        client: Option<IpAddr>,
+        user_agent: &str,
+        incs: &mut Increments,
+    ) {
+        use crate::reports::people::{count, visitor_hash, Visitor};
+        let visitor = match (snippet, client) {
+            (Some(id), _) => Visitor::Snippet(id),
+            (None, Some(address)) => Visitor::Client {
+                address,
+                agent: user_agent,
+            },
+            (None, None) => return,
+        };
+        if let Some(key) = self.people.get(site, local.year) {
+            count(local, visitor_hash(&key, visitor), incs);
+        }
     }
 
     /// Applies the budget of new keys of `client`'s address to one request's increments.

@@ -22,9 +22,9 @@ pub const MAX_PAIRS: usize = 64;
 pub const MAX_PIXELS: u32 = 100_000;
 
 /// The parameters the pixel reads (names are matched as sent, not decoded).
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "site", "url", "ref", "title", "sw", "bw", "bh", "uh", "ud", "um", "uy", "u", "vp", "vt", "cw",
-    "cm",
+    "cm", "vi",
 ];
 
 /// Page numbers within a visit above this are not plausible and are ignored.
@@ -39,12 +39,15 @@ pub struct PixelParams<'a> {
     pub uniques: Uniques,
     pub visit: Visit,
     pub cohort: Cohort,
+    /// The snippet's first-party random visitor id (`vi`), when it is one (see
+    /// [`crate::reports::people::snippet_id`]); only hashed, never kept.
+    pub visitor: Option<&'a str>,
 }
 
 impl<'a> PixelParams<'a> {
     pub fn parse(query: &'a str) -> PixelParams<'a> {
         let mut p = PixelParams::default();
-        let mut seen = 0u16;
+        let mut seen = 0u32;
         for pair in query.split('&').take(MAX_PAIRS) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let Some(bit) = KEYS.iter().position(|k| *k == key) else {
@@ -80,6 +83,7 @@ impl<'a> PixelParams<'a> {
                 "cm" => {
                     p.cohort.month = Period::parse(value).filter(|p| matches!(p, Period::Month(..)))
                 }
+                "vi" => p.visitor = crate::reports::people::snippet_id(value),
                 _ => {}
             }
         }

@@ -25,6 +25,8 @@ pub struct Sender<'a> {
     pub page_host: Option<(&'a str, Option<u16>)>,
     /// `DNT: 1` or `Sec-GPC: 1`.
     pub opted_out: bool,
+    /// The `User-Agent` (for the people sketches of `/e`, when the event carries no `vi`).
+    pub user_agent: &'a str,
 }
 
 impl<'a> Sender<'a> {
@@ -38,6 +40,7 @@ impl<'a> Sender<'a> {
         Sender {
             page_host,
             opted_out: one(&DNT) || one(&SEC_GPC),
+            user_agent: text(&header::USER_AGENT).unwrap_or_default(),
         }
     }
 

@@ -44,21 +44,32 @@
   }
   function month(k) { return k.slice(0, 4) + '-' + k.slice(4, 6); }
 
-  // One first-party cookie, _tally=HOUR.FIRST.VT.VP.LAST.PVD: the last view's hour
+  // One first-party cookie, _tally=HOUR.FIRST.VT.VP.LAST.PVD.VI: the last view's hour
   // (YYYYMMDDHH), the first visit's day (YYYYMMDD, empty if unknown), then in base 36 the
-  // visit's start (ms), page count, last hit or report (ms), last reported duration (ms).
-  // An old cookie, HOUR alone, reads as: first visit unknown, no visit.
+  // visit's start (ms), page count, last hit or report (ms), last reported duration (ms), and
+  // a random visitor id (28 base-36 digits) for the people count (vi). An old cookie, HOUR
+  // alone, reads as: first visit unknown, no visit; one without VI gets one.
   function read() {
     var m = d.cookie.match(/(?:^|; )_tally=(\d{10})([.\w]*)/), v;
     if (!m) return;
     v = m[2].split('.');
     function num(i) { return /^[0-9a-z]+$/.test(v[i] || '') ? parseInt(v[i], 36) : 0; }
     return { h: m[1], f: /^\d{8}$/.test(v[1]) ? v[1] : '', vt: num(2), vp: num(3), last: num(4),
-      pvd: num(5) };
+      pvd: num(5), vi: /^[0-9a-z]{16,40}$/.test(v[6] || '') ? v[6] : '' };
+  }
+  // 128 random bits as 28 base-36 digits (Math.random only where crypto is missing).
+  function newId() {
+    var c = w.crypto, a = [], s = '', i;
+    if (c && c.getRandomValues) a = c.getRandomValues(new Uint32Array(4));
+    for (i = 0; i < 4; i++) {
+      s += ('000000' + (a[i] !== undefined ? a[i] : Math.random() * 4294967296 >>> 0)
+        .toString(36)).slice(-7);
+    }
+    return s;
   }
   function write(c) {
     var val = '_tally=' + [c.h, c.f].concat([c.vt, c.vp, c.last, c.pvd].map(function (x) {
-      return x.toString(36); })).join('.');
+      return x.toString(36); }), [c.vi]).join('.');
     d.cookie = val + '; max-age=63072000; path=/; SameSite=Lax' +
       (location.protocol === 'https:' ? '; Secure' : '');
     return nav.cookieEnabled && d.cookie.indexOf(val) >= 0;
@@ -70,12 +81,14 @@
   function visitor(t) {
     var now = hourKey(new Date(t)), c = read(), last = c && c.h, f = c ? c.f : now.slice(0, 8);
     var same = c && c.vt && c.vp && t >= c.vt && t - c.last <= GAP, vp = same ? c.vp + 1 : 1, on;
+    var vi = c && c.vi || newId();
     vt = same ? c.vt : t;
-    on = write({ h: now, f: f, vt: vt, vp: vp, last: t, pvd: same ? c.pvd : 0 });
+    on = write({ h: now, f: f, vt: vt, vp: vp, last: t, pvd: same ? c.pvd : 0, vi: vi });
     function fresh(n) { return on && (!last || last.slice(0, n) !== now.slice(0, n)) ? 1 : 0; }
     var r = { uh: fresh(10), ud: fresh(8), um: fresh(6), uy: fresh(4), u: on && !last ? 1 : 0 };
     if (!on) vt = 0;
     else {
+      r.vi = vi;
       r.vp = vp;
       r.vt = vt;
       if (f && (!last || week(last) !== week(now))) r.cw = week(f);
@@ -127,19 +140,20 @@
   function event(name, o) {
     if (name == null || name === '') return;
     o = o || {};
-    var v = o.value, ps = o.props, p = {}, t = Date.now(), url = base + 'e', body, k;
+    var v = o.value, ps = o.props, p = {}, t = Date.now(), url = base + 'e', c = read(), body, k;
+    var vi = c && c.vi || undefined;
     v = typeof v === 'number' && isFinite(v) ? Math.round(v) : 1;
     name = cut(name, 200);
     if (ps && typeof ps === 'object') {
       Object.keys(ps).slice(0, 5).forEach(function (k) { p[cut(k, 100)] = cut(ps[k], 200); });
     }
-    body = JSON.stringify({ site: site, name: name, value: v, props: p, ts: t });
+    body = JSON.stringify({ site: site, name: name, value: v, props: p, ts: t, vi: vi });
     if (nav.sendBeacon && nav.sendBeacon(url, body)) return;
     if (w.fetch) {
       fetch(url, { method: 'POST', body: body, keepalive: true })['catch'](function () {});
       return;
     }
-    url += '?' + enc({ site: site, name: name, value: v });
+    url += '?' + enc({ site: site, name: name, value: v, vi: vi });
     for (k in p) url += '&p.' + encodeURIComponent(k) + '=' + encodeURIComponent(p[k]);
     new Image(1, 1).src = url + '&ts=' + t;
   }

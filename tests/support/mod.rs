@@ -426,7 +426,8 @@ pub fn assert_count(doc: &Document, path: &str, expected: i64) {
 }
 
 /// Every key below `_id` is a safe field name (a vocabulary segment or an escaped key) and
-/// every leaf is a non-negative 64-bit counter, or a page's title text (`t`).
+/// every leaf is a non-negative 64-bit counter, a page's title text (`t`), or a positive int32
+/// (a people register, or a closed period's people `p`).
 pub fn assert_well_formed(doc: &Document) {
     fn walk(doc: &Document, at: &str) {
         for (key, value) in doc {
@@ -438,6 +439,7 @@ pub fn assert_well_formed(doc: &Document) {
                 Bson::Document(d) => walk(d, &format!("{at}.{key}")),
                 // Zero: a visit moved out of an engagement segment.
                 Bson::Int64(n) => assert!(*n >= 0, "{at}.{key} = {n}"),
+                Bson::Int32(n) => assert!(*n > 0, "{at}.{key} = {n}"),
                 Bson::String(t) if key == "t" => {
                     assert!(!t.chars().any(char::is_control), "{at}.t = {t:?}")
                 }

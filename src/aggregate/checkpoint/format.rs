@@ -31,6 +31,8 @@ pub(super) fn fields_array(fields: &[(FieldKey, Value)]) -> Vec<Bson> {
             let value = match v {
                 Value::Inc(n) => Bson::Int64(*n),
                 Value::Set(t) => Bson::String(t.to_string()),
+                // Since the people sketches; checkpoints written before hold none.
+                Value::Max(n) => Bson::Document(doc! {"max": *n}),
             };
             Bson::Array(vec![Bson::String(f.as_str().to_owned()), value])
         })
@@ -50,6 +52,7 @@ pub(super) fn statement(key: &DocKey, update: &DocUpdate) -> Document {
             .iter()
             .map(|(f, t)| (f.clone(), Value::Set(t.as_str().into()))),
     );
+    fields.extend(update.max.iter().map(|(f, n)| (f.clone(), Value::Max(*n))));
     d.insert("fields", fields_array(&fields));
     if update.id != key.id() {
         // A parked entry (see `super::parked`): its own id, in the `parked` collection.
@@ -171,6 +174,7 @@ fn read_key_fields(d: &Document) -> Result<(DocKey, Vec<(FieldKey, Value)>), Str
             Bson::Int64(n) => Value::Inc(*n),
             Bson::Int32(n) => Value::Inc(i64::from(*n)),
             Bson::String(t) => Value::Set(t.as_str().into()),
+            Bson::Document(d) => Value::Max(d.get_i64("max").map_err(|e| e.to_string())?),
             _ => return Err("bad field value".into()),
         };
         fields.push((field, value));

@@ -23,6 +23,7 @@ fn a_checkpoint_reads_back_with_a_raised_epoch_and_locks_its_directory() {
         id: key.id(),
         inc: vec![(FieldKey::parse("p./a.v").unwrap(), 7)],
         set: vec![(FieldKey::parse("p./a.t").unwrap(), "A".into())],
+        max: vec![(FieldKey::parse("p./a.17").unwrap(), 3)],
         guard: Some(Guard {
             field: FieldKey::parse("n").unwrap(),
             max: 999,
@@ -47,7 +48,10 @@ fn a_checkpoint_reads_back_with_a_raised_epoch_and_locks_its_directory() {
         let mut checkpoint = pending.start(journal.clone(), &recovered).unwrap();
         let carried = vec![(
             key.clone(),
-            vec![(FieldKey::parse("v").unwrap(), Value::Inc(2))],
+            vec![
+                (FieldKey::parse("v").unwrap(), Value::Inc(2)),
+                (FieldKey::parse("4095").unwrap(), Value::Max(9)),
+            ],
         )];
         checkpoint
             .save(Some(3), &[(key.clone(), update.clone())], &[], &carried)
@@ -61,8 +65,39 @@ fn a_checkpoint_reads_back_with_a_raised_epoch_and_locks_its_directory() {
     assert_eq!(recovered.statements, vec![(key.clone(), update)]);
     assert_eq!(
         recovered.carried[0].1,
+        vec![
+            (FieldKey::parse("v").unwrap(), Value::Inc(2)),
+            (FieldKey::parse("4095").unwrap(), Value::Max(9))
+        ]
+    );
+}
+
+/// A checkpoint as tally wrote it before `$max` existed (counters and texts only) still reads.
+#[test]
+fn a_checkpoint_written_before_max_existed_still_reads() {
+    let old = mongodb::bson::doc! {
+        "writer": "0123456789ab", "epoch": 2_i64, "consumed": 5_i64,
+        "statements": [{
+            "site": "acme", "kind": "content", "period": "2026-11",
+            "fields": [["p./a.t", "A"], ["p./a.v", 7_i64]],
+            "mark": {"writer": "0123456789ab", "seq": 9_i64},
+        }],
+        "carried": [{"site": "acme", "kind": "traffic", "period": "2026-11",
+                     "fields": [["v", 2_i64]]}],
+    };
+    let (writer, epoch, consumed, statements, carried, spills) = format::read(&old).unwrap();
+    assert_eq!((writer.as_str(), epoch, consumed), ("0123456789ab", 2, 5));
+    assert_eq!(
+        statements[0].1.inc,
+        vec![(FieldKey::parse("p./a.v").unwrap(), 7)]
+    );
+    assert_eq!(statements[0].1.set.len(), 1);
+    assert!(statements[0].1.max.is_empty());
+    assert_eq!(
+        carried[0].1,
         vec![(FieldKey::parse("v").unwrap(), Value::Inc(2))]
     );
+    assert!(spills.is_empty());
 }
 
 /// The spill rule: a file is listed once a save lists it; one written but cut off by a

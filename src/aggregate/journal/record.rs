@@ -1,7 +1,8 @@
 //! The journal's record format, shared with the spill files (see
 //! [`crate::aggregate::spill`]): `len: u32 LE`, `crc32: u32 LE` of the payload, then the
 //! payload: the site, the hit's documents (report and period), then each
-//! `(document, field, value)`. A record that is short, fails its CRC or does not decode ends
+//! `(document, field, value)`, a value being a kind byte (0: `$inc` by an i64 LE, 1: `$set` of
+//! a u16-long text, 2: `$max` of an i64 LE, since the people sketches) and its body. A record that is short, fails its CRC or does not decode ends
 //! a read; the bytes after the last whole record are reported.
 //!
 //! Pure encoding and decoding of bytes: this module must not touch files.
@@ -60,6 +61,10 @@ pub fn encode(site: &SiteId, incs: &Increments, out: &mut Vec<u8>) {
                 Value::Set(text) => {
                     out.push(1);
                     put_str16(out, text);
+                }
+                Value::Max(value) => {
+                    out.push(2);
+                    out.extend_from_slice(&value.to_le_bytes());
                 }
             }
         }
@@ -129,6 +134,8 @@ pub fn decode(body: &[u8]) -> Option<(SiteId, Increments)> {
         let value = match r.u8()? {
             0 => Value::Inc(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
             1 => Value::Set(r.str16()?.into()),
+            // Added with the people sketches; logs written before hold only 0 and 1.
+            2 => Value::Max(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
             _ => return None,
         };
         incs.entries.push((doc, field, value));
@@ -160,5 +167,65 @@ impl<'a> Reader<'a> {
     fn str16(&mut self) -> Option<&'a str> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
         std::str::from_utf8(self.take(n)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn increments() -> Increments {
+        let traffic = DocRef {
+            kind: ReportKind::Traffic,
+            period: Period::Month(2026, 6),
+        };
+        let mut incs = Increments::default();
+        incs.entries
+            .push((traffic, FieldKey::parse("v").unwrap(), Value::Inc(1)));
+        incs.entries.push((
+            traffic,
+            FieldKey::parse("t").unwrap(),
+            Value::Set("A".into()),
+        ));
+        incs
+    }
+
+    /// A record as logs wrote it before `$max` existed, byte by byte: it still reads.
+    #[test]
+    fn a_record_written_before_max_existed_still_reads() {
+        let mut body = vec![4];
+        body.extend_from_slice(b"acme");
+        body.extend_from_slice(&[1, 0, 7]); // one document: traffic, "2026-06"
+        body.extend_from_slice(b"2026-06");
+        body.extend_from_slice(&2u32.to_le_bytes());
+        body.extend_from_slice(&[0, 1, 0, b'v', 0]);
+        body.extend_from_slice(&1i64.to_le_bytes());
+        body.extend_from_slice(&[0, 1, 0, b't', 1, 1, 0, b'A']);
+        let mut old = (body.len() as u32).to_le_bytes().to_vec();
+        old.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        old.extend_from_slice(&body);
+        // Today's encoder writes the same bytes for the same increments.
+        let mut now = Vec::new();
+        encode(&SiteId::parse("acme").unwrap(), &increments(), &mut now);
+        assert_eq!(now, old);
+        let mut read = Vec::new();
+        assert_eq!(read_records(&old, &mut read), 0);
+        assert_eq!(read[0].1.entries, increments().entries);
+    }
+
+    #[test]
+    fn a_max_round_trips() {
+        let mut incs = increments();
+        let people = DocRef {
+            kind: ReportKind::People,
+            period: Period::Day(2026, 6, 1),
+        };
+        incs.entries
+            .push((people, FieldKey::parse("4095").unwrap(), Value::Max(53)));
+        let mut bytes = Vec::new();
+        encode(&SiteId::parse("acme").unwrap(), &incs, &mut bytes);
+        let mut read = Vec::new();
+        assert_eq!(read_records(&bytes, &mut read), 0);
+        assert_eq!(read[0].1.entries, incs.entries);
     }
 }

@@ -1,7 +1,7 @@
-//! Applying a [`Batch`] in one SQLite transaction: each document is read, incremented with
-//! [`crate::store::inc`] (MongoDB's `$inc` semantics), marked and written back; a document whose
-//! increments cannot apply is skipped and reported with the code MongoDB gives the same
-//! refusal, while the others commit.
+//! Applying a [`Batch`] in one SQLite transaction: each document is read, updated with
+//! [`crate::store::inc`] (MongoDB's `$inc`, `$set` and `$max` semantics), marked and written
+//! back; a document whose increments cannot apply is skipped and reported with the code MongoDB
+//! gives the same refusal, while the others commit.
 //!
 //! This module must not decide what is retried or kept (the flusher does, from the codes).
 
@@ -39,6 +39,7 @@ pub(super) fn apply_batch(
                     .optional()?;
                 let fields = inc.inc.iter().map(|(f, by)| (f.as_str(), *by));
                 let sets = inc.set.iter().map(|(f, t)| (f.as_str(), t.as_str()));
+                let maxes = inc.max.iter().map(|(f, v)| (f.as_str(), *v));
                 let updated = match existing {
                     // MongoDB's InvalidBSON: a document no update can read (written by hand).
                     Some(bytes) => decode(&coll.collection, &inc.id, &bytes).map_err(|e| (e, 22)),
@@ -65,7 +66,7 @@ pub(super) fn apply_batch(
                         };
                         (error, code)
                     };
-                    apply_all(&mut doc, fields, sets).map_err(corrupt)?;
+                    apply_all(&mut doc, fields, sets, maxes).map_err(corrupt)?;
                     if let Some(mark) = &inc.mark {
                         set(&mut doc, &mark.field(), Bson::Int64(mark.seq)).map_err(corrupt)?;
                     }

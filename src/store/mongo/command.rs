@@ -1,6 +1,6 @@
 //! The shape of an `update` command: one upsert statement per document update (its guard and
-//! mark in the filter, `$inc`, `$set` and `$unset` in the update), and the runs of statements
-//! that fit one command ([`super::MAX_STATEMENTS`] statements, [`MAX_COMMAND_BYTES`]).
+//! mark in the filter, `$inc`, `$max`, `$set` and `$unset` in the update), and the runs of
+//! statements that fit one command ([`super::MAX_STATEMENTS`] statements, [`MAX_COMMAND_BYTES`]).
 //!
 //! Pure functions: this module must not talk to the server.
 
@@ -24,6 +24,13 @@ pub(super) fn statement(d: &DocUpdate) -> Document {
             inc.insert(field.as_str(), Bson::Int64(*by));
         }
         u.insert("$inc", inc);
+    }
+    if !d.max.is_empty() {
+        let mut max = Document::new();
+        for (field, value) in &d.max {
+            max.insert(field.as_str(), crate::store::inc::max_value(*value));
+        }
+        u.insert("$max", max);
     }
     if !d.set.is_empty() || d.mark.is_some() {
         let mut set = Document::new();
@@ -59,6 +66,10 @@ pub(super) fn chunks(coll: &CollectionBatch, max_statements: usize) -> Vec<std::
             + d.set
                 .iter()
                 .map(|(f, t)| f.as_str().len() + t.len() + 8)
+                .sum::<usize>()
+            + d.max
+                .iter()
+                .map(|(f, _)| f.as_str().len() + 10)
                 .sum::<usize>();
         if i > start && (i - start >= max_statements || bytes + size > MAX_COMMAND_BYTES) {
             out.push(start..i);

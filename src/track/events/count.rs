@@ -14,6 +14,7 @@ use crate::metrics::Rejection;
 use crate::period::LocalTime;
 use crate::reports::engagement;
 use crate::reports::events;
+use crate::reports::people;
 use crate::reports::Increments;
 use crate::site::SiteId;
 use crate::track::agent::Agent;
@@ -93,6 +94,15 @@ impl Tracker {
                 None => now_local,
             };
             events::count(&e.event(local), &mut incs);
+            let snippet = e.visitor.as_deref().and_then(people::snippet_id);
+            self.count_person(
+                &site.id,
+                &local,
+                snippet,
+                client,
+                sender.user_agent,
+                &mut incs,
+            );
         }
         self.vouch(client, &site.id, &mut incs);
         self.coalescer

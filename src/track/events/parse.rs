@@ -21,6 +21,8 @@ pub struct RawEvent<'a> {
     pub value: i64,
     pub props: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub ts: Option<i64>,
+    /// The snippet's visitor id (`vi`), for the people sketches; only hashed, never kept.
+    pub visitor: Option<Cow<'a, str>>,
 }
 
 impl RawEvent<'_> {
@@ -50,6 +52,8 @@ struct JsonEvent<'a> {
     #[serde(borrow)]
     props: Option<BTreeMap<Cow<'a, str>, PropValue<'a>>>,
     ts: Option<i64>,
+    #[serde(borrow)]
+    vi: Option<Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -121,6 +125,7 @@ fn event_from_json(json: JsonEvent<'_>) -> Result<RawEvent<'_>, String> {
             })
             .collect(),
         ts: json.ts,
+        visitor: json.vi,
     })
 }
 
@@ -132,6 +137,7 @@ pub fn parse_query(query: &str) -> Result<RawEvent<'_>, EventError> {
         value: 1,
         props: Vec::new(),
         ts: None,
+        visitor: None,
     };
     let (mut site, mut name, mut value, mut ts) = (None, None, None, None);
     for pair in query.split('&').take(64) {
@@ -143,6 +149,7 @@ pub fn parse_query(query: &str) -> Result<RawEvent<'_>, EventError> {
             "name" => name = name.or(Some(raw)),
             "value" => value = value.or(Some(raw)),
             "ts" => ts = ts.or(Some(raw)),
+            "vi" => event.visitor = event.visitor.take().or(Some(raw)),
             k => {
                 if let Some(prop) = k.strip_prefix("p.") {
                     if !event.props.iter().any(|(p, _)| p == prop) {
