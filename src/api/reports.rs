@@ -217,18 +217,7 @@ pub async fn read(
                 _ => (ReportKind::EventsDay, month),
             };
             let mut t = Table::new(&["event", "count", "total"]);
-            let mut list: Vec<(String, events::Tally)> =
-                events::read(&doc(state, site, kind, period).await?)
-                    .into_iter()
-                    .map(|(name, buckets)| {
-                        let mut sum = events::Tally::default();
-                        for b in buckets.values() {
-                            sum += *b;
-                        }
-                        (name, sum)
-                    })
-                    .collect();
-            list.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+            let list = events::totals(&doc(state, site, kind, period).await?);
             let items: Vec<Value> = list
                 .iter()
                 .map(|(name, t_)| {

@@ -123,6 +123,23 @@ pub fn read(doc: &Document) -> BTreeMap<String, BTreeMap<u8, Tally>> {
     out
 }
 
+/// One events document's tally per event name over all its buckets, largest count first (then
+/// by name): what the events card and its CSV list.
+pub fn totals(doc: &Document) -> Vec<(String, Tally)> {
+    let mut list: Vec<(String, Tally)> = read(doc)
+        .into_iter()
+        .map(|(name, buckets)| {
+            let mut sum = Tally::default();
+            for b in buckets.values() {
+                sum += *b;
+            }
+            (name, sum)
+        })
+        .collect();
+    list.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+    list
+}
+
 /// Glow's `group`: an `events_day` month document's tallies of `event` per value of
 /// `property`, over the days `days` (inclusive), largest count first. The unescaped value, or
 /// `(other)` for values past the cap.

@@ -261,17 +261,7 @@ fn events(range: DateRange, docs: &Docs, limit: usize, table: &mut Table) -> (Va
         .collect();
     let refs: Vec<&Document> = parts.iter().collect();
     let partial = unequal_keys(&refs, "e");
-    let mut list: Vec<(String, events::Tally)> = events::read(&merged(refs.iter().copied()))
-        .into_iter()
-        .map(|(name, buckets)| {
-            let mut sum = events::Tally::default();
-            for b in buckets.values() {
-                sum += *b;
-            }
-            (name, sum)
-        })
-        .collect();
-    list.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+    let list = events::totals(&merged(refs.iter().copied()));
     let mut sum = events::Tally::default();
     let mut items = Vec::new();
     for (name, t) in &list {
