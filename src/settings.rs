@@ -13,6 +13,8 @@ use std::path::PathBuf;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_FLUSH_AT: usize = 250_000;
+/// `--people-flush-secs`: see `aggregate::flusher::DEFAULT_SKETCH_EVERY`.
+pub const DEFAULT_PEOPLE_FLUSH_SECS: u64 = 10;
 pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 pub const DEFAULT_SITE_REFRESH_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -246,10 +248,19 @@ pub struct ServeSettings {
     pub auth_failures_per_minute: u32,
 
     /// Count people with HyperLogLog sketches (`people.<YYYY>`, docs/data-model.md): every hit
-    /// raises a register of its day, month and year. Off by default for now: on FerretDB each
-    /// sketch document costs tens of milliseconds per flush (docs/performance.md).
-    #[arg(long, env = "TALLY_PEOPLE_SKETCHES")]
+    /// raises a register of its day, month and year, and "people" over any range counts each
+    /// visitor once. `false`: people over a range are the sum of the Gaug.es flags.
+    #[arg(long, env = "TALLY_PEOPLE_SKETCHES", value_name = "true|false",
+          default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub people_sketches: bool,
+
+    /// How often the people sketches' raises are written, in seconds (1–3600); they wait in
+    /// memory in between, merged, and go at once on shutdown. Other counters are written every
+    /// --flush-interval-ms.
+    #[arg(long, env = "TALLY_PEOPLE_FLUSH_SECS", default_value_t = DEFAULT_PEOPLE_FLUSH_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub people_flush_secs: u64,
 
     /// How often expired event counters are removed, in seconds (60–86400).
     #[arg(long, env = "TALLY_SWEEP_INTERVAL_SECS", default_value_t = 600,
@@ -407,7 +418,8 @@ impl Default for ServeSettings {
             retain_hourly_days: 60,
             retain_daily_days: 0,
             sweep_interval_secs: 600,
-            people_sketches: false,
+            people_sketches: true,
+            people_flush_secs: DEFAULT_PEOPLE_FLUSH_SECS,
             durable: false,
             durable_dir: None,
             durable_sync_ms: DEFAULT_DURABLE_SYNC_MS,

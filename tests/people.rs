@@ -1,4 +1,4 @@
-//! People from sketches (`--people-sketches`), on both stores: a generated log of visitors returning over 10 days,
+//! People from sketches (on by default), on both stores: a generated log of visitors returning over 10 days,
 //! imported with the real `tally import`, then the `people.<YYYY>` documents read back. Each
 //! day's estimate is within the stated error of that day's distinct visitors, and the 10 days
 //! merged within the error of the distinct visitors over the 10 days, not of the sum of days.
@@ -84,7 +84,7 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
     let store = TestStore::new(backend).await;
     store.add_site("acme", "America/New_York").await;
     let out = tally_cli(&store)
-        .args(["import", "--site", "acme", "--people-sketches"])
+        .args(["import", "--site", "acme"])
         .arg(log)
         .output()
         .unwrap();
@@ -193,11 +193,7 @@ async fn the_snippet_id_names_one_person_across_browsers(backend: Backend) {
     let store = TestStore::new(backend).await;
     store.add_site("acme", "UTC").await;
     let clock = TestClock::at(utc(2026, 6, 1, 12, 0));
-    let settings = tally::settings::ServeSettings {
-        people_sketches: true,
-        ..test_settings()
-    };
-    let app = TestApp::spawn(store, settings, clock.clock()).await;
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
     let page = "site=acme&url=https%3A%2F%2Facme.example%2F";
     let vi = "k3j5h2g7f8d9s0a1q2w3e4r5t6y7";
     // One person with the snippet on two browsers (each hit from another address), and three
@@ -230,6 +226,47 @@ async fn the_snippet_id_names_one_person_across_browsers(backend: Backend) {
     assert_eq!(get_path(&traffic, "v"), Some(6));
     let (result, _) = app.stop().await;
     result.unwrap();
+}
+
+/// The registers a `people` document holds.
+fn raised(doc: &Document) -> usize {
+    doc.iter()
+        .filter(|(k, _)| k.parse::<usize>().is_ok())
+        .map(|(_, g)| g.as_document().unwrap().len())
+        .sum()
+}
+
+/// The sketches' raises are written at most every `--people-flush-secs` (10 s by default):
+/// the first flush sends them, the next ones within 10 s keep them pending (while the other
+/// counters are written), and shutdown writes what was kept.
+async fn sketch_raises_wait_for_their_interval_and_go_at_shutdown(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    store.add_site("acme", "UTC").await;
+    let clock = TestClock::at(utc(2026, 6, 1, 12, 0));
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
+    let page = "site=acme&url=https%3A%2F%2Facme.example%2F";
+    app.hit(&format!("{page}&vi=first-visitor-0000000001"), CHROME_WIN)
+        .await;
+    app.flush().await;
+    let day = app.doc("people.2026", "acme:2026-06-01").await.unwrap();
+    assert_eq!(raised(&day), 1, "the first flush writes the sketch");
+    // Three more people within the interval: counted, their registers kept for later.
+    for i in 2..=4 {
+        app.hit(&format!("{page}&vi=next-visitor-000000000{i}"), CHROME_WIN)
+            .await;
+    }
+    app.flush().await;
+    let traffic = app.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    assert_eq!(get_path(&traffic, "v"), Some(4));
+    let day = app.doc("people.2026", "acme:2026-06-01").await.unwrap();
+    assert_eq!(raised(&day), 1, "held until the interval has passed");
+    let (result, store) = app.stop().await;
+    result.unwrap();
+    let day = store.doc("people.2026", "acme:2026-06-01").await.unwrap();
+    // Four people in 4,096 registers: two share one with probability 6/4096.
+    assert!(raised(&day) >= 3, "written at shutdown: {day:?}");
+    let year = store.doc("people.2026", "acme:2026").await.unwrap();
+    assert_eq!(raised(&year), raised(&day));
 }
 
 /// Not a check: what a wide `people` document costs the store, printed (docs/performance.md).
@@ -267,5 +304,6 @@ async fn wide_document_cost_on_mongo() {
 
 both_stores!(
     returning_visitors_are_counted_once,
-    the_snippet_id_names_one_person_across_browsers
+    the_snippet_id_names_one_person_across_browsers,
+    sketch_raises_wait_for_their_interval_and_go_at_shutdown
 );

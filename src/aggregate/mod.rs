@@ -215,6 +215,22 @@ impl Coalescer {
         self.note_added(added, shard);
     }
 
+    /// Keeps increments a flush drained but chose not to send yet (the `$max`es of people
+    /// sketches, written at most every `--people-flush-secs`): like [`Coalescer::restore`], but
+    /// without waking the flusher, which just drained them.
+    pub fn hold(&self, key: DocKey, fields: Vec<(FieldKey, Value)>) {
+        let DocKey { site, doc } = key;
+        let mut shard = self.shard(&site);
+        let added = merge(
+            &mut shard,
+            &site,
+            fields.into_iter().map(|(f, value)| (doc, f, value)),
+            Age::Older,
+        );
+        self.entries.fetch_add(added, Ordering::Relaxed);
+        drop(shard);
+    }
+
     /// Puts back increments read from a spill file (`--durable`): like [`Coalescer::restore`],
     /// never refused, older than anything pending, not logged again.
     pub fn restore_spilled(&self, site: &SiteId, incs: Increments) {

@@ -57,8 +57,11 @@ pub struct ImportArgs {
     /// again).
     #[arg(long)]
     pub force: bool,
-    /// Feed the people sketches too, as `tally serve --people-sketches` does (docs/data-model.md).
-    #[arg(long, env = "TALLY_PEOPLE_SKETCHES")]
+    /// Feed the people sketches (docs/data-model.md), as `tally serve` does; `false` to leave
+    /// them alone.
+    #[arg(long, env = "TALLY_PEOPLE_SKETCHES", value_name = "true|false",
+          default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub people_sketches: bool,
     /// The country database of the locations report, as for `serve`: `builtin` (the default,
     /// compiled into tally), a MaxMind-format file (.mmdb), or `none`.

@@ -124,6 +124,7 @@ impl Application {
             Arc::clone(&clock),
         )
         .with_store_timeout(Duration::from_secs(serve.store_timeout_secs))
+        .with_sketch_every(Duration::from_secs(serve.people_flush_secs))
         .with_writer(writer, Arc::clone(&writers));
         if let Some((checkpoint, recovered, mut replayed, dir)) = durable {
             let (owed, carried) = (recovered.statements.len(), recovered.carried.len());

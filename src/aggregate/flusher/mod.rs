@@ -32,7 +32,7 @@ use super::writers::Registry;
 use super::{Coalescer, Drained};
 use crate::metrics::{FlushOutcome, Metrics};
 use crate::period::Clock;
-use crate::reports::DocKey;
+use crate::reports::{DocKey, ReportKind};
 use crate::store::{DocUpdate, Store};
 use send::group;
 use std::collections::{HashMap, HashSet};
@@ -63,6 +63,8 @@ pub struct Flusher {
     closing: AtomicBool,
     /// The writers registry: whose marks each statement removes (see [`super::writers`]).
     registry: Option<Arc<Registry>>,
+    /// How often the people sketches' `$max`es are sent (see [`Flusher::with_sketch_every`]).
+    sketch_every: Duration,
 }
 
 /// What the flusher keeps between flushes.
@@ -88,6 +90,8 @@ struct State {
     store_away: bool,
     /// `--durable`, the store away: the answer of a ping running in the background.
     probe: Option<oneshot::Receiver<bool>>,
+    /// When the people sketches' raises were last sent.
+    sketches_sent: Option<Instant>,
 }
 
 /// What one flush did.
@@ -115,6 +119,9 @@ pub struct Unflushed {
 
 /// The default for [`Flusher::with_store_timeout`].
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default for [`Flusher::with_sketch_every`] (`--people-flush-secs`).
+pub const DEFAULT_SKETCH_EVERY: Duration = Duration::from_secs(10);
 
 /// `--durable`: bytes of spill files one flush loads back (at least one file): what memory
 /// holds beyond the pending hits while an outage's backlog is written.
@@ -149,9 +156,11 @@ impl Flusher {
                 census_at: None,
                 store_away: false,
                 probe: None,
+                sketches_sent: None,
             }),
             closing: AtomicBool::new(false),
             registry: None,
+            sketch_every: DEFAULT_SKETCH_EVERY,
         }
     }
 
@@ -172,6 +181,17 @@ impl Flusher {
     /// Owed statements keep the marks they were sent with.
     pub async fn set_writer(&self, writer: Writer) {
         self.one_at_a_time.lock().await.writer = writer;
+    }
+
+    /// Sends the raises of the people sketches (`people.<YYYY>` documents) at most every
+    /// `every`, and keeps them pending in between: a sketch document has up to 4,096 fields, which
+    /// some stores (FerretDB v1) rewrite whole for every statement, and a busy site raises a few
+    /// registers of its day, month and year in nearly every flush. A `$max` merges with the next
+    /// one in the coalescer, so holding them loses nothing and sends each document once per
+    /// `every`. They go at once on shutdown, and whenever the coalescer is half full.
+    pub fn with_sketch_every(mut self, every: Duration) -> Flusher {
+        self.sketch_every = every;
+        self
     }
 
     /// Store calls taking longer than `timeout` are abandoned; their statements are sent again.
@@ -286,6 +306,7 @@ impl Flusher {
 
         // The store answers (or nothing was owed): what is parked may have changed.
         self.read_parked(state).await;
+        let pressed = self.coalescer.pending() >= self.coalescer.max_entries() / 2;
         let (mut drained, cut) = self.coalescer.drain_cut();
         if drained.is_empty() && state.queue.is_empty() {
             if let Some(checkpoint) = &mut state.checkpoint {
@@ -300,6 +321,7 @@ impl Flusher {
             .map(|(key, update)| (key.collection(), update.id.clone()))
             .collect();
         let mut carried: Drained = Vec::new();
+        let held = self.hold_sketches(state, &mut drained, pressed);
         if !owed.is_empty() {
             let (wait, go): (Drained, Drained) = drained
                 .into_iter()
@@ -359,11 +381,15 @@ impl Flusher {
         let (mut batch, keys) = group(keys, docs);
         self.prune_marks(&mut batch);
         if let Some(checkpoint) = &mut state.checkpoint {
-            self.save(checkpoint, cut, &state.queue, &[(&batch, &keys)], &carried);
+            let kept: Drained = carried.iter().chain(&held).cloned().collect();
+            self.save(checkpoint, cut, &state.queue, &[(&batch, &keys)], &kept);
         }
         report.failed += carried.len();
         for (key, fields) in carried {
             self.coalescer.restore(key, fields);
+        }
+        for (key, fields) in held {
+            self.coalescer.hold(key, fields);
         }
         let statements = batch.statements();
         let owed = if statements > 0 {
@@ -371,6 +397,10 @@ impl Flusher {
         } else {
             0
         };
+        if statements == 0 && report.failed == 0 {
+            // Only sketch raises, held for later: no flush to count.
+            return report;
+        }
         let m = &self.metrics;
         m.flushed(match report.failed {
             0 => FlushOutcome::Ok,
@@ -382,6 +412,30 @@ impl Flusher {
             state.store_away = statements > 0 && owed == statements;
         }
         report
+    }
+
+    /// Takes the people sketches' documents out of `drained` unless they are due (see
+    /// [`Flusher::with_sketch_every`]): the first flush, `every` after the last send, shutdown,
+    /// or a coalescer `pressed` half full.
+    fn hold_sketches(&self, state: &mut State, drained: &mut Drained, pressed: bool) -> Drained {
+        let sketch = |key: &DocKey| key.doc.kind == ReportKind::People;
+        if !drained.iter().any(|(key, _)| sketch(key)) {
+            return Vec::new();
+        }
+        let due = pressed
+            || self.closing.load(Ordering::Relaxed)
+            || state
+                .sketches_sent
+                .is_none_or(|at| at.elapsed() >= self.sketch_every);
+        if due {
+            state.sketches_sent = Some(Instant::now());
+            return Vec::new();
+        }
+        let (held, go): (Drained, Drained) = std::mem::take(drained)
+            .into_iter()
+            .partition(|(key, _)| sketch(key));
+        *drained = go;
+        held
     }
 
     /// Now, for the parked entries' `at`.

@@ -63,6 +63,9 @@ pub struct MongoStore {
     max_statements: usize,
     /// The bound on one call, in ms ([`Store::limit_calls`]).
     call_ms: std::sync::atomic::AtomicU64,
+    /// Statements per command for now: at most `max_statements`, halved after a command timed
+    /// out and grown by one after each command answered ([`MongoStore::fit`]).
+    fit: std::sync::atomic::AtomicUsize,
 }
 
 /// The bound on one call until [`Store::limit_calls`] sets it: the flusher's default.
@@ -82,6 +85,7 @@ impl MongoStore {
             db: client.database(database),
             max_statements: MAX_STATEMENTS,
             call_ms: (CALL_TIMEOUT.as_millis() as u64).into(),
+            fit: MAX_STATEMENTS.into(),
         })
     }
 
@@ -92,7 +96,34 @@ impl MongoStore {
     /// forever. Seen with the ingest benchmark's 100 sites; 50 avoids it.
     pub fn with_max_statements(mut self, n: usize) -> MongoStore {
         self.max_statements = n.clamp(1, MAX_STATEMENTS);
+        *self.fit.get_mut() = self.max_statements;
         self
+    }
+
+    /// Statements per command for now. A command's time grows with what it asks (FerretDB v1
+    /// rewrites each document it updates whole, so a command of ten people sketches of 4,096
+    /// fields takes about a second on a busy 2-core machine), and a command that always takes
+    /// longer than the call bound would be sent again, and time out again, forever: after a
+    /// timeout the next commands carry half as many statements (down to one), and each command
+    /// answered lets one more in, up to `--mongodb-batch`.
+    pub(super) fn fit(&self) -> usize {
+        self.fit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A command of `statements` timed out: the next ones carry half as many.
+    pub(super) fn timed_out(&self, statements: usize) {
+        let half = (statements / 2).max(1);
+        self.fit
+            .fetch_min(half, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A command answered: one more statement fits, up to the limit.
+    pub(super) fn answered(&self) {
+        let _ = self.fit.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| (n < self.max_statements).then_some(n + 1),
+        );
     }
 
     pub fn database(&self) -> &Database {
@@ -152,7 +183,7 @@ impl Store for MongoStore {
         batch
             .collections
             .iter()
-            .map(|c| chunks(c, self.max_statements).len() + 1)
+            .map(|c| chunks(c, self.fit()).len() + 1)
             .sum()
     }
 
@@ -163,7 +194,7 @@ impl Store for MongoStore {
         // waiting a server selection or a timeout of its own.
         let mut away: Option<String> = None;
         for (ci, coll) in batch.collections.iter().enumerate() {
-            for range in chunks(coll, self.max_statements) {
+            for range in chunks(coll, self.fit()) {
                 if let Some(error) = &away {
                     applied
                         .failed
@@ -367,5 +398,33 @@ impl Store for MongoStore {
                 self.coll_stats_command(collection).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_timed_out_command_halves_the_next_ones_and_answers_let_them_grow_back() {
+        // No command is sent: the client connects on its first command.
+        let store = MongoStore::connect("mongodb://127.0.0.1:9/", "t")
+            .await
+            .unwrap()
+            .with_max_statements(10);
+        assert_eq!(store.fit(), 10);
+        store.timed_out(10);
+        assert_eq!(store.fit(), 5);
+        store.timed_out(5);
+        store.timed_out(2);
+        store.timed_out(1);
+        assert_eq!(store.fit(), 1, "never below one");
+        for _ in 0..20 {
+            store.answered();
+        }
+        assert_eq!(store.fit(), 10, "never above --mongodb-batch");
+        // A command smaller than the fit that timed out halves its own size.
+        store.timed_out(4);
+        assert_eq!(store.fit(), 2);
     }
 }

@@ -64,7 +64,9 @@ impl MongoStore {
                 return;
             }
             Err(_) => {
-                // Outcome unknown (the server may still apply it): owed, sent again marked.
+                // Outcome unknown (the server may still apply it): owed, sent again marked,
+                // in smaller commands.
+                self.timed_out(idx.len());
                 let error = StoreError::TimedOut(limit).to_string();
                 for &i in idx {
                     applied
@@ -74,6 +76,7 @@ impl MongoStore {
                 return;
             }
         };
+        self.answered();
         if let Ok(errors) = reply.get_array("writeErrors") {
             applied.unaccounted = !accounts_for_every_statement(&reply, errors.len(), idx.len());
             for e in errors.iter().filter_map(Bson::as_document) {
