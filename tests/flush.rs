@@ -34,8 +34,9 @@ async fn a_refused_statement_is_parked_and_nothing_else_waits(backend: Backend) 
         app.hit("site=acme", CHROME_WIN).await;
     }
     let report = app.handle.flush().await;
-    // traffic month and year, technology, resolutions, locations, the live minute
-    assert_eq!(report.statements, 6, "{report:?}");
+    // traffic month and year, technology, resolutions, locations, the live minute, and the
+    // people sketches of the day, month and year
+    assert_eq!(report.statements, 9, "{report:?}");
     assert_eq!(report.failed, 1, "{report:?}");
     assert_count(
         &app.doc("traffic.2024", "acme:2024-06").await.unwrap(),

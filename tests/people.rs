@@ -187,6 +187,54 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
     assert!(store.doc("people_keys", "acme:2026").await.is_some());
     let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
     assert_eq!(get_path(&traffic, "u"), None);
+
+    // The API's one "people" figure: the range merged from the sketches, each day its closed
+    // number (4–10 June) or its own sketch (1–3 June, never closed), the month its number.
+    let mut site = store.store.sites().await.unwrap().remove(0);
+    site.public = true;
+    store.store.update_site(&site).await.unwrap();
+    let clock = TestClock::at(utc(2026, 6, 20, 12, 0));
+    let app = TestApp::spawn(store, test_settings(), clock.clock()).await;
+    let api = |path: &str| {
+        let url = format!("{}/api/v1/sites/acme{path}", app.address);
+        let http = app.http.clone();
+        async move {
+            let r = http.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{url}");
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let r = api("/reports/traffic?from=2026-06-01&to=2026-06-10&compare=previous").await;
+    let data = &r["data"];
+    assert_eq!(data["people_from"], "sketches");
+    assert_eq!(data["total"]["people"], merged.people, "{data}");
+    assert!(data["total"]["people"].as_i64().unwrap() < (sum as i64) / 2);
+    for (i, row) in data["days"].as_array().unwrap().iter().enumerate() {
+        let want = estimate(&docs[&Period::Day(2026, 6, i as u8 + 1)]);
+        assert_eq!(row["people"], want, "day {}", i + 1);
+        assert!(within(want, days[i].len()));
+    }
+    assert_eq!(
+        data["previous"],
+        serde_json::json!({"views": 0, "people": 0})
+    );
+    let r = api("/reports/traffic?date=2026").await;
+    assert_eq!(r["data"]["total"]["people"], merged.people);
+    assert_eq!(r["data"]["people_from"], "sketches");
+    let r = api("/reports/traffic?date=2026-06").await;
+    assert_eq!(r["data"]["total"]["people"], merged.people);
+    let r = api("/reports/traffic?date=2026-06-02").await;
+    assert_eq!(
+        r["data"]["total"]["people"],
+        estimate(&docs[&Period::Day(2026, 6, 2)])
+    );
+    let s = api("/summary").await;
+    assert_eq!(s["months"][11]["month"], "2026-06");
+    assert_eq!(s["months"][11]["people"], merged.people);
+    assert_eq!(s["all_time"]["people"], merged.people);
+    assert_eq!(api("").await["first_day"], "2026-06-01");
+    let (result, _) = app.stop().await;
+    result.unwrap();
 }
 
 async fn the_snippet_id_names_one_person_across_browsers(backend: Backend) {
@@ -255,7 +303,9 @@ async fn sketch_raises_wait_for_their_interval_and_go_at_shutdown(backend: Backe
         app.hit(&format!("{page}&vi=next-visitor-000000000{i}"), CHROME_WIN)
             .await;
     }
-    app.flush().await;
+    // A flush as the flusher's own timer runs it (`app.flush()` writes everything).
+    let report = app.handle.flusher.flush().await;
+    assert_eq!(report.failed, 0, "{report:?}");
     let traffic = app.doc("traffic.2026", "acme:2026-06").await.unwrap();
     assert_eq!(get_path(&traffic, "v"), Some(4));
     let day = app.doc("people.2026", "acme:2026-06-01").await.unwrap();

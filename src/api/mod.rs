@@ -176,19 +176,23 @@ async fn site_info(
     id: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    match authorize(&req, &state, &id) {
-        Ok(site) => {
-            let today = crate::period::LocalTime::at((state.clock)(), site.tz).day_period();
-            HttpResponse::Ok().json(serde_json::json!({
-                "id": site.id.as_str(),
-                "name": site.name,
-                "zone": site.tz.name(),
-                "public": site.public,
-                "today": today.to_string(),
-            }))
-        }
-        Err(e) => e.answer(),
-    }
+    let site = match authorize(&req, &state, &id) {
+        Ok(site) => site,
+        Err(e) => return e.answer(),
+    };
+    let today = crate::period::LocalTime::at((state.clock)(), site.tz).day_period();
+    let first = match summary::first_day(&state, &site).await {
+        Ok(first) => first.map(|d| d.format("%Y-%m-%d").to_string()),
+        Err(e) => return e.answer(),
+    };
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": site.id.as_str(),
+        "name": site.name,
+        "zone": site.tz.name(),
+        "public": site.public,
+        "today": today.to_string(),
+        "first_day": first,
+    }))
 }
 
 /// `GET /api/v1/sites/{id}/live`: Server-Sent Events. A `snapshot` at once, an `update` whenever

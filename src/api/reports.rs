@@ -8,7 +8,7 @@
 use super::range::{self, Asked, PeriodQuery};
 use super::table::{csv_response, wants_csv, Table};
 use super::{authorize, ApiError, ApiState};
-use crate::period::Period;
+use crate::period::{DateRange, LocalTime, Period};
 use crate::reports::campaigns::Campaigns;
 use crate::reports::cohorts::Cohorts;
 use crate::reports::content::Content;
@@ -22,8 +22,10 @@ use crate::reports::traffic::Traffic;
 use crate::reports::{events, Ranked, Report, ReportKind};
 use crate::site::Site;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Datelike;
 use mongodb::bson::Document;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// Entries per list when `limit` is not given, and the most it may be.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -111,7 +113,27 @@ pub async fn read(
     let mut table = Table::new(&["list", "key", "views", "title"]);
     let (period, data) = match name {
         "traffic" => {
-            let view = Traffic::read(&doc(state, site, ReportKind::Traffic, month).await?);
+            let traffic = doc(state, site, ReportKind::Traffic, month).await?;
+            let mut view = Traffic::read(&traffic);
+            // People: the one figure of `reports::people::traffic` (a closed number, a
+            // sketch, or the flags); hours keep their flags.
+            let range = DateRange::of(asked).expect("a day or a month is a range");
+            let today = LocalTime::at((state.clock)(), site.tz).date();
+            let mut wanted: BTreeSet<Period> = super::range::open_days(range, today).collect();
+            wanted.extend(super::range::unclosed_days(range, |_, _| Some(&traffic)));
+            wanted.insert(asked);
+            let sketches = super::range::sketches(state, site, &wanted).await?;
+            let people = crate::reports::people::traffic::Read {
+                month: |_, _| Some(&traffic),
+                year: |_| None,
+                sketch: |p| sketches.get(&p),
+            };
+            view.total.people = people.of(month);
+            for (d, c) in view.days.iter_mut() {
+                if let Some(date) = range.days().find(|date| date.day() == u32::from(*d)) {
+                    c.people = people.day(date);
+                }
+            }
             let mut t = Table::new(&["day", "hour", "views", "people"]);
             let data = if let Period::Day(_, _, d) = asked {
                 let hours: Vec<Value> = view
@@ -293,8 +315,6 @@ pub async fn read(
     };
     Ok((period, data, table))
 }
-
-use chrono::Datelike;
 
 pub async fn report(
     req: HttpRequest,

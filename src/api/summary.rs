@@ -17,8 +17,10 @@
 
 use super::range::{self, Asked, PeriodQuery};
 use super::{authorize, ApiError, ApiState};
+use crate::aggregate::close;
 use crate::period::{DateRange, LocalTime, Period};
 use crate::reports::number;
+use crate::reports::people::traffic::Read;
 use crate::site::{Site, SiteId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Datelike, NaiveDate, TimeDelta};
@@ -58,13 +60,6 @@ pub struct Summary {
     all_time: Counts,
 }
 
-fn counts(doc: Option<&Document>) -> Counts {
-    Counts {
-        views: doc.map_or(0, |d| number(d.get("v"))),
-        people: doc.map_or(0, |d| number(d.get("u"))),
-    }
-}
-
 fn dated(counts: Counts) -> Dated {
     Dated {
         counts,
@@ -80,47 +75,143 @@ fn months_back(year: i32, month: u8, n: i32) -> (i32, u8) {
     (index.div_euclid(12), (index.rem_euclid(12) + 1) as u8)
 }
 
+/// The top-level fields the summary reads of a month document: the two months of the last
+/// 24 hours need their hours, the two of the last 30 days their days, the others only totals
+/// (`p`: the people of a closed month, see `aggregate::close`).
+const WITH_HOURS: &[&str] = &["v", "u", "p", "d", "h"];
+const WITH_DAYS: &[&str] = &["v", "u", "p", "d"];
+const TOTALS: &[&str] = &["v", "u", "p"];
+
+/// Reads `fields` of the documents `ids` of each yearly collection `<prefix>.<YYYY>`: one
+/// call per collection and projection.
+async fn fetch(
+    state: &ApiState,
+    prefix: &str,
+    ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>>,
+    into: &mut HashMap<String, Document>,
+) -> Result<(), ApiError> {
+    for ((year, fields), ids) in ids {
+        let collection = format!("{prefix}.{year:04}");
+        let docs = if fields.is_empty() {
+            state.store.get_many(&collection, &ids).await?
+        } else {
+            state
+                .store
+                .get_many_fields(&collection, &ids, fields)
+                .await?
+        };
+        for doc in docs {
+            if let Ok(id) = doc.get_str("_id") {
+                into.insert(id.to_owned(), doc);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads the summary of `site` at the current time.
 pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
     let now = (state.clock)();
     let local = LocalTime::at(now, site.tz);
-    // The month documents of the last 12 months, by yearly collection.
+    let today = local.date();
+    let yesterday = today - TimeDelta::days(1);
+    let id = |p: Period| format!("{}:{p}", site.id);
+    let month_of = |d: NaiveDate| (d.year(), d.month() as u8);
+    // The month documents of the last 12 months, with only the fields each answers.
     let months: Vec<(i32, u8)> = (0..12)
         .rev()
         .map(|n| months_back(local.year, local.month, n))
         .collect();
-    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    for (y, m) in &months {
-        by_year
-            .entry(*y)
+    let day_span = today - TimeDelta::days(29);
+    let hour_span = LocalTime::at(now - TimeDelta::hours(23), site.tz).date();
+    let mut traffic_ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>> = BTreeMap::new();
+    for &(y, m) in &months {
+        let fields = if (y, m) >= month_of(hour_span) {
+            WITH_HOURS
+        } else if (y, m) >= month_of(day_span) {
+            WITH_DAYS
+        } else {
+            TOTALS
+        };
+        traffic_ids
+            .entry((y, fields))
             .or_default()
-            .push(format!("{}:{}", site.id, Period::Month(*y, *m)));
+            .push(id(Period::Month(y, m)));
     }
     let mut docs: HashMap<String, Document> = HashMap::new();
-    for (year, ids) in by_year {
-        for doc in state
-            .store
-            .get_many(&format!("traffic.{year:04}"), &ids)
-            .await?
-        {
-            if let Ok(id) = doc.get_str("_id") {
-                docs.insert(id.to_owned(), doc.clone());
-            }
+    fetch(state, "traffic", traffic_ids, &mut docs).await?;
+    // All time: the year documents of every traffic collection.
+    let mut years: HashMap<String, Document> = HashMap::new();
+    for collection in state.store.collections().await? {
+        let Some(year) = collection.strip_prefix("traffic.") else {
+            continue;
+        };
+        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let doc_id = format!("{}:{year}", site.id);
+        if let Some(doc) = state.store.get(&collection, &doc_id).await? {
+            years.insert(doc_id, doc);
         }
     }
-    let month_doc = |y: i32, m: u8| docs.get(&format!("{}:{}", site.id, Period::Month(y, m)));
-    let day = |date: NaiveDate| -> Counts {
-        counts(
-            month_doc(date.year(), date.month() as u8)
-                .and_then(|d| d.get_document("d").ok())
-                .and_then(|d| d.get_document(format!("{:02}", date.day())).ok()),
-        )
+
+    // The people sketches of what may not have closed yet: the last days, this month and the
+    // one before, this year and the one before; and of the days, months and years with views
+    // but no closed number (see `reports::people::traffic`).
+    let month_doc = |y: i32, m: u8| docs.get(&id(Period::Month(y, m)));
+    let mut sketch_ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>> = BTreeMap::new();
+    let mut want = |p: Period| sketch_ids.entry((p.year(), &[])).or_default().push(id(p));
+    for back in 0..=close::DAYS_BACK as i64 {
+        let d = today - TimeDelta::days(back);
+        want(Period::Day(d.year(), d.month() as u8, d.day() as u8));
+    }
+    let thirty = DateRange::parse(
+        &day_span.format("%Y-%m-%d").to_string(),
+        &today.format("%Y-%m-%d").to_string(),
+    )
+    .expect("30 days are a range");
+    for p in super::range::unclosed_days(thirty, month_doc) {
+        want(p);
+    }
+    let unclosed = |doc: Option<&Document>| {
+        doc.is_some_and(|d| number(d.get("v")) > 0 && number(d.get("p")) <= 0)
     };
-    let today = local.date();
-    let yesterday = today - TimeDelta::days(1);
+    for &(y, m) in &months {
+        if unclosed(month_doc(y, m)) || (y, m) >= months_back(local.year, local.month, 1) {
+            want(Period::Month(y, m));
+        }
+    }
+    for (doc_id, doc) in &years {
+        let year: Option<i32> = doc_id.rsplit(':').next().and_then(|y| y.parse().ok());
+        if let Some(y) = year.filter(|y| unclosed(Some(doc)) || *y >= local.year - 1) {
+            want(Period::Year(y));
+        }
+    }
+    for list in sketch_ids.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    let mut sketches: HashMap<String, Document> = HashMap::new();
+    fetch(state, "people", sketch_ids, &mut sketches).await?;
+    let people = Read {
+        month: month_doc,
+        year: |y| years.get(&id(Period::Year(y))),
+        sketch: |p| sketches.get(&id(p)),
+    };
+    let views = |doc: Option<&Document>| doc.map_or(0, |d| number(d.get("v")));
+    let day = |date: NaiveDate| -> Counts {
+        Counts {
+            views: views(
+                month_doc(date.year(), date.month() as u8)
+                    .and_then(|d| d.get_document("d").ok())
+                    .and_then(|d| d.get_document(format!("{:02}", date.day())).ok()),
+            ),
+            people: people.day(date),
+        }
+    };
 
     // The last 24 hours, as the site's clock labels them (a DST change makes 23 or 25 labels
-    // collapse or repeat; a repeated label is shown once).
+    // collapse or repeat; a repeated label is shown once). People new that hour: the flags.
     let mut hours: Vec<Dated> = Vec::with_capacity(24);
     for back in (0..24).rev() {
         let l = LocalTime::at(now - TimeDelta::hours(back), site.tz);
@@ -128,15 +219,16 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         if hours.last().and_then(|h| h.hour.as_deref()) == Some(label.as_str()) {
             continue;
         }
-        let c = counts(
-            month_doc(l.year, l.month)
-                .and_then(|d| d.get_document("h").ok())
-                .and_then(|h| h.get_document(format!("{:02}", l.day)).ok())
-                .and_then(|d| d.get_document(format!("{:02}", l.hour)).ok()),
-        );
+        let hour = month_doc(l.year, l.month)
+            .and_then(|d| d.get_document("h").ok())
+            .and_then(|h| h.get_document(format!("{:02}", l.day)).ok())
+            .and_then(|d| d.get_document(format!("{:02}", l.hour)).ok());
         hours.push(Dated {
             hour: Some(label),
-            ..dated(c)
+            ..dated(Counts {
+                views: views(hour),
+                people: hour.map_or(0, |d| number(d.get("u"))),
+            })
         });
     }
     let days = (0..30)
@@ -151,28 +243,20 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         .collect();
     let month_list = months
         .iter()
-        .map(|(y, m)| Dated {
-            month: Some(Period::Month(*y, *m).to_string()),
-            ..dated(counts(month_doc(*y, *m)))
+        .map(|&(y, m)| Dated {
+            month: Some(Period::Month(y, m).to_string()),
+            ..dated(Counts {
+                views: views(month_doc(y, m)),
+                people: people.of(Period::Month(y, m)),
+            })
         })
         .collect();
-
-    // All time: the year documents of every traffic collection.
+    // Years do not merge (each has its own key): all time adds them.
     let mut all_time = Counts::default();
-    for collection in state.store.collections().await? {
-        let Some(year) = collection.strip_prefix("traffic.") else {
-            continue;
-        };
-        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let doc = state
-            .store
-            .get(&collection, &format!("{}:{year}", site.id))
-            .await?;
-        let c = counts(doc.as_ref());
-        all_time.views += c.views;
-        all_time.people += c.people;
+    for (doc_id, doc) in &years {
+        let year = doc_id.rsplit(':').next().and_then(|y| y.parse().ok());
+        all_time.views += number(doc.get("v"));
+        all_time.people += year.map_or(0, |y| people.of(Period::Year(y)));
     }
 
     Ok(Summary {
@@ -191,6 +275,67 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         months: month_list,
         all_time,
     })
+}
+
+/// The first local day with views of `site`: the oldest `traffic.<YYYY>` whose year document
+/// has views, then the first day with views among its month documents (their `d` only). Three
+/// store calls for a site with data, plus one per older empty year. `None` without views.
+pub async fn first_day(state: &ApiState, site: &Site) -> Result<Option<NaiveDate>, ApiError> {
+    let mut years: Vec<i32> = state
+        .store
+        .collections()
+        .await?
+        .iter()
+        .filter_map(|c| c.strip_prefix("traffic."))
+        .filter(|y| y.len() == 4)
+        .filter_map(|y| y.parse().ok())
+        .collect();
+    years.sort_unstable();
+    for year in years {
+        let collection = format!("traffic.{year:04}");
+        let doc = state
+            .store
+            .get(&collection, &format!("{}:{year}", site.id))
+            .await?;
+        if doc.is_none_or(|d| number(d.get("v")) <= 0) {
+            continue;
+        }
+        let ids: Vec<String> = (1..=12)
+            .map(|m| format!("{}:{}", site.id, Period::Month(year, m)))
+            .collect();
+        let months = state
+            .store
+            .get_many_fields(&collection, &ids, &["d"])
+            .await?;
+        let first = months
+            .iter()
+            .filter_map(|doc| {
+                let month = doc
+                    .get_str("_id")
+                    .ok()
+                    .and_then(|id| id.rsplit(':').next())
+                    .and_then(Period::parse)?;
+                let Period::Month(y, m) = month else {
+                    return None;
+                };
+                let day = doc
+                    .get_document("d")
+                    .ok()?
+                    .iter()
+                    .filter(|(_, day)| {
+                        day.as_document()
+                            .is_some_and(|day| number(day.get("v")) > 0)
+                    })
+                    .filter_map(|(dd, _)| dd.parse::<u32>().ok())
+                    .min()?;
+                NaiveDate::from_ymd_opt(y, m.into(), day)
+            })
+            .min();
+        if first.is_some() {
+            return Ok(first);
+        }
+    }
+    Ok(None)
 }
 
 pub async fn summary(

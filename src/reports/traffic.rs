@@ -2,43 +2,16 @@
 //!
 //! `traffic.<YYYY>`, `_id: "<site>:<YYYY-MM>"`: `v`, `u`, `d.<DD>.v`, `d.<DD>.u`,
 //! `h.<DD>.<HH>.v`, `h.<DD>.<HH>.u`; and `_id: "<site>:<YYYY>"`: `v`, `u`. "People" are the
-//! hits whose uniqueness flag for that period is set (`um`, `ud`, `uh`, `uy`).
+//! hits whose uniqueness flag for that period is set (`um`, `ud`, `uh`, `uy`); the people of
+//! a closed day, month or year from its sketch are `d.<DD>.p` and `p` (`aggregate::close`),
+//! and what the API shows as people is decided in `reports::people::traffic`.
 
 use super::{number, HitFacts, Increments, Report, ReportKind};
 use crate::field::{two_digits, FieldKey};
-use crate::period::Piece;
 use mongodb::bson::Document;
 use std::collections::BTreeMap;
 
 pub struct Traffic;
-
-/// Where [`range_people`] takes its people from, as the API says it (`people_from`).
-pub const PEOPLE_FROM: &str = "flags";
-
-/// People over a range, from the Gaug.es flags: each whole month's `u` (visitors new that
-/// month) plus each edge day's `d.<DD>.u` (visitors new that day). A visitor seen in two
-/// months, or on two edge days, counts twice; only a single day's or month's figure is exact.
-/// `months` pairs each piece of the range with its traffic month document (empty if none).
-///
-/// The HyperLogLog sketches replace this (one merge over the range's month and day
-/// sketches); until they exist this is the one place a range's people are computed, and
-/// [`PEOPLE_FROM`] says so in every answer.
-pub fn range_people(months: &[(Piece, &Document)]) -> i64 {
-    months
-        .iter()
-        .map(|(piece, doc)| match piece {
-            Piece::Month(..) => number(doc.get("u")),
-            Piece::Days(..) => {
-                let days = doc.get_document("d").ok();
-                piece
-                    .days()
-                    .filter_map(|d| days?.get_document(two_digits(d)).ok())
-                    .map(|day| number(day.get("u")))
-                    .sum()
-            }
-        })
-        .sum()
-}
 
 /// Views and people of one period.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

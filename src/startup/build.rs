@@ -361,11 +361,12 @@ impl Application {
     }
 }
 
-/// With `--people-sketches`: the keys of the visitor hashes, and the closer of periods.
+/// With the people sketches on (`--people-sketches`, the default): the keys of the visitor
+/// hashes, and the closer of periods.
 type PeopleTasks = Option<(Arc<PeopleKeys>, Arc<Closer>)>;
 
 /// Re-reads the sites every `every` so sites added by other processes start counting and, with
-/// `--people-sketches`, makes sure each has its people key for the year (`track::people`) and
+/// the people sketches on, makes sure each has its people key for the year (`track::people`) and
 /// writes the people numbers of the days, months and years that have closed
 /// (`aggregate::close`).
 async fn refresh_sites(

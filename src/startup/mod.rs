@@ -90,9 +90,10 @@ impl AppHandle {
         self.server.stop(true).await;
     }
 
-    /// Writes everything pending now.
+    /// Writes everything pending now, the people sketches' raises included (which the flusher
+    /// otherwise sends every `--people-flush-secs`).
     pub async fn flush(&self) -> FlushReport {
-        self.flusher.flush().await
+        self.flusher.flush_all().await
     }
 }
 impl Application {

@@ -248,9 +248,21 @@ impl Flusher {
             .map(|t| t.elapsed())
     }
 
-    /// Writes everything pending now.
+    /// Writes what is pending now, the people sketches' raises when they are due.
     pub async fn flush(&self) -> FlushReport {
+        self.flush_with(false).await
+    }
+
+    /// Writes everything pending now, the people sketches' raises included.
+    pub async fn flush_all(&self) -> FlushReport {
+        self.flush_with(true).await
+    }
+
+    async fn flush_with(&self, sketches: bool) -> FlushReport {
         let mut state = self.one_at_a_time.lock().await;
+        if sketches {
+            state.sketches_sent = None;
+        }
         *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let report = self.flush_locked(&mut state).await;
         self.queued.store(state.queue.len(), Ordering::Relaxed);

@@ -11,12 +11,13 @@ use crate::reports::cohorts::Cohorts;
 use crate::reports::content::Content;
 use crate::reports::engagement::Engagement;
 use crate::reports::locations::Locations;
+use crate::reports::people::traffic::Source;
 use crate::reports::range::{mark_partial, merged, unequal_keys};
 use crate::reports::referrers::Referrers;
 use crate::reports::resolutions::Resolutions;
 use crate::reports::technology::Technology;
 use crate::reports::terms::Terms;
-use crate::reports::traffic::{range_people, Traffic, PEOPLE_FROM};
+use crate::reports::traffic::Traffic;
 use crate::reports::{events, number, Ranked, Report};
 use chrono::{Datelike, NaiveDate};
 use mongodb::bson::{Bson, Document};
@@ -24,6 +25,12 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 type Docs = HashMap<Period, Document>;
+
+/// The documents a range's answer reads: the report's, and for traffic the `people` sketches.
+pub struct Read<'a> {
+    pub docs: &'a Docs,
+    pub sketches: &'a Docs,
+}
 
 static EMPTY: std::sync::LazyLock<Document> = std::sync::LazyLock::new(Document::new);
 
@@ -82,15 +89,16 @@ fn views(n: i64) -> Value {
 pub fn answer(
     report: &str,
     range: DateRange,
-    docs: &Docs,
+    read: &Read<'_>,
     limit: usize,
     table: Option<&mut Table>,
 ) -> (Value, Value) {
+    let docs = read.docs;
     let mut scratch = Table::default();
     let table = table.unwrap_or(&mut scratch);
     let ranked_header = ["list", "key", "views", "title"];
     let (mut data, total) = match report {
-        "traffic" => traffic(range, docs, table),
+        "traffic" => traffic(range, read, table),
         "events" => events(range, docs, limit, table),
         "engagement" => engagement(range, docs, table),
         "retention" => retention(range, docs, table),
@@ -180,50 +188,71 @@ pub fn answer(
     (data, total)
 }
 
-/// Views per day and month, exact; people from [`range_people`] (the flags, for now).
-fn traffic(range: DateRange, docs: &Docs, table: &mut Table) -> (Value, Value) {
+/// Views per day and month, exact; people from the sketches where they exist, else from the
+/// flags, and `people_from` says which (see `reports::people::traffic`).
+fn traffic(range: DateRange, read: &Read<'_>, table: &mut Table) -> (Value, Value) {
     *table = Table::new(&["day", "hour", "views", "people"]);
+    let docs = read.docs;
     let pieces = months(range, docs);
-    let day_counts = |doc: &Document, d: u8| {
-        let day = doc
-            .get_document("d")
-            .ok()
-            .and_then(|days| days.get_document(two_digits(d)).ok());
-        (
-            day.map_or(0, |x| number(x.get("v"))),
-            day.map_or(0, |x| number(x.get("u"))),
+    let people = crate::reports::people::traffic::Read {
+        month: |y, m| docs.get(&Period::Month(y, m)),
+        year: |_| None,
+        sketch: |p| read.sketches.get(&p),
+    };
+    let day_views = |doc: &Document, d: u8| {
+        number(
+            doc.get_document("d")
+                .ok()
+                .and_then(|days| days.get_document(two_digits(d)).ok())
+                .and_then(|x| x.get("v")),
         )
     };
     let mut days = Vec::with_capacity(range.len() as usize);
     for day in range.days() {
         let doc = get(docs, Period::Month(day.year(), day.month() as u8));
-        let (v, u) = day_counts(doc, day.day() as u8);
-        table.row(vec![date(day), String::new(), v.to_string(), u.to_string()]);
-        days.push(json!({"day": date(day), "views": v, "people": u}));
+        let (v, p) = (day_views(doc, day.day() as u8), people.day(day));
+        table.row(vec![date(day), String::new(), v.to_string(), p.to_string()]);
+        days.push(json!({"day": date(day), "views": v, "people": p}));
     }
     let mut month_list = Vec::with_capacity(pieces.len());
     let mut total_views = 0;
     for (piece, doc) in &pieces {
-        let v = match piece {
-            Piece::Month(..) => number(doc.get("v")),
-            Piece::Days(..) => piece.days().map(|d| day_counts(doc, d).0).sum(),
+        let (v, p) = match *piece {
+            Piece::Month(y, m) => (number(doc.get("v")), people.of(Period::Month(y, m))),
+            Piece::Days(y, m, first, last) => {
+                let day = |d: u8| NaiveDate::from_ymd_opt(y, m.into(), d.into());
+                let p = match (day(first), day(last)) {
+                    (Some(first), Some(last)) => people.range(first, last).people,
+                    _ => 0,
+                };
+                (piece.days().map(|d| day_views(doc, d)).sum(), p)
+            }
         };
         total_views += v;
         month_list.push(json!({
             "month": piece.month().to_string(),
             "views": v,
-            "people": range_people(&[(*piece, *doc)]),
+            "people": p,
         }));
     }
-    let total = json!({"views": total_views, "people": range_people(&pieces)});
+    let counted = people.range(range.from(), range.to());
+    let total = json!({"views": total_views, "people": counted.people});
     let mut data = json!({
         "total": total,
-        "people_from": PEOPLE_FROM,
+        "people_from": counted.from.as_str(),
         "days": days,
         "months": month_list,
     });
+    if counted.from == Source::Mixed {
+        data["people_from_flags"] = json!(counted
+            .from_flags
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>());
+    }
     if let [(Piece::Days(_, _, d, _), doc)] = pieces[..] {
-        // A single day: its hours, as the site's clock labels them.
+        // A single day: its hours, as the site's clock labels them (people new that hour: the
+        // flags).
         let hours: Vec<Value> = Traffic::read(doc)
             .hours
             .iter()

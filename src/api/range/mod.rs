@@ -6,7 +6,8 @@
 //! per month answer for the whole months the range touches, and say so (`"months": true` in
 //! `period`). The documents of a range and of its comparison are fetched together, one
 //! `get_many` (or `get_many_fields`) per yearly collection, never one call per day
-//! ([`fetch`]). What each report makes of its documents is in [`answer`].
+//! ([`fetch`]); traffic also reads its people sketches so, one call per yearly `people`
+//! collection ([`sketches`]). What each report makes of its documents is in [`answer`].
 //!
 //! A `date=` of a day or a month without `compare` keeps its single-period answer
 //! (`super::reports`); everything else asked here is answered as a range.
@@ -15,9 +16,12 @@ mod answer;
 
 use super::table::Table;
 use super::{ApiError, ApiState};
+use crate::aggregate::close;
 use crate::period::{DateRange, LocalTime, Period, Piece};
+use crate::reports::people::traffic::sketches_for;
 use crate::reports::{document_id, ReportKind};
 use crate::site::Site;
+use chrono::Datelike;
 use mongodb::bson::Document;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -215,9 +219,13 @@ fn needs(report: &str, range: DateRange) -> Option<Needs> {
         "traffic" if range.len() == 1 => (
             ReportKind::Traffic,
             months(range),
-            Some(&["v", "u", "d", "h"]),
+            Some(&["v", "u", "p", "d", "h"]),
         ),
-        "traffic" => (ReportKind::Traffic, months(range), Some(&["v", "u", "d"])),
+        "traffic" => (
+            ReportKind::Traffic,
+            months(range),
+            Some(&["v", "u", "p", "d"]),
+        ),
         "content" => (ReportKind::Content, months_and_days(range), None),
         "referrers" => (ReportKind::Referrers, months_and_days(range), None),
         "events" => (ReportKind::EventsDay, months(range), Some(&["e"])),
@@ -259,10 +267,25 @@ pub async fn read(
         periods.extend(needs(report, previous).map(|n| n.1).unwrap_or_default());
     }
     let docs = fetch(state, site, kind, &periods.into_iter().collect(), fields).await?;
+    let sketches = match kind {
+        ReportKind::Traffic => {
+            let today = LocalTime::at((state.clock)(), site.tz).date();
+            let mut wanted = sketches_wanted(answered, previous, today);
+            wanted.extend(unclosed_days(answered, |y, m| {
+                docs.get(&Period::Month(y, m))
+            }));
+            sketches(state, site, &wanted).await?
+        }
+        _ => HashMap::new(),
+    };
+    let read = answer::Read {
+        docs: &docs,
+        sketches: &sketches,
+    };
     let mut table = Table::default();
-    let (mut data, _) = answer::answer(report, answered, &docs, limit, Some(&mut table));
+    let (mut data, _) = answer::answer(report, answered, &read, limit, Some(&mut table));
     if let Some(previous) = previous {
-        let (_, total) = answer::answer(report, previous, &docs, limit, None);
+        let (_, total) = answer::answer(report, previous, &read, limit, None);
         data["previous"] = total;
     }
     Ok(Answer {
@@ -276,6 +299,67 @@ pub async fn read(
             answered.to().format("%Y-%m-%d")
         ),
     })
+}
+
+/// The `people` documents a traffic answer reads: the sketches that answer the range's total
+/// and its comparison's (whole months and edge days), and the days of the range that may not
+/// have closed yet, whose rows read their own sketch.
+fn sketches_wanted(
+    answered: DateRange,
+    previous: Option<DateRange>,
+    today: chrono::NaiveDate,
+) -> BTreeSet<Period> {
+    let mut wanted: BTreeSet<Period> = sketches_for(answered).into_iter().collect();
+    if let Some(previous) = previous {
+        wanted.extend(sketches_for(previous));
+    }
+    wanted.extend(open_days(answered, today));
+    wanted
+}
+
+/// The days of `range` that may not have closed yet: today and the [`close::DAYS_BACK`] before.
+pub fn open_days(range: DateRange, today: chrono::NaiveDate) -> impl Iterator<Item = Period> {
+    let open_since = today - chrono::TimeDelta::days(close::DAYS_BACK as i64);
+    range
+        .days()
+        .filter(move |d| *d >= open_since && *d <= today)
+        .map(|d| Period::Day(d.year(), d.month() as u8, d.day() as u8))
+}
+
+/// The most days without a closed number whose own sketches one answer reads (a node that was
+/// down past [`close::DAYS_BACK`], or a log imported before its days were closed); past it,
+/// such days' rows show their flags.
+pub const MAX_UNCLOSED_DAYS: usize = 92;
+
+/// The days of `range` that have views and no closed number (`d.<DD>.p`) in their traffic
+/// month document (`month(y, m)`), at most [`MAX_UNCLOSED_DAYS`]: their rows read their own
+/// sketch.
+pub fn unclosed_days<'d>(
+    range: DateRange,
+    month: impl Fn(i32, u8) -> Option<&'d Document>,
+) -> Vec<Period> {
+    range
+        .days()
+        .filter(|d| {
+            let day = month(d.year(), d.month() as u8)
+                .and_then(|doc| doc.get_document("d").ok())
+                .and_then(|days| days.get_document(format!("{:02}", d.day())).ok());
+            day.is_some_and(|day| {
+                crate::model::number(day.get("v")) > 0 && crate::model::number(day.get("p")) <= 0
+            })
+        })
+        .take(MAX_UNCLOSED_DAYS)
+        .map(|d| Period::Day(d.year(), d.month() as u8, d.day() as u8))
+        .collect()
+}
+
+/// The `people` documents of `periods`, by period: one call per yearly collection.
+pub async fn sketches(
+    state: &ApiState,
+    site: &Site,
+    periods: &BTreeSet<Period>,
+) -> Result<HashMap<Period, Document>, ApiError> {
+    fetch(state, site, ReportKind::People, periods, None).await
 }
 
 #[cfg(test)]

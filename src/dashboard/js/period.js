@@ -64,7 +64,7 @@ export function onPreset(name) {
     $('#range-from').focus();
     return;
   }
-  goTo({ name, ...presetRange(name, S.today), compare: c });
+  goTo({ name, ...presetRange(name, S.today, S.first), compare: c });
 }
 
 /** A custom day picked: applied when from–to is a range the API answers. */

@@ -187,3 +187,16 @@ export function rangeParams(r) {
   if (r.compare) q.set('compare', r.compare);
   return q.toString();
 }
+
+/** What the People tile says under its figure, from the answer's `people_from` over a range
+    of `days` days: nothing when each person is counted once (the sketches) or for one day;
+    otherwise how the figure was added up. */
+export function peopleNote(from, days) {
+  if (days <= 1 || !from || from === 'sketches') return '';
+  if (from === 'flags') {
+    return 'each day’s or month’s people, added up (from before people were counted once ' +
+      'over a range): someone who came in two months counts twice';
+  }
+  return 'partly from before people were counted once over a range: those days’ or ' +
+    'months’ people are added up';
+}

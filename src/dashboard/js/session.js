@@ -70,7 +70,8 @@ export async function open(site, token, search) {
   S.info = info;
   S.zone = info.zone || 'UTC';
   S.today = info.today;
-  S.range = rangeFromQuery(search, S.today);
+  S.first = info.first_day || null;
+  S.range = rangeFromQuery(search, S.today, S.first);
 
   $('#signin').hidden = true;
   $('#site-name').textContent = info.name || info.id;

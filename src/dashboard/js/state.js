@@ -20,8 +20,8 @@ export function setSession(session) { S = session; }
 
 /** A fresh session for `site` with `token` (or null). */
 export function newSession(site, token) {
-  return { site, token, info: null, zone: 'UTC', today: null, range: null, summary: null,
-    previous: null, ctrl: new AbortController(), summaryDone: false,
+  return { site, token, info: null, zone: 'UTC', today: null, first: null, range: null,
+    summary: null, previous: null, ctrl: new AbortController(), summaryDone: false,
     liveDone: false, lastSummary: 0, summaryTimer: 0, liveTimer: 0, liveAttempts: 0,
     limits: Object.create(null), reportsGen: 0 };
 }

@@ -11,7 +11,7 @@ import { drawChart } from './chart-svg.js';
 import { $, h, showMessage } from './dom.js';
 import { trafficSeries } from './series.js';
 import { LONG_DAY, SERIES_LABELS, dateLabel, formatCompact, formatFull } from './format.js';
-import { changePercent, comparedWith, lengthInDays, rangeParams } from './ranges.js';
+import { changePercent, comparedWith, lengthInDays, peopleNote, rangeParams } from './ranges.js';
 import { S, SUMMARY_EVERY_MS, maybeReady } from './state.js';
 import { snippetTag, table } from './tables.js';
 
@@ -89,8 +89,9 @@ export async function loadSummary() {
   setTile('range-people', total.people);
   setChange('views-change', total.views, was && was.views, 'views');
   setChange('people-change', total.people, was && was.people, 'people');
-  const flags = d.people_from === 'flags' && lengthInDays(r.from, r.to) > 1;
-  $('#people-note').hidden = !flags;
+  const note = peopleNote(d.people_from, lengthInDays(r.from, r.to));
+  $('#people-note').textContent = note;
+  $('#people-note').hidden = !note;
   $('#compared-with').textContent = sum.previous_period
     ? 'Compared with ' + periodText(sum.previous_period) : '';
   drawTraffic();

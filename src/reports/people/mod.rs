@@ -17,6 +17,7 @@
 
 pub mod range;
 pub mod sketch;
+pub mod traffic;
 
 use crate::field::FieldKey;
 use crate::period::LocalTime;

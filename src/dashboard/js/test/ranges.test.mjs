@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_DAYS, PRESETS, changePercent, comparedWith, customRange, isYearView, legacyRange,
-  lengthInDays, presetRange, rangeFromQuery, stepRange,
+  lengthInDays, peopleNote, presetRange, rangeFromQuery, stepRange,
   rangeParams, rangeToQuery, validRange, yearEarlier } from '../ranges.js';
 
 const TODAY = '2026-03-10';
@@ -130,4 +130,12 @@ test('a year or more is a year view; the change is a whole percentage', () => {
   assert.equal(changePercent(50, 200), -75);
   assert.equal(changePercent(5, 0), null);
   assert.equal(changePercent(5, null), null);
+});
+
+test('the people note says how a range’s people were added up, and nothing for sketches', () => {
+  assert.equal(peopleNote('sketches', 28), '');
+  assert.equal(peopleNote('flags', 1), '');
+  assert.equal(peopleNote(undefined, 28), '');
+  assert.match(peopleNote('flags', 28), /counts twice/);
+  assert.match(peopleNote('sketches and flags', 28), /partly/);
 });
