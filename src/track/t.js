@@ -99,16 +99,19 @@
 
   // People per page (pp): the pages this browser viewed this month, each with the last day it
   // was viewed on (same clock as HOUR), in localStorage: _tally_pp = YYYYMM|,h:DD,h:DD,… where
-  // h is a 32-bit hash (Java's) of the page's path and query without utm_ parameters, base 36.
+  // h is a 32-bit hash (FNV-1a) of the page's path and query without utm_ parameters, base 36.
   // 2: first view of the page this month (so also today); 1: first today; else no flag. At
   // most 1,000 pages a month: a page past them gets no flag (its views count, its visitor
   // not). No flag either when the storage cannot be read or written.
   function pageFlag(url, now) {
-    var a = d.createElement('a'), m = now.slice(0, 6), dd = now.slice(6, 8), h = 0, s, i, v, at;
+    var a = d.createElement('a'), m = now.slice(0, 6), dd = now.slice(6, 8), h, s, i, v, at;
     a.href = url;
     s = a.pathname.replace(/^\/?/, '/') + a.search.replace(/[?&]utm_[^&]*/g, '').replace(/^&/, '?');
-    for (i = 0; i < s.length; i++) h = h * 31 + s.charCodeAt(i) | 0;
-    h = ',' + (h >>> 0).toString(36) + ':';
+    for (i = 0, h = 0x811c9dc5; i < s.length; i++) { // FNV-1a: × 16777619 in shifts, exact
+      h ^= s.charCodeAt(i);
+      h = (h + (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24)) >>> 0;
+    }
+    h = ',' + h.toString(36) + ':';
     try {
       v = w.localStorage.getItem('_tally_pp') || '';
       if (v.slice(0, 8) !== m + '|,') v = m + '|,'; // another month's, or damaged
