@@ -23,8 +23,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// First views remembered in one run: two per (page, visitor, day) at most, about 72 MB.
-pub const MAX_FIRST_VIEWS: usize = 4_000_000;
+/// First views remembered in one run (a day's and a month's per page and visitor). Just
+/// under what a table of 2²² slots holds (7/8 of them): 2²² × 9 bytes, 36 MiB at most, and
+/// 54 MiB for the moment it grows from 2²¹.
+pub const MAX_FIRST_VIEWS: usize = 3_500_000;
 
 /// The (period, page, visitor) triples seen in this run.
 pub struct FirstViews {
