@@ -252,7 +252,7 @@ async fn csv_exports(backend: Backend) {
         let body = r.text().await.unwrap();
         assert_eq!(
             body,
-            "list,key,views,title\r\npages,/pricing,2,T/pricing\r\npages,/,1,T/\r\n"
+            "list,key,views,title,people\r\npages,/pricing,2,T/pricing,0\r\npages,/,1,T/,0\r\n"
         );
     }
 }

@@ -97,6 +97,8 @@ async fn the_snippet_counts_a_view_and_a_returning_visitor() {
             .await
             .expect("the page was counted");
         assert_count(&content, "p./demo.v", 1);
+        // The snippet's page flag: this browser's first view of /demo this month and day.
+        assert_count(&content, "p./demo.u", 1);
         assert_eq!(
             content
                 .get_document("p")
@@ -131,6 +133,15 @@ async fn the_snippet_counts_a_view_and_a_returning_visitor() {
     let traffic = app.doc(&coll, &id).await.unwrap();
     assert_count(&traffic, "v", 2);
     if (after.month, after.day) == (before.month, before.day) {
+        // The page again, the same day: its people stay one (the flag is in local storage).
+        for period in [before.month_period(), before.day_period()] {
+            let content = app
+                .doc(&format!("content.{year}"), &format!("demo:{period}"))
+                .await
+                .unwrap();
+            assert_count(&content, "p./demo.v", 2);
+            assert_count(&content, "p./demo.u", 1);
+        }
         assert_count(&traffic, "u", 1);
         assert_count(&traffic, &format!("d.{:02}.u", before.day), 1);
         assert_count(&traffic, &format!("d.{:02}.v", before.day), 2);
@@ -184,6 +195,7 @@ async fn the_dashboard_shows_the_view_just_made() {
         created_at: Utc::now(),
     });
     app.handle.store.update_site(&site).await.unwrap();
+    let tz = site.tz;
     app.handle.sites.insert(site);
 
     let profile = tempfile::tempdir().unwrap();
@@ -235,6 +247,39 @@ async fn the_dashboard_shows_the_view_just_made() {
             .take(400)
             .collect::<String>()
     );
+    // The pages card: each page's people as the API counts them (the snippet's view of /demo
+    // carried the page flag; the hand-made pixel of /referred none).
+    let today = LocalTime::at(Utc::now(), tz).day_period();
+    let content: serde_json::Value = app
+        .http
+        .get(format!(
+            "{}/api/v1/sites/demo/reports/content?date={today}",
+            app.address
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut wanted: Vec<(String, i64)> = content["data"]["pages"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let key = e["key"].as_str().unwrap().to_owned();
+            (key, e["people"].as_i64().unwrap())
+        })
+        .collect();
+    let mut shown = people_rows(section(&dom, "report-content"));
+    wanted.sort();
+    shown.sort();
+    assert_eq!(
+        wanted,
+        vec![("/demo".to_owned(), 1), ("/referred".to_owned(), 0)]
+    );
+    assert_eq!(shown, wanted, "the pages card's people");
     // A referrer, kept without its scheme, links to it over https; the host too.
     let referrers = dom
         .split(r#"id="report-referrers""#)
@@ -310,6 +355,18 @@ fn rows(html: &str) -> Vec<(String, i64)> {
             let tag = &piece[..piece.find('>')?];
             let key = attr(tag, "data-key")?.replace("&amp;", "&");
             Some((key, attr(tag, "data-views")?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The `(data-key, data-people)` of the table rows in `html` that have people, in page order.
+fn people_rows(html: &str) -> Vec<(String, i64)> {
+    html.split("<tr")
+        .skip(1)
+        .filter_map(|piece| {
+            let tag = &piece[..piece.find('>')?];
+            let key = attr(tag, "data-key")?.replace("&amp;", "&");
+            Some((key, attr(tag, "data-people")?.parse().ok()?))
         })
         .collect()
 }

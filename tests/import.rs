@@ -144,6 +144,9 @@ fn generate(lines: usize) -> Vec<Generated> {
     let statuses = [200, 200, 200, 200, 304, 301, 404, 500];
     let mut rng = Rng(42);
     let mut out = Vec::with_capacity(lines);
+    // (page, address, User-Agent) seen: the import flags each one's first view (`pp=2`: every
+    // line is of one day), as the snippet would.
+    let mut first_views = std::collections::HashSet::new();
     for i in 0..lines {
         let second = rng.next() % 86_400;
         let local = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()
@@ -216,7 +219,14 @@ fn generate(lines: usize) -> Vec<Generated> {
             _ => "counted",
         };
         let live = match outcome {
-            "counted" | "bot" => live_query.map(|q| (q, ua, at)),
+            "counted" | "bot" => live_query.map(|mut q| {
+                // The server's page: the path without its query (acme keeps no parameter).
+                let page = target.split('?').next().unwrap_or_default().to_owned();
+                if kind == "page" && first_views.insert((page, addr, ua)) {
+                    q += "&pp=2";
+                }
+                (q, ua, at)
+            }),
             _ => None,
         };
         out.push(Generated {
@@ -333,6 +343,13 @@ async fn import_matches_live(backend: Backend) {
     assert!(
         get_path(&traffic, "u").unwrap_or(0) > 0,
         "pixel lines keep their flags"
+    );
+    // Page lines get page flags: each (page, address, User-Agent) once a day and month.
+    let content = imported.doc("content.2026", "acme:2026-11").await.unwrap();
+    let about = get_path(&content, "p./about.u").unwrap_or(0);
+    assert!(
+        (1..=24).contains(&about),
+        "4 addresses × 6 browsers: {about}"
     );
     // Nothing of the other site's pixel lines reached acme, nor beta.
     assert!(imported.doc("traffic.2026", "beta:2026-11").await.is_none());

@@ -471,7 +471,7 @@ async fn csv_follows_the_range(backend: Backend) {
     let (_, body) = csv("content").await;
     assert_eq!(
         body,
-        "list,key,views,title\r\npages,/b,2,\r\npages,/a,1,\r\n"
+        "list,key,views,title,people\r\npages,/b,2,,0\r\npages,/a,1,,0\r\n"
     );
 }
 

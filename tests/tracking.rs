@@ -433,7 +433,9 @@ async fn the_snippet_is_served_small_and_cacheable() {
         .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     let size: usize = gz.bytes().await.unwrap().len();
-    assert!(size < 3072, "gzipped snippet is {size} bytes");
+    // 3.5 KiB: the page flags (people per page, `pp`) took it from about 2,900 bytes to 3,458
+    // (docs/tracking.md).
+    assert!(size < 3584, "gzipped snippet is {size} bytes");
 }
 
 #[tokio::test]

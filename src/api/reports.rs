@@ -69,24 +69,44 @@ pub(super) async fn doc(
         .unwrap_or_default())
 }
 
+/// The CSV columns of the pages list, which counts people too (after the title, so the
+/// columns of every other ranked list keep their places).
+pub(super) const PAGES_HEADER: [&str; 5] = ["list", "key", "views", "title", "people"];
+
+/// Where a page's people come from, as the content answer says it (`page_people`): the
+/// snippet's flags (a visitor's first view of the page in a day, in a month), summed over a
+/// range's whole months and edge days (docs/data-model.md).
+pub(super) const PAGE_PEOPLE_FROM: &str = "flags, summed per day and month";
+
+/// A ranked list as JSON, its rows added to `table`; a list that counts people (pages: its
+/// `other_people` is set) gets a people cell on each row and `other_people`.
 pub(super) fn ranked(r: &Ranked, limit: usize, table: &mut Table, list: &str) -> Value {
+    let people = |n: Option<i64>| r.other_people.map(|_| n.unwrap_or(0).to_string());
     for e in &r.entries {
-        table.row(vec![
+        let mut row = vec![
             list.to_owned(),
             e.key.clone(),
             e.views.to_string(),
             e.title.clone().unwrap_or_default(),
-        ]);
+        ];
+        row.extend(people(e.people));
+        table.row(row);
     }
     if r.other != 0 {
-        table.row(vec![
+        let mut row = vec![
             list.to_owned(),
             "(other)".into(),
             r.other.to_string(),
             String::new(),
-        ]);
+        ];
+        row.extend(people(r.other_people));
+        table.row(row);
     }
-    json!({"entries": r.top(limit), "other": r.other})
+    let mut out = json!({"entries": r.top(limit), "other": r.other});
+    if let Some(n) = r.other_people {
+        out["other_people"] = json!(n);
+    }
+    out
 }
 
 pub(super) fn pairs(list: &str, items: &[(String, i64)], table: &mut Table) -> Value {
@@ -178,9 +198,11 @@ pub async fn read(
         }
         "content" => {
             let view = Content::read(&doc(state, site, ReportKind::Content, asked).await?);
+            table = Table::new(&PAGES_HEADER);
+            let pages = ranked(&view.pages, limit, &mut table, "pages");
             (
                 asked,
-                json!({"pages": ranked(&view.pages, limit, &mut table, "pages")}),
+                json!({"pages": pages, "page_people": PAGE_PEOPLE_FROM}),
             )
         }
         "referrers" => {

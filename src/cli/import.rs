@@ -7,8 +7,11 @@
 //! writes every [`FLUSH_EVERY`] counted lines and at the end. Each imported file's fingerprint
 //! (SHA-256 of its first MiB and its length) is kept in the `imports` collection so the same
 //! file is not counted twice; stdin has none. Parsing lives in [`crate::import`]. The live
-//! panel's minutes (`live.<YYYY>`) are the one report an import does not write.
+//! panel's minutes (`live.<YYYY>`) are the one report an import does not write. A page view's
+//! hit carries the page flag (`pp`) the import works out itself ([`FirstViews`]), so imported
+//! views count people per page too.
 
+use super::first_views::{FirstViews, MAX_FIRST_VIEWS};
 use super::CliError;
 use crate::aggregate::flusher::Flusher;
 use crate::aggregate::writers::{Registry, Role, Source, Times};
@@ -18,7 +21,7 @@ use crate::import::{self, Format, Kind, Skip};
 use crate::metrics::{Metrics, Rejection};
 use crate::period::system_clock;
 use crate::settings::{StoreSettings, DEFAULT_MAX_KEYS, DEFAULT_NEW_KEYS_PER_ADDRESS};
-use crate::site::{SiteId, SiteRegistry};
+use crate::site::{Site, SiteId, SiteRegistry};
 use crate::startup::StartupError;
 use crate::store::{Batch, CollectionBatch, DocUpdate, Store};
 use crate::track::budget::KeyBudget;
@@ -136,6 +139,10 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
 
     let sites = Arc::new(SiteRegistry::default());
     sites.replace(store.sites().await?);
+    let site = sites
+        .get(&args.site)
+        .ok_or_else(|| CliError::Failed(format!("no site {:?}", args.site.as_str())))?;
+    let first_views = FirstViews::new(MAX_FIRST_VIEWS);
     let metrics = Arc::new(Metrics::new());
     let coalescer = Arc::new(Coalescer::new(MAX_PENDING, MAX_PENDING));
     // The import's own writer id: a slot of the data directory that a `tally serve` running
@@ -207,6 +214,8 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
         let job = Job {
             tracker: &tracker,
             site: args.site.as_str(),
+            site_info: &site,
+            first_views: &first_views,
             format: args.format,
         };
         let file = import_one(input, &job, &flusher, &progress, &mut total)
@@ -217,7 +226,7 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
         }
     }
     progress.finish_and_clear();
-    print_summary(&total);
+    print_summary(&total, first_views.unflagged());
     let drained = flusher.drain(Duration::from_secs(60)).await;
     let _ = stop_writers.send(true);
     let _ = writers_task.await;
@@ -296,6 +305,9 @@ async fn record(
 struct Job<'a> {
     tracker: &'a Tracker,
     site: &'a str,
+    /// The site itself: its zone and kept parameters decide a page view's flag.
+    site_info: &'a Site,
+    first_views: &'a FirstViews,
     format: Format,
 }
 
@@ -380,6 +392,15 @@ fn track_lines(bytes: &[u8], job: &Job<'_>) -> Tally {
             }
             Kind::Page(path) => {
                 import::page_query(&mut query, job.site, path, line.referer.as_deref());
+                let url = crate::track::query::PixelParams::parse(&query).page.url;
+                let flag = url.and_then(|url| {
+                    let (addr, agent) = (line.addr, &line.user_agent);
+                    job.first_views
+                        .flag(job.site_info, url, addr, agent, line.at)
+                });
+                if let Some(pp) = flag {
+                    query.push_str(if pp == 2 { "&pp=2" } else { "&pp=1" });
+                }
                 query.as_str()
             }
             Kind::Pixel(q) => {
@@ -419,7 +440,7 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-fn print_summary(t: &Tally) {
+fn print_summary(t: &Tally, unflagged: u64) {
     println!("lines read  {:>10}", t.read);
     println!("counted     {:>10}", t.counted);
     println!("skipped     {:>10}", t.skipped());
@@ -438,6 +459,12 @@ fn print_summary(t: &Tally) {
             "not_a_page: not a GET, or not a page by its media type (images, styles, scripts, \
              fonts, media, archives, feeds, documents), or tally's own endpoints and probes \
              (docs/operations.md, \"Importing server logs\")"
+        );
+    }
+    if unflagged > 0 {
+        println!(
+            "page people: {unflagged} first views of a page counted without their visitor \
+             (more than {MAX_FIRST_VIEWS} first views in one run; docs/operations.md)"
         );
     }
 }

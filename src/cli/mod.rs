@@ -8,6 +8,7 @@
 mod capacity;
 mod collections;
 mod doc;
+mod first_views;
 #[cfg(test)]
 mod flags;
 mod import;

@@ -77,6 +77,9 @@ pub struct Screen {
 
 /// Gaug.es's uniqueness flags: is this visitor new in the hour, day, month, year, ever?
 /// The snippet sets them from its first-party cookie; all false when cookies are off.
+/// `page_day` and `page_month`: is this the visitor's first view of *this page* today, this
+/// month (the snippet's `pp`, from its local storage; a first view this month is also one
+/// today)?
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Uniques {
     pub hour: bool,
@@ -84,6 +87,8 @@ pub struct Uniques {
     pub month: bool,
     pub year: bool,
     pub ever: bool,
+    pub page_day: bool,
+    pub page_month: bool,
 }
 
 /// The visit a page view belongs to (a visit: views with no gap over 30 minutes), from the

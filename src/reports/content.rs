@@ -1,7 +1,8 @@
 //! Content: top pages per day and per month, with the latest title seen for each.
 //!
 //! `content.<YYYY>`, `_id: "<site>:<YYYY-MM>"` and `"<site>:<YYYY-MM-DD>"`:
-//! `p.<path>.v` (views) and `p.<path>.t` (the latest title), plus `n` (keys admitted) in the
+//! `p.<path>.v` (views), `p.<path>.u` (people: views that carried the snippet's page flag for
+//! that period, `pp`) and `p.<path>.t` (the latest title), plus `n` (keys admitted) in the
 //! month document. `<path>` is the page's path, percent-decoded, without its query string
 //! unless the site keeps named parameters, escaped with [`Key::escape`]. Capped: see
 //! `aggregate::admission`.
@@ -35,9 +36,17 @@ impl Report for Content {
         };
         let key = &page.page;
         let views = FieldKey::from_parts(&["p", key.as_str(), "v"]);
+        let people = FieldKey::from_parts(&["p", key.as_str(), "u"]);
         let title = stored_title(hit);
-        for period in [hit.local.month_period(), hit.local.day_period()] {
+        let u = &hit.uniques;
+        for (period, new) in [
+            (hit.local.month_period(), u.page_month),
+            (hit.local.day_period(), u.page_day),
+        ] {
             out.add(Self::KIND, period, views.clone(), 1);
+            if new {
+                out.add(Self::KIND, period, people.clone(), 1);
+            }
             if let Some(title) = &title {
                 let field = FieldKey::from_parts(&["p", key.as_str(), "t"]);
                 out.set(Self::KIND, period, field, title.trim());
@@ -46,9 +55,13 @@ impl Report for Content {
     }
 
     fn read(doc: &Document) -> ContentView {
-        ContentView {
-            pages: ranked(doc, "p"),
+        let mut pages = ranked(doc, "p");
+        // Every page has people, 0 without flags; so has `(other)`.
+        for entry in &mut pages.entries {
+            entry.people.get_or_insert(0);
         }
+        pages.other_people.get_or_insert(0);
+        ContentView { pages }
     }
 }
 

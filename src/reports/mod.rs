@@ -287,6 +287,9 @@ pub struct Entry {
     /// The text was longer than a field name may be; `key` is its beginning.
     pub truncated: bool,
     pub views: i64,
+    /// Pages only: the people (`u`) counted for it, from the snippet's page flags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Read over a range: some document of the range may have counted this key under
@@ -301,6 +304,9 @@ pub struct Ranked {
     pub entries: Vec<Entry>,
     /// Views of keys that arrived after the document was full (`(other)`).
     pub other: i64,
+    /// Lists that count people (pages): the people of `(other)`, the sum of its pages'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_people: Option<i64>,
 }
 
 impl Ranked {
@@ -316,20 +322,28 @@ impl Ranked {
 }
 
 /// Reads the sub-document `space` of a document keyed by escaped text. Values are counters, or
-/// sub-documents with a counter `v` and a text `t` (pages). Entries with no views are left out.
+/// sub-documents with a counter `v`, a text `t` and people `u` (pages). Entries with no views
+/// are left out.
 pub fn ranked(doc: &Document, space: &str) -> Ranked {
     let mut out = Ranked::default();
     let Ok(sub) = doc.get_document(space) else {
         return out;
     };
     for (name, value) in sub {
-        let (views, title) = match value {
-            Bson::Document(d) => (number(d.get("v")), d.get_str("t").ok().map(str::to_owned)),
-            other => (number(Some(other)), None),
+        let (views, title, people) = match value {
+            Bson::Document(d) => (
+                number(d.get("v")),
+                d.get_str("t").ok().map(str::to_owned),
+                d.get("u").map(|u| number(Some(u))),
+            ),
+            other => (number(Some(other)), None, None),
         };
         if crate::field::is_reserved(name) {
             if name == crate::field::Key::OTHER {
                 out.other += views;
+                if let Some(people) = people {
+                    *out.other_people.get_or_insert(0) += people;
+                }
             }
             continue;
         }
@@ -341,6 +355,7 @@ pub fn ranked(doc: &Document, space: &str) -> Ranked {
             key: text.text,
             truncated: text.truncated,
             views,
+            people,
             title,
             partial: false,
         });

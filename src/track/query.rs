@@ -22,9 +22,9 @@ pub const MAX_PAIRS: usize = 64;
 pub const MAX_PIXELS: u32 = 100_000;
 
 /// The parameters the pixel reads (names are matched as sent, not decoded).
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     "site", "url", "ref", "title", "sw", "bw", "bh", "uh", "ud", "um", "uy", "u", "vp", "vt", "cw",
-    "cm", "vi",
+    "cm", "vi", "pp",
 ];
 
 /// Page numbers within a visit above this are not plausible and are ignored.
@@ -84,6 +84,12 @@ impl<'a> PixelParams<'a> {
                     p.cohort.month = Period::parse(value).filter(|p| matches!(p, Period::Month(..)))
                 }
                 "vi" => p.visitor = crate::reports::people::snippet_id(value),
+                // First view of this page: 2 this month (so also today), 1 today only; any
+                // other value is no flag.
+                "pp" => {
+                    p.uniques.page_month = value == "2";
+                    p.uniques.page_day = value == "2" || value == "1";
+                }
                 _ => {}
             }
         }
@@ -159,9 +165,27 @@ mod tests {
                 day: true,
                 month: false,
                 year: true,
-                ever: true
+                ever: true,
+                page_day: false,
+                page_month: false,
             }
         );
+    }
+
+    #[test]
+    fn the_page_flag_is_2_1_or_nothing() {
+        let flags = |q: &str| {
+            let u = PixelParams::parse(q).uniques;
+            (u.page_day, u.page_month)
+        };
+        assert_eq!(flags("pp=2"), (true, true));
+        assert_eq!(flags("pp=1"), (true, false));
+        for bad in [
+            "pp=0", "pp=3", "pp=", "pp", "pp=02", "pp=1%00", "pp=-1", "pp=true",
+        ] {
+            assert_eq!(flags(bad), (false, false), "{bad}");
+        }
+        assert_eq!(flags("pp=2&pp=0"), (true, true));
     }
 
     #[test]

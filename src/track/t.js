@@ -97,6 +97,33 @@
     return r;
   }
 
+  // People per page (pp): the pages this browser viewed this month, each with the last day it
+  // was viewed on (same clock as HOUR), in localStorage: _tally_pp = YYYYMM|,h:DD,h:DD,… where
+  // h is a 32-bit hash (FNV-1a) of the page's path and query without utm_ parameters, base 36.
+  // 2: first view of the page this month (so also today); 1: first today; else no flag. At
+  // most 1,000 pages a month: a page past them gets no flag (its views count, its visitor
+  // not). No flag either when the storage cannot be read or written.
+  function pageFlag(url, now) {
+    var a = d.createElement('a'), m = now.slice(0, 6), dd = now.slice(6, 8), h, s, i, v, at;
+    a.href = url;
+    s = a.pathname.replace(/^\/?/, '/') + a.search.replace(/[?&]utm_[^&]*/g, '').replace(/^&/, '?');
+    for (i = 0, h = 0x811c9dc5; i < s.length; i++) { // FNV-1a: × 16777619 in shifts, exact
+      h ^= s.charCodeAt(i);
+      h = (h + (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24)) >>> 0;
+    }
+    h = ',' + h.toString(36) + ':';
+    try {
+      v = w.localStorage.getItem('_tally_pp') || '';
+      if (v.slice(0, 8) !== m + '|,') v = m + '|,'; // another month's, or damaged
+      at = v.indexOf(h);
+      i = at < 0 ? '' : v.substr(at + h.length, 2); // the day it was last viewed
+      if (i === dd || (!i && v.split(',').length > 1001)) return;
+      w.localStorage.setItem('_tally_pp', at < 0 ? v + h.slice(1) + dd + ',' :
+        v.slice(0, at + h.length) + dd + v.slice(at + h.length + 2));
+    } catch (e) { return; }
+    return i ? 1 : 2;
+  }
+
   function track(o) {
     o = o || {};
     var q = {
@@ -105,9 +132,10 @@
       ref: cut(o.referrer !== undefined ? o.referrer : first ? d.referrer : '', 2048),
       title: cut(o.title !== undefined ? o.title : d.title, 512),
       sw: screen.width, bw: w.innerWidth, bh: w.innerHeight
-    }, v = visitor(Date.now()), k;
+    }, t = Date.now(), v = visitor(t), k;
     first = false;
     for (k in v) q[k] = v[k];
+    if (v.vp) q.pp = pageFlag(q.url, hourKey(new Date(t))); // only with cookies, as the flags
     new Image(1, 1).src = base + 't.gif?' + enc(q);
   }
 

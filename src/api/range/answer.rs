@@ -2,7 +2,7 @@
 //! `data` (with `total`), and its CSV rows. No store call here: the same documents answer the
 //! range and its comparison.
 
-use crate::api::reports::{pairs, ranked};
+use crate::api::reports::{pairs, ranked, PAGES_HEADER, PAGE_PEOPLE_FROM};
 use crate::api::table::Table;
 use crate::field::two_digits;
 use crate::period::{DateRange, Period, Piece};
@@ -103,12 +103,15 @@ pub fn answer(
         "engagement" => engagement(range, docs, table),
         "retention" => retention(range, docs, table),
         "content" => {
-            *table = Table::new(&ranked_header);
+            // People per page are the flags' sum: a whole month's `u` counts a visitor of
+            // the page once, each edge day's once per day.
+            *table = Table::new(&PAGES_HEADER);
             let parts = in_order(range, docs);
             let pages = merged_ranked(&parts, "p", |d| Content::read(d).pages);
             let total = views(pages.total());
+            let pages = ranked_json(&pages, limit, table, "pages");
             (
-                json!({"pages": ranked_json(&pages, limit, table, "pages")}),
+                json!({"pages": pages, "page_people": PAGE_PEOPLE_FROM}),
                 total,
             )
         }

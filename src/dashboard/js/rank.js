@@ -12,18 +12,26 @@ const OTHER_KEYS = new Set(['(other)', 'other']);
 /** Whether a name is tally's `(other)` (or a fixed vocabulary's `other`). */
 export const isOther = (name) => OTHER_KEYS.has(name);
 
+/** Whether a ranked list counts people too (pages: the API gives it `other_people`). */
+export const countsPeople = (ranked) => !!ranked && ranked.other_people != null;
+
 /** A ranked list (`{entries, other}`, largest first) as rows `{key, views, share, entry}`,
     then, when some views were not itemised, `{key: "(other)", views, share, other: true}`
-    last. `share` is the whole percentage of the largest row, for the bar behind the name. */
+    last. `share` is the whole percentage of the largest row, for the bar behind the name.
+    A list that counts people (countsPeople) gives each row its `people` too, 0 if absent. */
 export function rankedRows(ranked) {
   const entries = (ranked && ranked.entries) || [];
   const other = (ranked && ranked.other) || 0;
+  const people = countsPeople(ranked);
   const top = Math.max(1, ...entries.map((e) => e.views), other);
   const rows = entries.map((e) => ({
     key: e.key, views: e.views, share: Math.round((e.views / top) * 100), entry: e }));
   if (other) {
     rows.push({ key: '(other)', views: other, share: Math.round((other / top) * 100),
       other: true });
+  }
+  if (people) {
+    rows.forEach((r) => { r.people = (r.other ? ranked.other_people : r.entry.people) || 0; });
   }
   return rows;
 }

@@ -5,12 +5,12 @@
 
 import { h } from './dom.js';
 import { formatFull } from './format.js';
-import { OTHER, isOther, pairRows, rankedRows } from './rank.js';
+import { OTHER, countsPeople, isOther, pairRows, rankedRows } from './rank.js';
 import { S } from './state.js';
 
 /** A table: columns (strings; all but the first are numbers, right-aligned unless marked
-    {label, text: true}), rows `{cells, cls, key, views, share}`; the first cell of a row is
-    its header. */
+    {label, text: true}), rows `{cells, cls, key, views, people, share}`; the first cell of a
+    row is its header. */
 export function table(caption, cols, rows, foot) {
   cols = cols.map((c) => (typeof c === 'string' ? { label: c } : c));
   const cell = (v, i, tag) => {
@@ -19,7 +19,7 @@ export function table(caption, cols, rows, foot) {
     return h(tag, attrs, typeof v === 'number' ? formatFull(v) : v);
   };
   const tr = (row) => h('tr', { class: row.cls, 'data-key': row.key, 'data-views': row.views,
-    style: row.share != null ? '--share:' + row.share + '%' : null },
+    'data-people': row.people, style: row.share != null ? '--share:' + row.share + '%' : null },
   row.cells.map((v, i) => cell(v, i, i ? 'td' : 'th')));
   return h('table', {},
     caption ? h('caption', {}, caption) : null,
@@ -37,19 +37,27 @@ export function nameCell(name, pretty) {
 }
 
 /** A ranked list ({entries, other}) as a table; rows carry data-key and data-views, a cut
-    name ends in "…", `(other)` is its own italic row. `opts.cell(entry)`: the name cell. */
+    name ends in "…", `(other)` is its own italic row. `opts.cell(entry)`: the name cell. A
+    list that counts people (pages) gets a People column, and rows their data-people. */
 export function rankedTable(caption, label, ranked, opts) {
   const o = opts || {};
+  const people = countsPeople(ranked);
+  const counts = (r) => (people ? [r.views, r.people] : [r.views]);
   const rows = rankedRows(ranked).map((r) => (r.other
-    ? { key: r.key, views: r.views, cls: 'other', share: r.share,
+    ? { key: r.key, views: r.views, people: r.people, cls: 'other', share: r.share,
       cells: [h('span', { title: 'views of names that came after the month was full' }, OTHER),
-        r.views] }
-    : { key: r.key, views: r.views, share: r.share,
+        ...counts(r)] }
+    : { key: r.key, views: r.views, people: r.people, share: r.share,
       cells: [[o.cell ? o.cell(r.entry) : nameCell(r.key), r.entry.truncated
         ? h('span', { class: 'cut', title: 'cut: longer than tally keeps' }, '…') : null],
-      r.views] }));
+      ...counts(r)] }));
   if (!rows.length) return null;
-  return table(caption, [label, 'Views'], rows);
+  const cols = [label, 'Views'];
+  if (people) {
+    cols.push({ label: h('abbr', { title: 'visitors who viewed the page, once per day or ' +
+      'month (a range adds its months and edge days); 0 without the snippet' }, 'People') });
+  }
+  return table(caption, cols, rows);
 }
 
 /** Name–count pairs ([["chrome", 5]]) as a table with each one's share. */

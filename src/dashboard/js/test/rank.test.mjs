@@ -2,7 +2,8 @@
 // engagement segments and chart series (series.js).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OTHER, isFull, isOther, pairRows, rankedRows, sortRanges } from '../rank.js';
+import { OTHER, countsPeople, isFull, isOther, pairRows, rankedRows,
+  sortRanges } from '../rank.js';
 import { DURATION_SEGMENTS, PAGE_SEGMENTS, fillSeries, medianSegment,
   sumSegments } from '../series.js';
 
@@ -22,6 +23,21 @@ test('(other) can be the largest row, and a list may be (other) only', () => {
     [{ key: '(other)', views: 5, share: 100, other: true }]);
   assert.deepEqual(rankedRows({ entries: [], other: 0 }), []);
   assert.deepEqual(rankedRows(undefined), []);
+});
+
+test('pages count people: each row and (other) get theirs, 0 when absent', () => {
+  const pages = { entries: [{ key: '/', views: 8, people: 3 }, { key: '/a', views: 2 }],
+    other: 4, other_people: 2 };
+  assert.equal(countsPeople(pages), true);
+  assert.deepEqual(rankedRows(pages).map((r) => [r.key, r.views, r.people]),
+    [['/', 8, 3], ['/a', 2, 0], ['(other)', 4, 2]]);
+  assert.deepEqual(rankedRows({ entries: [], other: 1, other_people: 0 }).map((r) => r.people),
+    [0]);
+  // Other lists (referrers, terms, …) have no people, and their rows none either.
+  const hosts = { entries: [{ key: 'a.example', views: 1 }], other: 0 };
+  assert.equal(countsPeople(hosts), false);
+  assert.equal('people' in rankedRows(hosts)[0], false);
+  assert.equal(countsPeople(undefined), false);
 });
 
 test('a list as long as its limit may have more', () => {
