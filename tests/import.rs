@@ -328,15 +328,34 @@ async fn import_matches_live(backend: Backend) {
         }
     }
     app.flush().await;
-
+    // Each live hit comes from a new address (a replay from the log's few addresses would meet
+    // the per-address rate limit), so live people differ from the log's: the people numbers the
+    // import writes for its ended periods (`p`, `d.<DD>.p`) are left out here and checked
+    // against the import's own sketches below.
+    let no_people = |mut flat: BTreeMap<String, Bson>| {
+        flat.retain(|k, _| k != "p" && !k.ends_with(".p"));
+        flat
+    };
     for (collection, id) in DOCS {
         let live = app.doc(collection, id).await;
         let live = live.unwrap_or_else(|| panic!("live {collection} {id}"));
         let got = imported.doc(collection, id).await;
         let got = got.unwrap_or_else(|| panic!("imported {collection} {id}"));
         assert_well_formed(&got);
-        assert_eq!(flatten(&got), flatten(&live), "{collection} {id}");
+        assert_eq!(
+            no_people(flatten(&got)),
+            no_people(flatten(&live)),
+            "{collection} {id}"
+        );
     }
+    let people = imported
+        .doc("people.2026", "acme:2026-11-23")
+        .await
+        .unwrap();
+    let traffic = imported.doc("traffic.2026", "acme:2026-11").await.unwrap();
+    let estimate = tally::reports::people::range::estimate(&people);
+    assert!(estimate > 0);
+    assert_eq!(get_path(&traffic, "d.23.p"), Some(estimate), "an ended day");
     let traffic = imported.doc("traffic.2026", "acme:2026-11").await.unwrap();
     let views = get_path(&traffic, "v").unwrap();
     assert_eq!(views as u64, count("counted"));
@@ -397,12 +416,15 @@ async fn import_matches_live(backend: Backend) {
     ] {
         let live = app.doc(collection, id).await.unwrap();
         let got = imported.doc(collection, id).await.unwrap();
+        // The same visitors again: the people numbers stay (a sketch only grows).
         assert_eq!(
-            flatten(&got),
-            twice(&live),
+            no_people(flatten(&got)),
+            no_people(twice(&live)),
             "{collection} {id} after --force"
         );
     }
+    let traffic = imported.doc("traffic.2026", "acme:2026-11").await.unwrap();
+    assert_eq!(get_path(&traffic, "d.23.p"), Some(estimate));
     let (result, _) = app.stop().await;
     result.unwrap();
 }

@@ -147,8 +147,16 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
             }
         }
     }
-    // Closing: the last 7 days get their number once their local day has ended (01:00 in New
-    // York on 11 June closes 4–10 June), the month once June has (and nothing before).
+    // Closing: `tally import` wrote the number of every day and month of the log that has
+    // ended (here all: the log is of June 2026), as a server does for its last 7 days; a
+    // server's closer finds them written and writes nothing.
+    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    for day in 1..=10u8 {
+        let got = get_path(&traffic, &format!("d.{day:02}.p"));
+        let want = estimate(&docs[&Period::Day(2026, 6, day)]);
+        assert_eq!(got, Some(want), "day {day}");
+    }
+    assert_eq!(get_path(&traffic, "p"), Some(merged.people));
     let sites: Vec<_> = store
         .store
         .sites()
@@ -157,39 +165,20 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
         .into_iter()
         .map(Arc::new)
         .collect();
-    let closer = Closer::default();
     let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
-    let written = closer
+    let written = Closer::default()
         .run_once(store.store.as_ref(), &sites, at("2026-06-11T05:00:00Z"))
         .await
         .unwrap();
-    assert_eq!(written, 7);
-    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
-    for day in 1..=10u8 {
-        let got = get_path(&traffic, &format!("d.{day:02}.p"));
-        let want = estimate(&docs[&Period::Day(2026, 6, day)]);
-        assert_eq!(got, (day >= 4).then_some(want), "day {day}");
-    }
-    assert_eq!(get_path(&traffic, "p"), None, "June is not over");
-    let again = Closer::default()
-        .run_once(store.store.as_ref(), &sites, at("2026-06-11T05:00:00Z"))
-        .await
-        .unwrap();
-    assert_eq!(again, 0, "closed once, by any node");
-    closer
-        .run_once(store.store.as_ref(), &sites, at("2026-07-01T05:00:00Z"))
-        .await
-        .unwrap();
-    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
-    assert_eq!(get_path(&traffic, "p"), Some(merged.people));
+    assert_eq!(written, 0, "closed once, by any node");
     // The site's key for 2026 was created in the store, and the Gaug.es flags are untouched
     // (a log line carries none).
     assert!(store.doc("people_keys", "acme:2026").await.is_some());
     let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
     assert_eq!(get_path(&traffic, "u"), None);
 
-    // The API's one "people" figure: the range merged from the sketches, each day its closed
-    // number (4–10 June) or its own sketch (1–3 June, never closed), the month its number.
+    // The API's one "people" figure: the range merged from the sketches, each day and the
+    // month their closed number.
     let mut site = store.store.sites().await.unwrap().remove(0);
     site.public = true;
     store.store.update_site(&site).await.unwrap();
@@ -317,6 +306,30 @@ async fn sketch_raises_wait_for_their_interval_and_go_at_shutdown(backend: Backe
     assert!(raised(&day) >= 3, "written at shutdown: {day:?}");
     let year = store.doc("people.2026", "acme:2026").await.unwrap();
     assert_eq!(raised(&year), raised(&day));
+    // A server's closer writes the day's number once the day has ended in the site's zone
+    // (and its grace passed), not before; June and 2026 have not ended.
+    let sites: Vec<_> = store
+        .store
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let closer = Closer::default();
+    let run = |at: &str| {
+        let at = at.parse::<chrono::DateTime<Utc>>().unwrap();
+        closer.run_once(store.store.as_ref(), &sites, at)
+    };
+    assert_eq!(
+        run("2026-06-02T00:03:00Z").await.unwrap(),
+        0,
+        "in its grace"
+    );
+    assert_eq!(run("2026-06-02T00:10:00Z").await.unwrap(), 1);
+    let traffic = store.doc("traffic.2026", "acme:2026-06").await.unwrap();
+    assert_eq!(get_path(&traffic, "d.01.p"), Some(estimate(&day)));
+    assert_eq!(get_path(&traffic, "p"), None);
 }
 
 /// Not a check: what a wide `people` document costs the store, printed (docs/performance.md).

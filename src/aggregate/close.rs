@@ -113,6 +113,52 @@ impl Closer {
     }
 }
 
+/// Closes every local day, month and year of `site` from the one holding `first` to the one
+/// holding `last` that has ended at `now` (with [`GRACE`]): what `tally import` wrote, since a
+/// server only looks at the last [`DAYS_BACK`] days. Returns how many numbers it wrote.
+pub async fn close_span(
+    store: &dyn Store,
+    site: &Site,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let ended = LocalTime::at(now - GRACE, site.tz).date();
+    let (from, to) = (
+        LocalTime::at(first, site.tz).date(),
+        LocalTime::at(last, site.tz).date(),
+    );
+    let mut periods = Vec::new();
+    let mut day = from;
+    while day <= to && day < ended {
+        let (y, m) = (day.year(), day.month() as u8);
+        periods.push(Period::Day(y, m, day.day() as u8));
+        let next = day.succ_opt().expect("a next day");
+        if next.month() != day.month() || next > to {
+            periods.push(Period::Month(y, m));
+        }
+        if next.year() != day.year() || next > to {
+            periods.push(Period::Year(y));
+        }
+        day = next;
+    }
+    let mut written = 0;
+    for period in periods {
+        let ends = match period {
+            Period::Day(y, m, d) => chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into()),
+            Period::Month(y, m) => chrono::NaiveDate::from_ymd_opt(y, m.into(), 1)
+                .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+                .and_then(|d| d.pred_opt()),
+            Period::Year(y) => chrono::NaiveDate::from_ymd_opt(y, 12, 31),
+            _ => None,
+        };
+        if ends.is_some_and(|end| end < ended) {
+            written += usize::from(close(store, &site.id, period).await?);
+        }
+    }
+    Ok(written)
+}
+
 /// Writes one period's number unless it is there or the period has no sketch; says whether it
 /// wrote.
 async fn close(store: &dyn Store, site: &SiteId, period: Period) -> Result<bool, StoreError> {

@@ -13,6 +13,7 @@
 
 use super::first_views::{FirstViews, MAX_FIRST_VIEWS};
 use super::CliError;
+use crate::aggregate::close;
 use crate::aggregate::flusher::Flusher;
 use crate::aggregate::writers::{Registry, Role, Source, Times};
 use crate::aggregate::Coalescer;
@@ -30,6 +31,7 @@ use crate::track::geo::GeoSource;
 use crate::track::limit::IngestLimits;
 use crate::track::people::PeopleKeys;
 use crate::track::Tracker;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -87,6 +89,8 @@ struct Tally {
     bot: u64,
     other_site: u64,
     rejected: u64,
+    /// The earliest and latest counted line, for closing their periods once written.
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Tally {
@@ -99,6 +103,17 @@ impl Tally {
         self.bot += o.bot;
         self.other_site += o.other_site;
         self.rejected += o.rejected;
+        if let Some((first, last)) = o.span {
+            self.saw(first);
+            self.saw(last);
+        }
+    }
+
+    fn saw(&mut self, at: DateTime<Utc>) {
+        self.span = Some(match self.span {
+            None => (at, at),
+            Some((first, last)) => (first.min(at), last.max(at)),
+        });
     }
 
     fn skipped(&self) -> u64 {
@@ -231,6 +246,16 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
     let _ = stop_writers.send(true);
     let _ = writers_task.await;
     drained.map_err(|e| CliError::Failed(format!("the import is incomplete: {e}")))?;
+    // The people of the days, months and years the log covers that have ended are written as
+    // numbers, as a server closes its own (days more than a week old it does not look at).
+    if let (true, Some((first, last))) = (args.people_sketches, total.span) {
+        match close::close_span(store.as_ref(), &site, first, last, Utc::now()).await {
+            Ok(n) => tracing::info!(periods = n, "import: people of the ended periods written"),
+            Err(e) => {
+                tracing::warn!(error = %e, "import: cannot write the people of ended periods; ranges read their sketches")
+            }
+        }
+    }
     // Everything sent is known to be in the store: this writer's marks may go.
     if let Err(e) = writers.end().await {
         tracing::warn!(error = %e, "writers registry: cannot record the end of the import");
@@ -416,7 +441,10 @@ fn track_lines(bytes: &[u8], job: &Job<'_>) -> Tally {
             .tracker
             .track_at(hit, &line.user_agent, line.addr, line.at)
         {
-            Ok(()) => t.counted += 1,
+            Ok(()) => {
+                t.counted += 1;
+                t.saw(line.at);
+            }
             Err(Rejection::Bot) => t.bot += 1,
             Err(_) => t.rejected += 1,
         }
