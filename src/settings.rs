@@ -348,7 +348,7 @@ impl ServeSettings {
     }
 }
 
-fn max_keys(raw: &str) -> Result<usize, String> {
+pub fn max_keys(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
         Ok(n) if (100..=10_000).contains(&n) => Ok(n),
         _ => Err(format!("{raw:?} is not a whole number from 100 to 10000")),

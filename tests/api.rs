@@ -279,6 +279,21 @@ async fn glow_metrics(backend: Backend) {
     )
     .await;
     assert_eq!(c["count"], 0);
+    // At most 366 days, both ends counted: a leap year's 366 are answered, 367 refused.
+    let (status, _) = get(
+        &app,
+        &format!("{base}/count?event=signup&from=2028-01-01&to=2028-12-31"),
+        t,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, e) = get(
+        &app,
+        &format!("{base}/count?event=signup&from=2027-12-31&to=2028-12-31"),
+        t,
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
     let (_, c) = get(
         &app,
         &format!("{base}/count?event=purchase&from=2026-11-23&to=2026-11-23&where=plan:pro"),

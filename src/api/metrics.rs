@@ -42,7 +42,8 @@ async fn months(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<(Document, std::ops::RangeInclusive<u8>)>, ApiError> {
-    if to < from || (to - from).num_days() > 366 {
+    // `from` and `to` both count: 366 days are 365 days apart.
+    if to < from || (to - from).num_days() > 365 {
         return Err(ApiError::BadRequest(
             "from must not be after to, and the range at most 366 days".into(),
         ));

@@ -68,6 +68,11 @@ pub struct ImportArgs {
           default_value_t = true, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub people_sketches: bool,
+    /// Most distinct keys one month document names, as for `serve` (100–10000): an import
+    /// must cap documents as the servers writing beside it do.
+    #[arg(long, env = "TALLY_MAX_KEYS", default_value_t = DEFAULT_MAX_KEYS,
+          value_parser = crate::settings::max_keys)]
+    pub max_keys: usize,
     /// The country database of the locations report, as for `serve`: `builtin` (the default,
     /// compiled into tally), a MaxMind-format file (.mmdb), or `none`.
     #[arg(long, env = "TALLY_GEOIP_DB", value_name = "builtin|none|FILE",
@@ -178,7 +183,7 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> Result<(), CliEr
             Arc::clone(&coalescer),
             Arc::clone(&store),
             Arc::clone(&metrics),
-            DEFAULT_MAX_KEYS,
+            args.max_keys,
             system_clock(),
         )
         .with_writer(writer, Arc::clone(&writers)),

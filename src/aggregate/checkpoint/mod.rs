@@ -28,7 +28,7 @@
 
 mod format;
 
-use super::identity::Writer;
+use super::identity::{new_writer_id, Writer};
 use super::journal::JournalError;
 use super::spill::{self, SpillFile};
 use super::Drained;
@@ -331,12 +331,6 @@ impl PendingCheckpoint {
         checkpoint.save(None, &recovered.statements, &[], &recovered.carried)?;
         Ok(checkpoint)
     }
-}
-
-fn new_writer_id() -> String {
-    let mut bytes = [0u8; 6];
-    let _ = getrandom::fill(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// Replaces the checkpoint; returns its size.
