@@ -83,6 +83,7 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
     let (log, days) = generate(dir.path());
     let store = TestStore::new(backend).await;
     store.add_site("acme", "America/New_York").await;
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
     let out = tally_cli(&store)
         .args(["import", "--site", "acme"])
         .arg(log)
@@ -195,6 +196,7 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
     };
     let r = api("/reports/traffic?from=2026-06-01&to=2026-06-10&compare=previous").await;
     let data = &r["data"];
+    assert_eq!(data["total"]["views"], lines, "every line a view");
     assert_eq!(data["people_from"], "sketches");
     assert_eq!(data["total"]["people"], merged.people, "{data}");
     assert!(data["total"]["people"].as_i64().unwrap() < (sum as i64) / 2);
