@@ -158,14 +158,7 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
         assert_eq!(got, Some(want), "day {day}");
     }
     assert_eq!(get_path(&traffic, "p"), Some(merged.people));
-    let sites: Vec<_> = store
-        .store
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let sites = sites_of(&store).await;
     let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
     let written = Closer::default()
         .run_once(store.store.as_ref(), &sites, at("2026-06-11T05:00:00Z"))
@@ -267,6 +260,12 @@ async fn the_snippet_id_names_one_person_across_browsers(backend: Backend) {
     result.unwrap();
 }
 
+/// The sites of `store`, as the closer takes them.
+async fn sites_of(store: &TestStore) -> Vec<Arc<tally::site::Site>> {
+    let sites = store.store.sites().await.unwrap();
+    sites.into_iter().map(Arc::new).collect()
+}
+
 /// The registers a `people` document holds.
 fn raised(doc: &Document) -> usize {
     doc.iter()
@@ -310,14 +309,7 @@ async fn sketch_raises_wait_for_their_interval_and_go_at_shutdown(backend: Backe
     assert_eq!(raised(&year), raised(&day));
     // A server's closer writes the day's number once the day has ended in the site's zone
     // (and its grace passed), not before; June and 2026 have not ended.
-    let sites: Vec<_> = store
-        .store
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let sites = sites_of(&store).await;
     let closer = Closer::default();
     let run = |at: &str| {
         let at = at.parse::<chrono::DateTime<Utc>>().unwrap();

@@ -204,14 +204,7 @@ impl Coalescer {
     /// Puts back increments the store did not apply. Never refused (they were accepted once),
     /// so a long outage can carry the count past `max_entries`; new hits are refused instead.
     pub fn restore(&self, key: DocKey, fields: Vec<(FieldKey, Value)>) {
-        let DocKey { site, doc } = key;
-        let mut shard = self.shard(&site);
-        let added = merge(
-            &mut shard,
-            &site,
-            fields.into_iter().map(|(f, value)| (doc, f, value)),
-            Age::Older,
-        );
+        let (shard, added) = self.put_back(key, fields);
         self.note_added(added, shard);
     }
 
@@ -219,6 +212,19 @@ impl Coalescer {
     /// sketches, written at most every `--people-flush-secs`): like [`Coalescer::restore`], but
     /// without waking the flusher, which just drained them.
     pub fn hold(&self, key: DocKey, fields: Vec<(FieldKey, Value)>) {
+        let (shard, added) = self.put_back(key, fields);
+        // Counted before the shard is released, as `note_added` does.
+        self.entries.fetch_add(added, Ordering::Relaxed);
+        drop(shard);
+    }
+
+    /// Merges `fields` back as older than anything pending; returns the shard still locked and
+    /// how many entries appeared.
+    fn put_back(
+        &self,
+        key: DocKey,
+        fields: Vec<(FieldKey, Value)>,
+    ) -> (std::sync::MutexGuard<'_, Shard>, usize) {
         let DocKey { site, doc } = key;
         let mut shard = self.shard(&site);
         let added = merge(
@@ -227,8 +233,7 @@ impl Coalescer {
             fields.into_iter().map(|(f, value)| (doc, f, value)),
             Age::Older,
         );
-        self.entries.fetch_add(added, Ordering::Relaxed);
-        drop(shard);
+        (shard, added)
     }
 
     /// Puts back increments read from a spill file (`--durable`): like [`Coalescer::restore`],

@@ -92,6 +92,8 @@ struct State {
     probe: Option<oneshot::Receiver<bool>>,
     /// When the people sketches' raises were last sent.
     sketches_sent: Option<Instant>,
+    /// How long the last flush took: a slow store gets the sketches' raises less often.
+    last_took: Duration,
 }
 
 /// What one flush did.
@@ -119,6 +121,11 @@ pub struct Unflushed {
 
 /// The default for [`Flusher::with_store_timeout`].
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A slow store gets the sketches' raises at most once per this many flushes' time: a flush
+/// that takes 5 s (FerretDB writing back an outage) sends them every 20 s, not every flush,
+/// since a sketch document of 4,096 fields costs it more than a counter document.
+pub const SKETCH_SHARE: u32 = 4;
 
 /// The default for [`Flusher::with_sketch_every`] (`--people-flush-secs`).
 pub const DEFAULT_SKETCH_EVERY: Duration = Duration::from_secs(10);
@@ -157,6 +164,7 @@ impl Flusher {
                 store_away: false,
                 probe: None,
                 sketches_sent: None,
+                last_took: Duration::ZERO,
             }),
             closing: AtomicBool::new(false),
             registry: None,
@@ -188,7 +196,9 @@ impl Flusher {
     /// some stores (FerretDB v1) rewrite whole for every statement, and a busy site raises a few
     /// registers of its day, month and year in nearly every flush. A `$max` merges with the next
     /// one in the coalescer, so holding them loses nothing and sends each document once per
-    /// `every`. They go at once on shutdown, and whenever the coalescer is half full.
+    /// `every`. When the store is slow they wait longer: at least [`SKETCH_SHARE`] times the last
+    /// flush's time. They go at once on shutdown, and whenever the coalescer is three quarters
+    /// full.
     pub fn with_sketch_every(mut self, every: Duration) -> Flusher {
         self.sketch_every = every;
         self
@@ -263,8 +273,10 @@ impl Flusher {
         if sketches {
             state.sketches_sent = None;
         }
-        *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let started = Instant::now();
+        *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         let report = self.flush_locked(&mut state).await;
+        state.last_took = started.elapsed();
         self.queued.store(state.queue.len(), Ordering::Relaxed);
         if let Some(checkpoint) = &state.checkpoint {
             self.spilled
@@ -318,7 +330,7 @@ impl Flusher {
 
         // The store answers (or nothing was owed): what is parked may have changed.
         self.read_parked(state).await;
-        let pressed = self.coalescer.pending() >= self.coalescer.max_entries() / 2;
+        let pressed = self.coalescer.pending() >= self.coalescer.max_entries() / 4 * 3;
         let (mut drained, cut) = self.coalescer.drain_cut();
         if drained.is_empty() && state.queue.is_empty() {
             if let Some(checkpoint) = &mut state.checkpoint {
@@ -427,8 +439,9 @@ impl Flusher {
     }
 
     /// Takes the people sketches' documents out of `drained` unless they are due (see
-    /// [`Flusher::with_sketch_every`]): the first flush, `every` after the last send, shutdown,
-    /// or a coalescer `pressed` half full.
+    /// [`Flusher::with_sketch_every`]): the first flush, `every` after the last send (or
+    /// [`SKETCH_SHARE`] times the last flush's time, when the store is that slow), shutdown, or a
+    /// coalescer `pressed` three quarters full.
     fn hold_sketches(&self, state: &mut State, drained: &mut Drained, pressed: bool) -> Drained {
         let sketch = |key: &DocKey| key.doc.kind == ReportKind::People;
         if !drained.iter().any(|(key, _)| sketch(key)) {
@@ -436,9 +449,9 @@ impl Flusher {
         }
         let due = pressed
             || self.closing.load(Ordering::Relaxed)
-            || state
-                .sketches_sent
-                .is_none_or(|at| at.elapsed() >= self.sketch_every);
+            || state.sketches_sent.is_none_or(|at| {
+                at.elapsed() >= self.sketch_every.max(state.last_took * SKETCH_SHARE)
+            });
         if due {
             state.sketches_sent = Some(Instant::now());
             return Vec::new();

@@ -189,10 +189,13 @@ export function rangeParams(r) {
 }
 
 /** What the People tile says under its figure, from the answer's `people_from` over a range
-    of `days` days: nothing when each person is counted once (the sketches) or for one day;
-    otherwise how the figure was added up. */
+    of `days` days: nothing for one day; with the sketches, that each person counts once (an
+    estimate: standard error 1.6%); otherwise how the figure was added up. */
 export function peopleNote(from, days) {
-  if (days <= 1 || !from || from === 'sketches') return '';
+  if (days <= 1 || !from) return '';
+  if (from === 'sketches') {
+    return 'each person counted once over the range (an estimate, typically within 1.6%)';
+  }
   if (from === 'flags') {
     return 'each day’s or month’s people, added up (from before people were counted once ' +
       'over a range): someone who came in two months counts twice';

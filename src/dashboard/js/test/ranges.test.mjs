@@ -133,7 +133,8 @@ test('a year or more is a year view; the change is a whole percentage', () => {
 });
 
 test('the people note says how a range’s people were added up, and nothing for sketches', () => {
-  assert.equal(peopleNote('sketches', 28), '');
+  assert.match(peopleNote('sketches', 28), /counted once/);
+  assert.equal(peopleNote('sketches', 1), '');
   assert.equal(peopleNote('flags', 1), '');
   assert.equal(peopleNote(undefined, 28), '');
   assert.match(peopleNote('flags', 28), /counts twice/);
