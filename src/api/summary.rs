@@ -2,8 +2,9 @@
 //! hours by hour, the last 30 days by day, the last 12 months, all time — views and people.
 //!
 //! Read from a handful of documents: the traffic month documents of the last 12 months (one
-//! `find` per yearly collection, so one or two; only `v` and `u` of the ten older ones) and the
-//! year document of each `traffic.<YYYY>` collection for all time. Every bucket is the site's
+//! `find` per yearly collection and kind of month, so two to four: totals, days and hours of
+//! the months of the last 30 days, only the totals `v` and `u` of the older ones) and the totals
+//! of the year document of each `traffic.<YYYY>` collection for all time. Every bucket is the site's
 //! local hour, day or month.
 //!
 //! With `date=`, `from`/`to` or `compare=` it answers that range instead, from the traffic
@@ -80,6 +81,11 @@ fn months_back(year: i32, month: u8, n: i32) -> (i32, u8) {
     (index.div_euclid(12), (index.rem_euclid(12) + 1) as u8)
 }
 
+/// What the summary reads of the month documents of the last 30 days.
+const RECENT_FIELDS: &[&str] = &["v", "u", "d", "h"];
+/// What it reads of the older months and of the year documents: their totals.
+const OLDER_FIELDS: &[&str] = &["v", "u"];
+
 /// Reads the summary of `site` at the current time.
 pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
     let now = (state.clock)();
@@ -89,22 +95,27 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         .rev()
         .map(|n| months_back(local.year, local.month, n))
         .collect();
-    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    // The months of the last 30 days (hours and days read from them) whole but for their
+    // marks; the older ones' totals only (a projection: their days and hours are not decoded).
+    let oldest_day = local.date() - TimeDelta::days(30);
+    let recent = (oldest_day.year(), oldest_day.month() as u8);
+    let mut by_year: BTreeMap<(i32, bool), Vec<String>> = BTreeMap::new();
     for (y, m) in &months {
         by_year
-            .entry(*y)
+            .entry((*y, (*y, *m) >= recent))
             .or_default()
             .push(format!("{}:{}", site.id, Period::Month(*y, *m)));
     }
     let mut docs: HashMap<String, Document> = HashMap::new();
-    for (year, ids) in by_year {
+    for ((year, recent), ids) in by_year {
+        let fields: &[&str] = if recent { RECENT_FIELDS } else { OLDER_FIELDS };
         for doc in state
             .store
-            .get_many(&format!("traffic.{year:04}"), &ids)
+            .get_many_fields(&format!("traffic.{year:04}"), &ids, fields)
             .await?
         {
-            if let Ok(id) = doc.get_str("_id") {
-                docs.insert(id.to_owned(), doc.clone());
+            if let Ok(id) = doc.get_str("_id").map(str::to_owned) {
+                docs.insert(id, doc);
             }
         }
     }
@@ -166,11 +177,12 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
+        let ids = [format!("{}:{year}", site.id)];
         let doc = state
             .store
-            .get(&collection, &format!("{}:{year}", site.id))
+            .get_many_fields(&collection, &ids, OLDER_FIELDS)
             .await?;
-        let c = counts(doc.as_ref());
+        let c = counts(doc.first());
         all_time.views += c.views;
         all_time.people += c.people;
     }
