@@ -126,6 +126,8 @@ impl EmbeddedStore {
 
 impl EmbeddedStore {
     /// The documents of `ids` that exist: whole, or only `_id` and the top-level `fields`.
+    /// Their bytes are read in one read transaction; the connection is given back before they
+    /// are decoded, and a large read (a year of content) is decoded on several threads.
     async fn read_many(
         &self,
         collection: &str,
@@ -133,28 +135,75 @@ impl EmbeddedStore {
         fields: Option<Vec<String>>,
     ) -> Result<Vec<Document>, StoreError> {
         let (coll, ids) = (collection.to_owned(), ids.to_vec());
-        self.with_reader(move |conn| read_docs(conn, &coll, &ids, fields.as_deref()))
-            .await
+        let coll2 = coll.clone();
+        let rows = self
+            .with_reader(move |conn| read_rows(conn, &coll2, &ids))
+            .await?;
+        let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
+        let parts = (bytes / PARALLEL_DECODE_BYTES).clamp(1, readers::pool_size());
+        if parts == 1 || rows.len() < 2 {
+            return decode_rows(&coll, rows, fields.as_deref());
+        }
+        // Chunks of about equal bytes, decoded at once, then put back in order.
+        let (fields, coll) = (fields.map(Arc::new), Arc::new(coll));
+        let mut chunks: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new()];
+        let mut filled = 0;
+        for row in rows {
+            if filled >= bytes.div_ceil(parts) {
+                chunks.push(Vec::new());
+                filled = 0;
+            }
+            filled += row.1.len();
+            chunks.last_mut().expect("one chunk at least").push(row);
+        }
+        let tasks = chunks.into_iter().map(|chunk| {
+            let (coll, fields) = (Arc::clone(&coll), fields.clone());
+            tokio::task::spawn_blocking(move || {
+                decode_rows(&coll, chunk, fields.as_deref().map(Vec::as_slice))
+            })
+        });
+        let mut out = Vec::new();
+        for decoded in futures_util::future::join_all(tasks).await {
+            out.extend(decoded.map_err(|e| StoreError::Task(e.to_string()))??);
+        }
+        Ok(out)
     }
 }
 
-/// The documents of `ids` that exist, in the order of `ids`: whole, or only `_id` and the
-/// top-level `fields`, copied out of the stored bytes without decoding the rest.
-fn read_docs(
+/// Past this many bytes, a read's documents are decoded in parallel (one part per this many
+/// bytes, at most one per read connection): a year of content is about 2 MB.
+const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
+
+/// The stored bytes of the documents of `ids` that exist, in the order of `ids`.
+fn read_rows(
     conn: &Connection,
     coll: &str,
     ids: &[String],
-    fields: Option<&[String]>,
-) -> Result<Vec<Document>, StoreError> {
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let mut select = conn.prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let bytes: Option<Vec<u8>> = select
             .query_row(params![coll, id], |r| r.get(0))
             .optional()?;
-        let Some(bytes) = bytes else { continue };
+        if let Some(bytes) = bytes {
+            out.push((id.clone(), bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// `rows` decoded in order: whole, or only `_id` and the top-level `fields`, copied out of the
+/// stored bytes without decoding the rest.
+fn decode_rows(
+    coll: &str,
+    rows: Vec<(String, Vec<u8>)>,
+    fields: Option<&[String]>,
+) -> Result<Vec<Document>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, bytes) in rows {
         let Some(fields) = fields else {
-            out.push(decode(coll, id, &bytes)?);
+            out.push(decode(coll, &id, &bytes)?);
             continue;
         };
         let corrupt = |e: mongodb::bson::raw::Error| StoreError::Corrupt {
@@ -271,8 +320,8 @@ impl Store for EmbeddedStore {
             let ids = stmt
                 .query_map(params![coll, from, to, limit], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            // read_docs keeps the order of `ids`
-            read_docs(conn, &coll, &ids, fields.as_deref())
+            // in the order of `ids`
+            decode_rows(&coll, read_rows(conn, &coll, &ids)?, fields.as_deref())
         })
         .await
     }
