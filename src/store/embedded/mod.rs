@@ -225,11 +225,14 @@ fn decode_rows(
 }
 
 fn decode(coll: &str, id: &str, bytes: &[u8]) -> Result<Document, StoreError> {
-    Document::from_reader(bytes).map_err(|e| StoreError::Corrupt {
+    let corrupt = |message: String| StoreError::Corrupt {
         collection: coll.to_owned(),
         id: id.to_owned(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    // From the raw elements, not through serde's `Deserializer`.
+    let raw = mongodb::bson::RawDocument::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    Document::try_from(raw).map_err(|e| corrupt(e.to_string()))
 }
 
 fn encode(doc: &Document) -> Result<Vec<u8>, StoreError> {

@@ -184,6 +184,46 @@ mod tests {
         );
     }
 
+    /// A stored document that is not BSON (written by hand, or cut short) is an error naming
+    /// it on every read, and a batch reports it failed with MongoDB's InvalidBSON (22).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_document_that_is_not_bson_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).await.unwrap();
+        let good = super::super::encode(&mongodb::bson::doc! {"_id": "x", "v": 1_i64}).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join(super::super::FILE_NAME)).unwrap();
+        for (id, bytes) in [
+            ("acme:2026-11", b"not bson at all".to_vec()),
+            ("acme:2026-10", good[..good.len() - 3].to_vec()),
+        ] {
+            conn.execute(
+                "INSERT INTO docs (coll, id, doc) VALUES ('traffic.2026', ?1, ?2)",
+                params![id, bytes],
+            )
+            .unwrap();
+            let corrupt = |r: Result<_, crate::store::StoreError>| match r {
+                Err(crate::store::StoreError::Corrupt { id: at, .. }) => assert_eq!(at, id),
+                other => panic!("{id}: {other:?}"),
+            };
+            corrupt(store.get("traffic.2026", id).await.map(|_| ()));
+            corrupt(
+                store
+                    .get_many("traffic.2026", &[id.into()])
+                    .await
+                    .map(|_| ()),
+            );
+            corrupt(
+                store
+                    .get_many_fields("traffic.2026", &[id.into()], &["v"])
+                    .await
+                    .map(|_| ()),
+            );
+            let applied = store.apply(&one_view(id)).await;
+            assert_eq!(applied.failed.len(), 1, "{id}");
+            assert_eq!(applied.failed[0].code, Some(22), "{id}");
+        }
+    }
+
     /// More reads at once than there are read connections: each waits for one and all answer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn more_reads_than_connections_all_answer() {
