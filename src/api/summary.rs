@@ -95,8 +95,8 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         .rev()
         .map(|n| months_back(local.year, local.month, n))
         .collect();
-    // The months of the last 30 days (hours and days read from them) whole but for their
-    // marks; the older ones' totals only (a projection: their days and hours are not decoded).
+    // The months of the last 30 days: their totals, days and hours (the hours and days are
+    // read from them); the older ones: their totals only (their days and hours not decoded).
     let oldest_day = local.date() - TimeDelta::days(30);
     let recent = (oldest_day.year(), oldest_day.month() as u8);
     let mut by_year: BTreeMap<(i32, bool), Vec<String>> = BTreeMap::new();
