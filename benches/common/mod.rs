@@ -40,11 +40,16 @@ pub struct Server {
 impl Server {
     /// Starts `tally serve` on `data` with `extra` options and waits until it answers.
     pub async fn start(data: &str, extra: &[&str]) -> Server {
+        Self::start_bin(BIN, data, extra).await
+    }
+
+    /// The same, with the tally binary at `bin` (another build, for a side-by-side run).
+    pub async fn start_bin(bin: &str, data: &str, extra: &[&str]) -> Server {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let child = Command::new(BIN)
+        let child = Command::new(bin)
             .args([
                 "--data-dir",
                 data,

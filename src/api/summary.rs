@@ -2,9 +2,11 @@
 //! hours by hour, the last 30 days by day, the last 12 months, all time — views and people.
 //!
 //! Read from a handful of documents: the traffic month documents of the last 12 months (one
-//! `find` per yearly collection, so one or two; only `v` and `u` of the ten older ones) and the
-//! year document of each `traffic.<YYYY>` collection for all time. Every bucket is the site's
-//! local hour, day or month.
+//! `find` per yearly collection and projection: hours only of the months of the last 24 hours,
+//! days only of those of the last 30 days, the totals `v`, `u`, `p` of the older ones), the
+//! totals of the year document of each `traffic.<YYYY>` collection for all time, and the people
+//! sketches of what may not have closed (one `find` per yearly `people` collection). Every
+//! bucket is the site's local hour, day or month.
 //!
 //! With `date=`, `from`/`to` or `compare=` it answers that range instead, from the traffic
 //! report's range reading ([`super::range`]): `total`, `people_from`, `days`, `months` and,
@@ -149,9 +151,13 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let doc_id = format!("{}:{year}", site.id);
-        if let Some(doc) = state.store.get(&collection, &doc_id).await? {
-            years.insert(doc_id, doc);
+        let ids = [format!("{}:{year}", site.id)];
+        for doc in state
+            .store
+            .get_many_fields(&collection, &ids, TOTALS)
+            .await?
+        {
+            years.insert(ids[0].clone(), doc);
         }
     }
 

@@ -11,20 +11,30 @@
 //!
 //! The file is opened in WAL mode with `synchronous=FULL`, so a committed flush survives a
 //! crash or power loss, and other processes (`tally doc`, `tally site add`) can read and write
-//! while `tally serve` runs: a reader in another process is not held up by a write under way,
-//! and a writer waits at most [`BUSY_TIMEOUT`] for the lock, then fails with a message instead
-//! of hanging. Within one process, though, readers do block: the store has a single connection
-//! behind a mutex, which every call takes (`with_conn`), so readers (the read API, the
-//! dashboard) share it with the flusher and wait behind its writes: a read waits until the
-//! batch transaction in progress has committed (or its wait for the lock has ended).
+//! while `tally serve` runs: a reader is not held up by a write under way, and a writer waits
+//! at most [`BUSY_TIMEOUT`] for the lock, then fails with a message instead of hanging.
+//!
+//! Within one process, writes go through one connection behind a mutex (`with_conn`: the
+//! flusher's batches, sites, the bookkeeping documents), one at a time, as before. Reads (the
+//! read API, the dashboard, the summary, the flusher's reads of marks) take one of a few
+//! read-only connections of their own (`readers`, [`readers::pool_size`] of them) and never wait
+//! behind a write: each read runs in one read transaction and sees every write committed
+//! before it began, whole, and nothing of a batch still under way. A read of several documents
+//! sees them all from that one snapshot.
+//!
+//! A projected read (`get_many_fields`, `scan` with fields) copies only the wanted top-level
+//! fields out of the stored bytes (`bson::RawDocument`), without decoding the rest.
 //!
 //! Layout: `schema` creates and migrates the tables, `batch` applies a batch in one
-//! transaction; this file holds the connection, the document bytes and the [`Store`] calls.
+//! transaction, `readers` holds the read connections; this file holds the writer's
+//! connection, the document bytes and the [`Store`] calls.
 
 mod batch;
+mod readers;
 mod schema;
 
 use batch::apply_batch;
+use readers::Readers;
 use schema::{migrate, schema_version};
 
 use super::{Applied, Batch, CollectionStats, Store, StoreError, SITES};
@@ -45,7 +55,10 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SCHEMA_VERSION: i64 = 2;
 
 pub struct EmbeddedStore {
+    /// The writer's connection.
     conn: Arc<Mutex<Connection>>,
+    /// The read connections.
+    readers: Arc<Readers>,
     path: PathBuf,
 }
 
@@ -55,7 +68,7 @@ impl EmbeddedStore {
         let dir = dir.to_path_buf();
         let path = dir.join(FILE_NAME);
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+        let (conn, readers) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             std::fs::create_dir_all(&dir).map_err(|e| StoreError::Embedded {
                 path: dir.display().to_string(),
                 message: format!("cannot create the data directory: {e}"),
@@ -68,12 +81,15 @@ impl EmbeddedStore {
             if schema_version(&conn, &p)? < SCHEMA_VERSION {
                 migrate(&mut conn, &p)?;
             }
-            Ok(conn)
+            // Opened after the tables exist and WAL mode is set.
+            let readers = Readers::open(&p, readers::pool_size())?;
+            Ok((conn, readers))
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(EmbeddedStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
             path,
         })
     }
@@ -82,7 +98,7 @@ impl EmbeddedStore {
         &self.path
     }
 
-    /// Runs `f` on the connection in the blocking pool.
+    /// Runs `f` on the writer's connection in the blocking pool.
     async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -95,11 +111,23 @@ impl EmbeddedStore {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
+
+    /// Runs `f` on a read connection, in one read transaction, in the blocking pool.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
 }
 
 impl EmbeddedStore {
-    /// The documents of `ids` that exist: whole, or only `_id` and the top-level `fields`, read
-    /// from the stored bytes without decoding the rest.
+    /// The documents of `ids` that exist: whole, or only `_id` and the top-level `fields`.
+    /// Their bytes are read in one read transaction; the connection is given back before they
+    /// are decoded, and a large read (a year of content) is decoded on several threads.
     async fn read_many(
         &self,
         collection: &str,
@@ -107,47 +135,104 @@ impl EmbeddedStore {
         fields: Option<Vec<String>>,
     ) -> Result<Vec<Document>, StoreError> {
         let (coll, ids) = (collection.to_owned(), ids.to_vec());
-        self.with_conn(move |conn| {
-            let mut select =
-                conn.prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in &ids {
-                let bytes: Option<Vec<u8>> = select
-                    .query_row(params![coll, id], |r| r.get(0))
-                    .optional()?;
-                let Some(bytes) = bytes else { continue };
-                let Some(fields) = &fields else {
-                    out.push(decode(&coll, id, &bytes)?);
-                    continue;
-                };
-                let corrupt = |e: mongodb::bson::raw::Error| StoreError::Corrupt {
-                    collection: coll.clone(),
-                    id: id.clone(),
-                    message: e.to_string(),
-                };
-                let raw = mongodb::bson::RawDocument::from_bytes(&bytes).map_err(corrupt)?;
-                let mut doc = doc! {"_id": id.as_str()};
-                for f in fields {
-                    if let Some(value) = raw.get(f).map_err(corrupt)? {
-                        let value: mongodb::bson::Bson =
-                            value.to_raw_bson().try_into().map_err(corrupt)?;
-                        doc.insert(f.as_str(), value);
-                    }
-                }
-                out.push(doc);
+        let coll2 = coll.clone();
+        let rows = self
+            .with_reader(move |conn| read_rows(conn, &coll2, &ids))
+            .await?;
+        let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
+        let parts = (bytes / PARALLEL_DECODE_BYTES).clamp(1, readers::pool_size());
+        if parts == 1 || rows.len() < 2 {
+            return decode_rows(&coll, rows, fields.as_deref());
+        }
+        // Chunks of about equal bytes, decoded at once, then put back in order.
+        let (fields, coll) = (fields.map(Arc::new), Arc::new(coll));
+        let mut chunks: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new()];
+        let mut filled = 0;
+        for row in rows {
+            if filled >= bytes.div_ceil(parts) {
+                chunks.push(Vec::new());
+                filled = 0;
             }
-            Ok(out)
-        })
-        .await
+            filled += row.1.len();
+            chunks.last_mut().expect("one chunk at least").push(row);
+        }
+        let tasks = chunks.into_iter().map(|chunk| {
+            let (coll, fields) = (Arc::clone(&coll), fields.clone());
+            tokio::task::spawn_blocking(move || {
+                decode_rows(&coll, chunk, fields.as_deref().map(Vec::as_slice))
+            })
+        });
+        let mut out = Vec::new();
+        for decoded in futures_util::future::join_all(tasks).await {
+            out.extend(decoded.map_err(|e| StoreError::Task(e.to_string()))??);
+        }
+        Ok(out)
     }
 }
 
+/// Past this many bytes, a read's documents are decoded in parallel (one part per this many
+/// bytes, at most one per read connection): a year of content is about 2 MB.
+const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
+
+/// The stored bytes of the documents of `ids` that exist, in the order of `ids`.
+fn read_rows(
+    conn: &Connection,
+    coll: &str,
+    ids: &[String],
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut select = conn.prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let bytes: Option<Vec<u8>> = select
+            .query_row(params![coll, id], |r| r.get(0))
+            .optional()?;
+        if let Some(bytes) = bytes {
+            out.push((id.clone(), bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// `rows` decoded in order: whole, or only `_id` and the top-level `fields`, copied out of the
+/// stored bytes without decoding the rest.
+fn decode_rows(
+    coll: &str,
+    rows: Vec<(String, Vec<u8>)>,
+    fields: Option<&[String]>,
+) -> Result<Vec<Document>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, bytes) in rows {
+        let Some(fields) = fields else {
+            out.push(decode(coll, &id, &bytes)?);
+            continue;
+        };
+        let corrupt = |e: mongodb::bson::raw::Error| StoreError::Corrupt {
+            collection: coll.to_owned(),
+            id: id.clone(),
+            message: e.to_string(),
+        };
+        let raw = mongodb::bson::RawDocument::from_bytes(&bytes).map_err(corrupt)?;
+        let mut doc = doc! {"_id": id.as_str()};
+        for f in fields {
+            if let Some(value) = raw.get(f).map_err(corrupt)? {
+                let value: mongodb::bson::Bson = value.to_raw_bson().try_into().map_err(corrupt)?;
+                doc.insert(f.as_str(), value);
+            }
+        }
+        out.push(doc);
+    }
+    Ok(out)
+}
+
 fn decode(coll: &str, id: &str, bytes: &[u8]) -> Result<Document, StoreError> {
-    Document::from_reader(bytes).map_err(|e| StoreError::Corrupt {
+    let corrupt = |message: String| StoreError::Corrupt {
         collection: coll.to_owned(),
         id: id.to_owned(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    // From the raw elements, not through serde's `Deserializer`.
+    let raw = mongodb::bson::RawDocument::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+    Document::try_from(raw).map_err(|e| corrupt(e.to_string()))
 }
 
 fn encode(doc: &Document) -> Result<Vec<u8>, StoreError> {
@@ -190,7 +275,7 @@ impl Store for EmbeddedStore {
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
         let (coll, id) = (collection.to_owned(), id.to_owned());
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let bytes: Option<Vec<u8>> = conn
                 .prepare_cached("SELECT doc FROM docs WHERE coll = ?1 AND id = ?2")?
                 .query_row(params![coll, id], |r| r.get(0))
@@ -228,20 +313,20 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<Document>, StoreError> {
         let (coll, from, to) = (collection.to_owned(), from_id.to_owned(), to_id.to_owned());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let ids: Vec<String> = self
-            .with_conn(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT id FROM docs WHERE coll = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT ?4",
-                )?;
-                let ids = stmt
-                    .query_map(params![coll, from, to, limit], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(ids)
-            })
-            .await?;
-        let fields = (!fields.is_empty()).then(|| fields.iter().map(|f| f.to_string()).collect());
-        // read_many keeps the order of `ids`
-        self.read_many(collection, &ids, fields).await
+        let fields: Option<Vec<String>> =
+            (!fields.is_empty()).then(|| fields.iter().map(|f| f.to_string()).collect());
+        // The ids and their documents from one snapshot.
+        self.with_reader(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM docs WHERE coll = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+            )?;
+            let ids = stmt
+                .query_map(params![coll, from, to, limit], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            // in the order of `ids`
+            decode_rows(&coll, read_rows(conn, &coll, &ids)?, fields.as_deref())
+        })
+        .await
     }
 
     async fn replace_if(
@@ -327,7 +412,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT id, doc FROM docs WHERE coll = ?1 ORDER BY id")?;
             let rows = stmt.query_map(params![SITES], |r| {
@@ -344,7 +429,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })
@@ -368,7 +453,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn collections(&self) -> Result<Vec<String>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached("SELECT coll FROM colls ORDER BY coll")?;
             let names = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
@@ -392,7 +477,7 @@ impl Store for EmbeddedStore {
 
     async fn collection_stats(&self, collection: &str) -> Result<CollectionStats, StoreError> {
         let coll = collection.to_owned();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             // One range of the primary key `(coll, id)`; LENGTH of a blob is its stored size.
             let (documents, bytes): (i64, i64) = conn
                 .prepare_cached(
