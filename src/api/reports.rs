@@ -8,7 +8,7 @@
 use super::range::{self, Asked, PeriodQuery};
 use super::table::{csv_response, wants_csv, Table};
 use super::{authorize, ApiError, ApiState};
-use crate::period::{DateRange, LocalTime, Period};
+use crate::period::{DateRange, Period};
 use crate::reports::campaigns::Campaigns;
 use crate::reports::cohorts::Cohorts;
 use crate::reports::content::Content;
@@ -138,9 +138,10 @@ pub async fn read(
             // People: the one figure of `reports::people::traffic` (a closed number, a
             // sketch, or the flags); hours keep their flags.
             let range = DateRange::of(asked).expect("a day or a month is a range");
-            let today = LocalTime::at((state.clock)(), site.tz).date();
-            let mut wanted: BTreeSet<Period> = super::range::open_days(range, today).collect();
-            wanted.extend(super::range::unclosed_days(range, |_, _| Some(&traffic)));
+            let mut wanted: BTreeSet<Period> =
+                super::range::unclosed_days(range, |_, _| Some(&traffic))
+                    .into_iter()
+                    .collect();
             wanted.insert(asked);
             let sketches = super::range::sketches(state, site, &wanted).await?;
             let people = crate::reports::people::traffic::Read {

@@ -19,7 +19,6 @@
 
 use super::range::{self, Asked, PeriodQuery};
 use super::{authorize, ApiError, ApiState};
-use crate::aggregate::close;
 use crate::period::{DateRange, LocalTime, Period};
 use crate::reports::number;
 use crate::reports::people::traffic::Read;
@@ -161,16 +160,12 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         }
     }
 
-    // The people sketches of what may not have closed yet: the last days, this month and the
-    // one before, this year and the one before; and of the days, months and years with views
-    // but no closed number (see `reports::people::traffic`).
+    // The people sketches of the days, months and years with views but no closed number yet
+    // (today, this month and this year, and whatever a closer has not reached; see
+    // `reports::people::traffic`): a closed one reads its number.
     let month_doc = |y: i32, m: u8| docs.get(&id(Period::Month(y, m)));
     let mut sketch_ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>> = BTreeMap::new();
     let mut want = |p: Period| sketch_ids.entry((p.year(), &[])).or_default().push(id(p));
-    for back in 0..=close::DAYS_BACK as i64 {
-        let d = today - TimeDelta::days(back);
-        want(Period::Day(d.year(), d.month() as u8, d.day() as u8));
-    }
     let thirty = DateRange::parse(
         &day_span.format("%Y-%m-%d").to_string(),
         &today.format("%Y-%m-%d").to_string(),
@@ -183,13 +178,13 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
         doc.is_some_and(|d| number(d.get("v")) > 0 && number(d.get("p")) <= 0)
     };
     for &(y, m) in &months {
-        if unclosed(month_doc(y, m)) || (y, m) >= months_back(local.year, local.month, 1) {
+        if unclosed(month_doc(y, m)) {
             want(Period::Month(y, m));
         }
     }
     for (doc_id, doc) in &years {
         let year: Option<i32> = doc_id.rsplit(':').next().and_then(|y| y.parse().ok());
-        if let Some(y) = year.filter(|y| unclosed(Some(doc)) || *y >= local.year - 1) {
+        if let Some(y) = year.filter(|_| unclosed(Some(doc))) {
             want(Period::Year(y));
         }
     }

@@ -16,7 +16,6 @@ mod answer;
 
 use super::table::Table;
 use super::{ApiError, ApiState};
-use crate::aggregate::close;
 use crate::period::{DateRange, LocalTime, Period, Piece};
 use crate::reports::people::traffic::sketches_for;
 use crate::reports::{document_id, ReportKind};
@@ -267,8 +266,7 @@ pub async fn read(
     let docs = fetch(state, site, kind, &periods.into_iter().collect(), fields).await?;
     let sketches = match kind {
         ReportKind::Traffic => {
-            let today = LocalTime::at((state.clock)(), site.tz).date();
-            let mut wanted = sketches_wanted(answered, previous, today);
+            let mut wanted = sketches_wanted(answered, previous);
             wanted.extend(unclosed_days(answered, |y, m| {
                 docs.get(&Period::Month(y, m))
             }));
@@ -299,34 +297,20 @@ pub async fn read(
     })
 }
 
-/// The `people` documents a traffic answer reads: the sketches that answer the range's total
-/// and its comparison's (whole months and edge days), and the days of the range that may not
-/// have closed yet, whose rows read their own sketch.
-fn sketches_wanted(
-    answered: DateRange,
-    previous: Option<DateRange>,
-    today: chrono::NaiveDate,
-) -> BTreeSet<Period> {
+/// The `people` documents a traffic answer reads for its totals: the sketches of the range's
+/// and its comparison's whole months and edge days (the rows of days with views and no closed
+/// number add theirs, [`unclosed_days`]).
+fn sketches_wanted(answered: DateRange, previous: Option<DateRange>) -> BTreeSet<Period> {
     let mut wanted: BTreeSet<Period> = sketches_for(answered).into_iter().collect();
     if let Some(previous) = previous {
         wanted.extend(sketches_for(previous));
     }
-    wanted.extend(open_days(answered, today));
     wanted
 }
 
-/// The days of `range` that may not have closed yet: today and the [`close::DAYS_BACK`] before.
-pub fn open_days(range: DateRange, today: chrono::NaiveDate) -> impl Iterator<Item = Period> {
-    let open_since = today - chrono::TimeDelta::days(close::DAYS_BACK as i64);
-    range
-        .days()
-        .filter(move |d| *d >= open_since && *d <= today)
-        .map(|d| Period::Day(d.year(), d.month() as u8, d.day() as u8))
-}
-
-/// The most days without a closed number whose own sketches one answer reads (a node that was
-/// down past [`close::DAYS_BACK`], or a log imported before its days were closed); past it,
-/// such days' rows show their flags.
+/// The most days without a closed number whose own sketches one answer reads (today, the days
+/// a closer has not reached yet: a node down past [`crate::aggregate::close::DAYS_BACK`]);
+/// past it, such days' rows show their flags.
 pub const MAX_UNCLOSED_DAYS: usize = 92;
 
 /// The days of `range` that have views and no closed number (`d.<DD>.p`) in their traffic
