@@ -16,6 +16,7 @@ use support::*;
 use tally::aggregate::close::Closer;
 use tally::period::Period;
 use tally::reports::people::range::{estimate, people, plan};
+use tally::reports::people::read;
 
 /// Four standard errors of a precision-12 sketch (1.04/√4096 = 1.6%): the site's key is
 /// random, so each run draws new registers, and 22 estimates at three errors would fail a run
@@ -114,7 +115,8 @@ async fn returning_visitors_are_counted_once(backend: Backend) {
         NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
         NaiveDate::from_ymd_opt(2026, 6, 10).unwrap(),
     );
-    let merged = people(&range, |p| docs.get(&p));
+    let sketches: HashMap<Period, _> = docs.iter().map(|(p, d)| (*p, read(d))).collect();
+    let merged = people(&range, |p| sketches.get(&p));
     let distinct: HashSet<u32> = days.iter().flatten().copied().collect();
     let sum: usize = days.iter().map(HashSet::len).sum();
     assert!(

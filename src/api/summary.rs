@@ -27,7 +27,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use mongodb::bson::Document;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,14 +93,10 @@ async fn fetch(
 ) -> Result<(), ApiError> {
     for ((year, fields), ids) in ids {
         let collection = format!("{prefix}.{year:04}");
-        let docs = if fields.is_empty() {
-            state.store.get_many(&collection, &ids).await?
-        } else {
-            state
-                .store
-                .get_many_fields(&collection, &ids, fields)
-                .await?
-        };
+        let docs = state
+            .store
+            .get_many_fields(&collection, &ids, fields)
+            .await?;
         for doc in docs {
             if let Ok(id) = doc.get_str("_id") {
                 into.insert(id.to_owned(), doc);
@@ -164,8 +160,10 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
     // (today, this month and this year, and whatever a closer has not reached; see
     // `reports::people::traffic`): a closed one reads its number.
     let month_doc = |y: i32, m: u8| docs.get(&id(Period::Month(y, m)));
-    let mut sketch_ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>> = BTreeMap::new();
-    let mut want = |p: Period| sketch_ids.entry((p.year(), &[])).or_default().push(id(p));
+    let mut wanted: BTreeSet<Period> = BTreeSet::new();
+    let mut want = |p: Period| {
+        wanted.insert(p);
+    };
     let thirty = DateRange::parse(
         &day_span.format("%Y-%m-%d").to_string(),
         &today.format("%Y-%m-%d").to_string(),
@@ -188,16 +186,11 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
             want(Period::Year(y));
         }
     }
-    for list in sketch_ids.values_mut() {
-        list.sort();
-        list.dedup();
-    }
-    let mut sketches: HashMap<String, Document> = HashMap::new();
-    fetch(state, "people", sketch_ids, &mut sketches).await?;
+    let sketches = super::range::sketches(state, site, &wanted).await?;
     let people = Read {
         month: month_doc,
         year: |y| years.get(&id(Period::Year(y))),
-        sketch: |p| sketches.get(&id(p)),
+        sketch: |p| sketches.get(&p),
     };
     let views = |doc: Option<&Document>| doc.map_or(0, |d| number(d.get("v")));
     let day = |date: NaiveDate| -> Counts {

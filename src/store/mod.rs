@@ -285,6 +285,24 @@ pub trait Store: Send + Sync {
     async fn get_many(&self, collection: &str, ids: &[String])
         -> Result<Vec<Document>, StoreError>;
 
+    /// Like [`Store::get_many`], but each document as its BSON bytes, not decoded: for a reader
+    /// that walks a large document once (a people sketch's 4,096 registers) and keeps none of
+    /// it as a `Document`. The default encodes what [`Store::get_many`] decoded.
+    async fn get_many_raw(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<mongodb::bson::RawDocumentBuf>, StoreError> {
+        self.get_many(collection, ids)
+            .await?
+            .iter()
+            .map(|d| {
+                mongodb::bson::RawDocumentBuf::from_document(d)
+                    .map_err(|e| StoreError::Task(e.to_string()))
+            })
+            .collect()
+    }
+
     /// Like [`Store::get_many`], but each document holds only its `_id` and the top-level
     /// `fields` (a projection): a dashboard that needs a month's totals does not read its days.
     async fn get_many_fields(

@@ -29,7 +29,7 @@ type Docs = HashMap<Period, Document>;
 /// The documents a range's answer reads: the report's, and for traffic the `people` sketches.
 pub struct Read<'a> {
     pub docs: &'a Docs,
-    pub sketches: &'a Docs,
+    pub sketches: &'a HashMap<Period, crate::reports::people::sketch::Sketch>,
 }
 
 static EMPTY: std::sync::LazyLock<Document> = std::sync::LazyLock::new(Document::new);

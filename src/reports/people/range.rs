@@ -70,23 +70,22 @@ pub struct RangePeople {
     pub years: Vec<i32>,
 }
 
-/// Merges the sketches of the planned periods: `find(period)` gives the period's `people`
-/// document, when there is one.
-pub fn people<'d>(
+/// Merges the sketches of the planned periods: `find(period)` gives the period's sketch (of
+/// its `people` document, [`read`] or `read_raw`), when there is one.
+pub fn people<'s>(
     plan: &[Period],
-    mut find: impl FnMut(Period) -> Option<&'d Document>,
+    mut find: impl FnMut(Period) -> Option<&'s Sketch>,
 ) -> RangePeople {
     let mut years: Vec<(i32, Sketch)> = Vec::new();
     let mut without_sketch = Vec::new();
     for &period in plan {
-        let Some(doc) = find(period) else {
+        let Some(sketch) = find(period) else {
             without_sketch.push(period);
             continue;
         };
-        let sketch = read(doc);
         match years.iter_mut().find(|(y, _)| *y == period.year()) {
-            Some((_, merged)) => merged.merge(&sketch),
-            None => years.push((period.year(), sketch)),
+            Some((_, merged)) => merged.merge(sketch),
+            None => years.push((period.year(), sketch.clone())),
         }
     }
     RangePeople {
@@ -198,7 +197,8 @@ mod tests {
             assert!(within(got, *want), "day {}: {got} for {want}", i + 1);
         }
         let p = plan(date("2026-06-01"), date("2026-06-11"));
-        let r = people(&p, |period| docs.get(&period));
+        let sketches: HashMap<Period, Sketch> = docs.iter().map(|(p, d)| (*p, read(d))).collect();
+        let r = people(&p, |period| sketches.get(&period));
         let distinct = (0..3000u32)
             .filter(|v| (1..=10u32).any(|d| (v * 7 + d * 13) % 10 < 4))
             .count() as i64;
@@ -239,6 +239,7 @@ mod tests {
         let a = doc! {"0": {"0": 1, "1": 1, "2": 1}};
         let b = doc! {"0": {"0": 1}, "1": {"5": 1}};
         let p = plan(date("2025-12-31"), date("2026-01-01"));
+        let (a, b) = (read(&a), read(&b));
         let r = people(&p, |period| match period {
             Period::Day(2025, ..) => Some(&a),
             _ => Some(&b),

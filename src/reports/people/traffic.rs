@@ -13,7 +13,8 @@
 //! Pure functions over the traffic documents and the `people` documents the caller read; this
 //! module must not touch the store.
 
-use super::range::{estimate, people, plan};
+use super::range::{people, plan};
+use super::sketch::Sketch;
 use crate::field::two_digits;
 use crate::model::number;
 use crate::period::{DateRange, Period};
@@ -52,14 +53,14 @@ pub struct RangePeople {
     pub from_flags: Vec<Period>,
 }
 
-/// The traffic documents and people documents a caller read, by period: `month(y, m)` is the
+/// The traffic documents and people sketches a caller read, by period: `month(y, m)` is the
 /// traffic month document `"<site>:<YYYY-MM>"`, `year(y)` the traffic year document,
-/// `sketch(p)` the `people` document of a day, month or year.
+/// `sketch(p)` the sketch of the `people` document of a day, month or year.
 pub struct Read<'d, M, Y, S>
 where
     M: Fn(i32, u8) -> Option<&'d Document>,
     Y: Fn(i32) -> Option<&'d Document>,
-    S: Fn(Period) -> Option<&'d Document>,
+    S: Fn(Period) -> Option<&'d Sketch>,
 {
     pub month: M,
     pub year: Y,
@@ -70,7 +71,7 @@ impl<'d, M, Y, S> Read<'d, M, Y, S>
 where
     M: Fn(i32, u8) -> Option<&'d Document>,
     Y: Fn(i32) -> Option<&'d Document>,
-    S: Fn(Period) -> Option<&'d Document>,
+    S: Fn(Period) -> Option<&'d Sketch>,
 {
     /// A period's field in its traffic document (`"v"`, `"u"` or `"p"`): a month's or year's
     /// top level, a day's `d.<DD>`.
@@ -96,7 +97,7 @@ where
             return closed;
         }
         match (self.sketch)(period) {
-            Some(doc) => estimate(doc),
+            Some(sketch) => sketch.estimate().round() as i64,
             None => self.traffic(period, "u"),
         }
     }
@@ -138,6 +139,7 @@ pub fn sketches_for(range: DateRange) -> Vec<Period> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reports::people::read;
     use mongodb::bson::doc;
     use std::collections::HashMap;
 
@@ -165,10 +167,10 @@ mod tests {
         "10": {"v": 5, "u": 4, "p": 3},
         "11": {"v": 5, "u": 4}}};
         let may = doc! {"v": 20, "u": 12, "d": {"31": {"v": 2, "u": 2}}};
-        let mut sketches: HashMap<Period, Document> = HashMap::new();
-        sketches.insert(Period::Day(2026, 6, 10), sketch(&[1, 2, 3]));
-        sketches.insert(Period::Day(2026, 6, 11), sketch(&[3, 4]));
-        sketches.insert(Period::Month(2026, 6), sketch(&[1, 2, 3, 4]));
+        let mut sketches: HashMap<Period, Sketch> = HashMap::new();
+        sketches.insert(Period::Day(2026, 6, 10), read(&sketch(&[1, 2, 3])));
+        sketches.insert(Period::Day(2026, 6, 11), read(&sketch(&[3, 4])));
+        sketches.insert(Period::Month(2026, 6), read(&sketch(&[1, 2, 3, 4])));
         let read = Read {
             month: |y, m| match (y, m) {
                 (2026, 6) => Some(&june),

@@ -293,6 +293,27 @@ impl Store for EmbeddedStore {
         self.read_many(collection, ids, None).await
     }
 
+    async fn get_many_raw(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<mongodb::bson::RawDocumentBuf>, StoreError> {
+        let (coll, ids) = (collection.to_owned(), ids.to_vec());
+        let coll2 = coll.clone();
+        let rows = self
+            .with_reader(move |conn| read_rows(conn, &coll2, &ids))
+            .await?;
+        rows.into_iter()
+            .map(|(id, bytes)| {
+                mongodb::bson::RawDocumentBuf::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+                    collection: coll.clone(),
+                    id,
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
     async fn get_many_fields(
         &self,
         collection: &str,

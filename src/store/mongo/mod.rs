@@ -224,6 +224,29 @@ impl Store for MongoStore {
             .await?)
     }
 
+    async fn get_many_raw(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<mongodb::bson::RawDocumentBuf>, StoreError> {
+        let limit = self.call_timeout();
+        let find = async {
+            let mut cursor = self
+                .db
+                .collection::<mongodb::bson::RawDocumentBuf>(collection)
+                .find(doc! {"_id": {"$in": ids}})
+                .await?;
+            let mut out = Vec::with_capacity(ids.len());
+            while cursor.advance().await? {
+                out.push(cursor.current().to_raw_document_buf());
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(limit, find)
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(limit)))
+    }
+
     async fn get_many(
         &self,
         collection: &str,
