@@ -153,6 +153,25 @@ pub struct Answer {
     pub label: String,
 }
 
+/// The document ids of `periods`, by the year of their collection.
+fn ids_by_year(site: &Site, periods: &BTreeSet<Period>) -> BTreeMap<i32, Vec<String>> {
+    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for p in periods {
+        by_year
+            .entry(p.year())
+            .or_default()
+            .push(document_id(&site.id, *p));
+    }
+    by_year
+}
+
+/// The period a document of `site` is for, from its `_id` (`"<site>:<period>"`).
+fn period_of(site: &Site, id: Option<&str>) -> Option<Period> {
+    id.and_then(|id| id.strip_prefix(site.id.as_str()))
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(Period::parse)
+}
+
 /// The documents of `kind` for `periods`, by period: one call per yearly collection (made
 /// together), whole or only the top-level `fields`.
 async fn fetch(
@@ -162,13 +181,7 @@ async fn fetch(
     periods: &BTreeSet<Period>,
     fields: Option<&[&str]>,
 ) -> Result<HashMap<Period, Document>, ApiError> {
-    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    for p in periods {
-        by_year
-            .entry(p.year())
-            .or_default()
-            .push(document_id(&site.id, *p));
-    }
+    let by_year = ids_by_year(site, periods);
     // The yearly collections at once: a range across a new year waits for the slower.
     let reads = by_year.into_iter().map(|(year, ids)| async move {
         let collection = kind.collection(year);
@@ -177,16 +190,10 @@ async fn fetch(
             None => state.store.get_many(&collection, &ids).await,
         }
     });
-    let prefix = format!("{}:", site.id);
     let mut out = HashMap::new();
     for docs in futures_util::future::join_all(reads).await {
         for doc in docs? {
-            let period = doc
-                .get_str("_id")
-                .ok()
-                .and_then(|id| id.strip_prefix(&prefix))
-                .and_then(Period::parse);
-            if let Some(period) = period {
+            if let Some(period) = period_of(site, doc.get_str("_id").ok()) {
                 out.insert(period, doc);
             }
         }
@@ -345,24 +352,11 @@ pub async fn sketches(
     site: &Site,
     periods: &BTreeSet<Period>,
 ) -> Result<HashMap<Period, Sketch>, ApiError> {
-    let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    for p in periods {
-        by_year
-            .entry(p.year())
-            .or_default()
-            .push(document_id(&site.id, *p));
-    }
-    let prefix = format!("{}:", site.id);
     let mut out = HashMap::new();
-    for (year, ids) in by_year {
+    for (year, ids) in ids_by_year(site, periods) {
         let collection = ReportKind::People.collection(year);
         for doc in state.store.get_many_raw(&collection, &ids).await? {
-            let period = doc
-                .get_str("_id")
-                .ok()
-                .and_then(|id| id.strip_prefix(&prefix))
-                .and_then(Period::parse);
-            if let Some(period) = period {
+            if let Some(period) = period_of(site, doc.get_str("_id").ok()) {
                 out.insert(period, read_raw(&doc));
             }
         }
