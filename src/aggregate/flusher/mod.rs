@@ -441,17 +441,23 @@ impl Flusher {
     /// Takes the people sketches' documents out of `drained` unless they are due (see
     /// [`Flusher::with_sketch_every`]): the first flush, `every` after the last send (or
     /// [`SKETCH_SHARE`] times the last flush's time, when the store is that slow), shutdown, or a
-    /// coalescer `pressed` three quarters full.
+    /// coalescer `pressed` three quarters full; not while spill files are written back.
     fn hold_sketches(&self, state: &mut State, drained: &mut Drained, pressed: bool) -> Drained {
         let sketch = |key: &DocKey| key.doc.kind == ReportKind::People;
         if !drained.iter().any(|(key, _)| sketch(key)) {
             return Vec::new();
         }
+        // `--durable`, an outage's spill files still being written back: the counters first.
+        let backlog = state
+            .checkpoint
+            .as_ref()
+            .is_some_and(|c| !c.spill_files().is_empty());
         let due = pressed
             || self.closing.load(Ordering::Relaxed)
-            || state.sketches_sent.is_none_or(|at| {
-                at.elapsed() >= self.sketch_every.max(state.last_took * SKETCH_SHARE)
-            });
+            || (!backlog
+                && state.sketches_sent.is_none_or(|at| {
+                    at.elapsed() >= self.sketch_every.max(state.last_took * SKETCH_SHARE)
+                }));
         if due {
             state.sketches_sent = Some(Instant::now());
             return Vec::new();
