@@ -20,6 +20,8 @@
 //! wrk (each connection waits that long between a response and its next request);
 //! `RANGE_READ_BINS="label=/path/to/tally,..."` runs the same phases against other builds too,
 //! each on a copy of the same seeded store (e.g. a build of an older commit, side by side).
+//! `RANGE_READ_KEEP=/some/dir` only seeds, copies the seeded store into that directory (its
+//! sites and tokens as `tally site` shows them) and stops: a store to profile reads against.
 //! Needs wrk (`scripts/apt-ensure wrk wrk`). Results in docs/performance.md.
 
 mod common;
@@ -432,6 +434,17 @@ async fn main() {
         t.elapsed().as_secs_f64(),
         bytes as f64 / 1e6
     );
+
+    if let Ok(keep) = std::env::var("RANGE_READ_KEEP") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(
+            seeded.path().join(tally::store::embedded::FILE_NAME),
+            std::path::Path::new(&keep).join(tally::store::embedded::FILE_NAME),
+        )
+        .unwrap();
+        println!("kept the seeded store in {keep}");
+        return;
+    }
 
     let mut bins = vec![("this build".to_owned(), common::BIN.to_owned())];
     if let Ok(more) = std::env::var("RANGE_READ_BINS") {
