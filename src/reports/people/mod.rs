@@ -15,6 +15,7 @@
 //! This module must not touch the store or the coalescer: it says what to raise and how to
 //! read registers back.
 
+mod bytes;
 pub mod range;
 pub mod sketch;
 pub mod traffic;
@@ -158,8 +159,8 @@ pub fn read_sketch(doc: &Document, p: u8) -> Sketch {
                 Bson::Double(d) => *d as i64,
                 _ => continue,
             };
-            if let Ok(rank) = u8::try_from(rank) {
-                sketch.raise(hi * GROUP + lo, rank);
+            if let (Ok(rank), Some(index)) = (u8::try_from(rank), register_index(hi, lo)) {
+                sketch.raise(index, rank);
             }
         }
     }
@@ -171,10 +172,29 @@ pub fn read(doc: &Document) -> Sketch {
     read_sketch(doc, PRECISION)
 }
 
-/// The site sketch of a `people` document as stored (BSON bytes), read in one walk without
-/// building a `Document` (64 sub-documents of 64 fields): what [`read`] gives for the same
-/// document. An element that cannot be read ends the walk with the registers read so far.
+/// The register of field `lo` of sub-document `hi` (an index past the sketch is ignored by
+/// [`Sketch::raise`]; one past `usize` is none).
+fn register_index(hi: usize, lo: usize) -> Option<usize> {
+    hi.checked_mul(GROUP)?.checked_add(lo)
+}
+
+/// The site sketch of a `people` document as stored (BSON bytes), read without building a
+/// `Document` (64 sub-documents of 64 fields): what [`read`] gives for the same document. The
+/// bytes are walked directly ([`bytes::registers`]); a document that walk does not know is read
+/// through the `RawDocument` iterator, where an element that cannot be read ends the walk with
+/// the registers read so far.
 pub fn read_raw(doc: &mongodb::bson::RawDocument) -> Sketch {
+    let mut sketch = Sketch::new(PRECISION);
+    match bytes::registers(doc.as_bytes(), |index, rank| {
+        sketch.raise(index, rank);
+    }) {
+        Some(()) => sketch,
+        None => read_raw_iterated(doc),
+    }
+}
+
+/// [`read_raw`] through the `RawDocument` iterator.
+fn read_raw_iterated(doc: &mongodb::bson::RawDocument) -> Sketch {
     use mongodb::bson::RawBsonRef;
     let mut sketch = Sketch::new(PRECISION);
     for (hi, group) in doc.iter().map_while(Result::ok) {
@@ -194,8 +214,8 @@ pub fn read_raw(doc: &mongodb::bson::RawDocument) -> Sketch {
                 RawBsonRef::Double(d) => d as i64,
                 _ => continue,
             };
-            if let Ok(rank) = u8::try_from(rank) {
-                sketch.raise(hi * GROUP + lo, rank);
+            if let (Ok(rank), Some(index)) = (u8::try_from(rank), register_index(hi, lo)) {
+                sketch.raise(index, rank);
             }
         }
     }
