@@ -9,45 +9,108 @@
 //! Pure: which documents a range needs is the caller's business; this module must not touch
 //! the store or HTTP.
 
-use super::{number, Ranked};
+use super::Ranked;
 use crate::field::{is_reserved, unescape, Key};
-use mongodb::bson::{Bson, Document};
+use mongodb::bson::{Bson, Document, RawBsonRef, RawDocument};
 use std::collections::BTreeSet;
 
 /// Bookkeeping fields of a document, which a merge leaves out: its id and its writers' marks.
 const BOOKKEEPING: [&str; 2] = ["_id", "_w"];
 
+/// A field's value as a merge sees it.
+pub enum Field<'a, D> {
+    Sub(D),
+    /// A counter, whatever numeric type a writer left (`$inc` keeps int32, int64 or double).
+    Number(i64),
+    Text(&'a str),
+    Other,
+}
+
+/// A document a merge reads: a decoded [`Document`], or one still in its stored bytes
+/// ([`RawDocument`]: a year of content is some 20,000 pages, and decoding each period's
+/// documents before adding them up cost more than the adding).
+pub trait Fields<'a>: Copy + 'a {
+    /// The fields in order; a raw document's walk ends at an element that does not read.
+    fn fields(self) -> impl Iterator<Item = (&'a str, Field<'a, Self>)>;
+    /// The sub-document `name`.
+    fn sub(self, name: &str) -> Option<Self>;
+}
+
+impl<'a> Fields<'a> for &'a Document {
+    fn fields(self) -> impl Iterator<Item = (&'a str, Field<'a, Self>)> {
+        self.iter().map(|(name, value)| {
+            let field = match value {
+                Bson::Document(d) => Field::Sub(d),
+                Bson::Int32(n) => Field::Number(i64::from(*n)),
+                Bson::Int64(n) => Field::Number(*n),
+                Bson::Double(d) => Field::Number(*d as i64),
+                Bson::String(s) => Field::Text(s),
+                _ => Field::Other,
+            };
+            (name.as_str(), field)
+        })
+    }
+
+    fn sub(self, name: &str) -> Option<Self> {
+        self.get_document(name).ok()
+    }
+}
+
+impl<'a> Fields<'a> for &'a RawDocument {
+    fn fields(self) -> impl Iterator<Item = (&'a str, Field<'a, Self>)> {
+        self.iter().map_while(Result::ok).map(|(name, value)| {
+            let field = match value {
+                RawBsonRef::Document(d) => Field::Sub(d),
+                RawBsonRef::Int32(n) => Field::Number(i64::from(n)),
+                RawBsonRef::Int64(n) => Field::Number(n),
+                RawBsonRef::Double(d) => Field::Number(d as i64),
+                RawBsonRef::String(s) => Field::Text(s),
+                _ => Field::Other,
+            };
+            (name, field)
+        })
+    }
+
+    fn sub(self, name: &str) -> Option<Self> {
+        self.get_document(name).ok()
+    }
+}
+
 /// Adds the counters of `doc` into `into`, sub-documents into sub-documents; a text of `doc`
 /// replaces the one in `into` (merge in period order, so the latest wins). Counters are summed
-/// as 64-bit integers, whatever numeric type a writer left.
-pub fn merge_into(into: &mut Document, doc: &Document) {
-    for (name, value) in doc {
-        if BOOKKEEPING.contains(&name.as_str()) {
+/// as 64-bit integers (saturating), whatever numeric type a writer left.
+pub fn merge_into<'a>(into: &mut Document, doc: impl Fields<'a>) {
+    for (name, value) in doc.fields() {
+        if BOOKKEEPING.contains(&name) {
             continue;
         }
         match value {
-            Bson::Document(sub) => {
+            Field::Sub(sub) => {
                 if !matches!(into.get(name), Some(Bson::Document(_))) {
-                    into.insert(name.clone(), Document::new());
+                    into.insert(name, Document::new());
                 }
                 if let Some(Bson::Document(target)) = into.get_mut(name) {
                     merge_into(target, sub);
                 }
             }
-            Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => {
-                let sum = number(into.get(name)) + number(Some(value));
-                into.insert(name.clone(), Bson::Int64(sum));
+            Field::Number(n) => match into.get_mut(name) {
+                Some(Bson::Int64(sum)) => *sum = sum.saturating_add(n),
+                // A text or a sub-document of another period under the same name counts 0.
+                Some(other) => *other = Bson::Int64(n),
+                None => {
+                    into.insert(name, Bson::Int64(n));
+                }
+            },
+            Field::Text(text) => {
+                into.insert(name, text);
             }
-            Bson::String(_) => {
-                into.insert(name.clone(), value.clone());
-            }
-            _ => {}
+            Field::Other => {}
         }
     }
 }
 
 /// The merge of `docs`, in the order given.
-pub fn merged<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Document {
+pub fn merged<'a, D: Fields<'a>>(docs: impl IntoIterator<Item = D>) -> Document {
     let mut out = Document::new();
     for doc in docs {
         merge_into(&mut out, doc);
@@ -56,10 +119,11 @@ pub fn merged<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Document {
 }
 
 /// Whether a value counts anything: a non-zero counter, or a sub-document holding one.
-fn counts_something(value: &Bson) -> bool {
+fn counts_something<'a, D: Fields<'a>>(value: Field<'a, D>) -> bool {
     match value {
-        Bson::Document(d) => d.values().any(counts_something),
-        other => number(Some(other)) != 0,
+        Field::Sub(d) => d.fields().any(|(_, v)| counts_something(v)),
+        Field::Number(n) => n != 0,
+        Field::Text(_) | Field::Other => false,
     }
 }
 
@@ -67,22 +131,30 @@ fn counts_something(value: &Bson) -> bool {
 /// name while another of them counted something under `(other)` without naming them: their
 /// sums may miss views that the other document could not attribute. Empty when every
 /// document admitted the same keys, or none overflowed.
-pub fn unequal_keys(docs: &[&Document], space: &str) -> BTreeSet<String> {
+pub fn unequal_keys<'a, D: Fields<'a>>(docs: &[D], space: &str) -> BTreeSet<String> {
     let named: Vec<(BTreeSet<&str>, bool)> = docs
         .iter()
         .map(|doc| {
-            let Ok(sub) = doc.get_document(space) else {
+            let Some(sub) = doc.sub(space) else {
                 return (BTreeSet::new(), false);
             };
-            let keys = sub
-                .keys()
-                .filter(|k| !is_reserved(k))
-                .map(String::as_str)
-                .collect();
-            let overflowed = sub.get(Key::OTHER).is_some_and(counts_something);
+            let mut keys = BTreeSet::new();
+            let mut overflowed = false;
+            for (key, value) in sub.fields() {
+                if key == Key::OTHER {
+                    overflowed |= counts_something(value);
+                }
+                if !is_reserved(key) {
+                    keys.insert(key);
+                }
+            }
             (keys, overflowed)
         })
         .collect();
+    // Only the documents that overflowed can have missed a key.
+    if !named.iter().any(|(_, overflowed)| *overflowed) {
+        return BTreeSet::new();
+    }
     let mut out = BTreeSet::new();
     for (keys, _) in &named {
         for key in keys {
@@ -113,7 +185,8 @@ pub fn mark_partial(ranked: &mut Ranked, keys: &BTreeSet<String>) -> bool {
 mod tests {
     use super::*;
     use crate::reports::ranked;
-    use mongodb::bson::doc;
+    use mongodb::bson::{doc, RawDocumentBuf};
+    use proptest::prelude::*;
 
     #[test]
     fn counters_add_up_whatever_their_type_and_the_latest_title_wins() {
@@ -149,5 +222,48 @@ mod tests {
         // An (other) that counts nothing is no overflow.
         let empty = doc! {"p": {"(other)": {"v": 0}}};
         assert!(unequal_keys(&[&october, &empty], "p").is_empty());
+    }
+    fn document(depth: u32) -> BoxedStrategy<Document> {
+        let key = prop::sample::select(vec!["_id", "_w", "v", "u", "t", "/a", "/b", "(other)"]);
+        let scalar = prop_oneof![
+            (-5..50i32).prop_map(Bson::Int32),
+            (-5..50i64).prop_map(Bson::Int64),
+            (-5.0..50.0f64).prop_map(Bson::Double),
+            "[a-z]{0,4}".prop_map(Bson::String),
+            any::<bool>().prop_map(Bson::Boolean),
+        ];
+        let value = if depth == 0 {
+            scalar.boxed()
+        } else {
+            prop_oneof![scalar, document(depth - 1).prop_map(Bson::Document)].boxed()
+        };
+        prop::collection::vec((key, value), 0..8)
+            .prop_map(|fields| {
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect::<Document>()
+            })
+            .boxed()
+    }
+
+    proptest::proptest! {
+        /// Documents merged from their stored bytes give what the decoded ones give, and name
+        /// the same partial keys.
+        #[test]
+        fn stored_bytes_merge_as_decoded_documents(
+            docs in prop::collection::vec(document(2), 0..5),
+        ) {
+            let raw: Vec<RawDocumentBuf> = docs
+                .iter()
+                .map(|d| RawDocumentBuf::from_document(d).unwrap())
+                .collect();
+            let raw: Vec<&RawDocument> = raw.iter().map(|d| &**d).collect();
+            let decoded: Vec<&Document> = docs.iter().collect();
+            prop_assert_eq!(merged(raw.iter().copied()), merged(decoded.iter().copied()));
+            for space in ["v", "/a", "(other)"] {
+                prop_assert_eq!(unequal_keys(&raw, space), unequal_keys(&decoded, space));
+            }
+        }
     }
 }

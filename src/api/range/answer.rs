@@ -20,15 +20,18 @@ use crate::reports::terms::Terms;
 use crate::reports::traffic::Traffic;
 use crate::reports::{events, number, Ranked, Report};
 use chrono::{Datelike, NaiveDate};
-use mongodb::bson::{Bson, Document};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 type Docs = HashMap<Period, Document>;
+type RawDocs = HashMap<Period, RawDocumentBuf>;
 
-/// The documents a range's answer reads: the report's, and for traffic the `people` sketches.
+/// The documents a range's answer reads: the report's (decoded, or as stored for the reports
+/// [`super::merged_whole`] names), and for traffic the `people` sketches.
 pub struct Read<'a> {
     pub docs: &'a Docs,
+    pub raw: &'a RawDocs,
     pub sketches: &'a HashMap<Period, crate::reports::people::sketch::Sketch>,
 }
 
@@ -44,7 +47,7 @@ fn date(d: NaiveDate) -> String {
 
 /// The documents of a range in order: each whole month's month document, each edge day's
 /// day document (reports kept per day and per month both).
-fn in_order(range: DateRange, docs: &Docs) -> Vec<&Document> {
+fn in_order<D>(range: DateRange, docs: &HashMap<Period, D>) -> Vec<&D> {
     let mut out = Vec::new();
     for piece in range.pieces() {
         match piece {
@@ -66,9 +69,18 @@ fn months(range: DateRange, docs: &Docs) -> Vec<(Piece, &Document)> {
         .collect()
 }
 
+/// The stored documents of a range in order (see [`in_order`]).
+fn raw_in_order(range: DateRange, raw: &RawDocs) -> Vec<&RawDocument> {
+    in_order(range, raw).into_iter().map(|d| &**d).collect()
+}
+
 /// A capped list merged over `parts`: ranked, with the keys some document may have counted
 /// under `(other)` marked partial.
-fn merged_ranked(parts: &[&Document], space: &str, read: impl Fn(&Document) -> Ranked) -> Ranked {
+fn merged_ranked(
+    parts: &[&RawDocument],
+    space: &str,
+    read: impl Fn(&Document) -> Ranked,
+) -> Ranked {
     let mut r = read(&merged(parts.iter().copied()));
     mark_partial(&mut r, &unequal_keys(parts, space));
     r
@@ -106,7 +118,7 @@ pub fn answer(
             // People per page are the flags' sum: a whole month's `u` counts a visitor of
             // the page once, each edge day's once per day.
             *table = Table::new(&PAGES_HEADER);
-            let parts = in_order(range, docs);
+            let parts = raw_in_order(range, read.raw);
             let pages = merged_ranked(&parts, "p", |d| Content::read(d).pages);
             let total = views(pages.total());
             let pages = ranked_json(&pages, limit, table, "pages");
@@ -117,7 +129,7 @@ pub fn answer(
         }
         "referrers" => {
             *table = Table::new(&ranked_header);
-            let parts = in_order(range, docs);
+            let parts = raw_in_order(range, read.raw);
             let hosts = merged_ranked(&parts, "h", |d| Referrers::read(d).hosts);
             let links = merged_ranked(&parts, "l", |d| Referrers::read(d).links);
             let total = views(hosts.total());
@@ -129,7 +141,7 @@ pub fn answer(
         }
         "terms" => {
             *table = Table::new(&ranked_header);
-            let parts = in_order(range, docs);
+            let parts = raw_in_order(range, read.raw);
             let view = Terms::read(&merged(parts.iter().copied()));
             let terms = merged_ranked(&parts, "t", |d| Terms::read(d).terms);
             let total = views(view.engines.iter().map(|(_, n)| n).sum());
@@ -139,7 +151,7 @@ pub fn answer(
         }
         "campaigns" => {
             *table = Table::new(&ranked_header);
-            let parts = in_order(range, docs);
+            let parts = raw_in_order(range, read.raw);
             let sources = merged_ranked(&parts, "s", |d| Campaigns::read(d).sources);
             let mediums = merged_ranked(&parts, "m", |d| Campaigns::read(d).mediums);
             let campaigns = merged_ranked(&parts, "c", |d| Campaigns::read(d).campaigns);
@@ -153,7 +165,7 @@ pub fn answer(
         }
         "technology" => {
             *table = Table::new(&ranked_header);
-            let view = Technology::read(&merged(in_order(range, docs)));
+            let view = Technology::read(&merged(raw_in_order(range, read.raw)));
             for b in &view.browsers {
                 for (version, n) in &b.versions {
                     table.row(vec![
@@ -171,7 +183,7 @@ pub fn answer(
         }
         "resolutions" => {
             *table = Table::new(&ranked_header);
-            let view = Resolutions::read(&merged(in_order(range, docs)));
+            let view = Resolutions::read(&merged(raw_in_order(range, read.raw)));
             pairs("screen_widths", &view.screen_widths, table);
             pairs("browser_widths", &view.browser_widths, table);
             pairs("browser_heights", &view.browser_heights, table);
@@ -180,7 +192,7 @@ pub fn answer(
         }
         "locations" => {
             *table = Table::new(&ranked_header);
-            let view = Locations::read(&merged(in_order(range, docs)));
+            let view = Locations::read(&merged(raw_in_order(range, read.raw)));
             pairs("countries", &view.countries, table);
             let total = views(view.countries.iter().map(|(_, n)| n).sum());
             (json!(view), total)

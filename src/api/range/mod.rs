@@ -23,7 +23,7 @@ use crate::reports::people::traffic::sketches_for;
 use crate::reports::{document_id, ReportKind};
 use crate::site::Site;
 use chrono::Datelike;
-use mongodb::bson::Document;
+use mongodb::bson::{Document, RawDocumentBuf};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -201,6 +201,46 @@ async fn fetch(
     Ok(out)
 }
 
+/// The reports whose range answer is their documents merged whole ([`crate::reports::range`]):
+/// they read them as stored, merged straight from the bytes (no `Document` per period).
+pub fn merged_whole(report: &str) -> bool {
+    matches!(
+        report,
+        "content"
+            | "referrers"
+            | "terms"
+            | "campaigns"
+            | "technology"
+            | "resolutions"
+            | "locations"
+    )
+}
+
+/// The stored documents of `kind` for `periods`, by period, as [`fetch`] reads them but not
+/// decoded.
+async fn fetch_raw(
+    state: &ApiState,
+    site: &Site,
+    kind: ReportKind,
+    periods: &BTreeSet<Period>,
+) -> Result<HashMap<Period, RawDocumentBuf>, ApiError> {
+    let reads =
+        ids_by_year(site, periods)
+            .into_iter()
+            .map(|(year, ids)| async move {
+                state.store.get_many_raw(&kind.collection(year), &ids).await
+            });
+    let mut out = HashMap::new();
+    for docs in futures_util::future::join_all(reads).await {
+        for doc in docs? {
+            if let Some(period) = period_of(site, doc.get_str("_id").ok()) {
+                out.insert(period, doc);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The documents a report reads: their kind, periods and (when fewer suffice) the top-level
 /// fields it needs.
 type Needs = (ReportKind, Vec<Period>, Option<&'static [&'static str]>);
@@ -272,7 +312,18 @@ pub async fn read(
     if let Some(previous) = previous {
         periods.extend(needs(report, previous).map(|n| n.1).unwrap_or_default());
     }
-    let docs = fetch(state, site, kind, &periods.into_iter().collect(), fields).await?;
+    let periods = periods.into_iter().collect();
+    let (docs, raw) = if merged_whole(report) {
+        (
+            HashMap::new(),
+            fetch_raw(state, site, kind, &periods).await?,
+        )
+    } else {
+        (
+            fetch(state, site, kind, &periods, fields).await?,
+            HashMap::new(),
+        )
+    };
     let sketches = match kind {
         ReportKind::Traffic => {
             let mut wanted = sketches_wanted(answered, previous);
@@ -285,6 +336,7 @@ pub async fn read(
     };
     let read = answer::Read {
         docs: &docs,
+        raw: &raw,
         sketches: &sketches,
     };
     let mut table = Table::default();
@@ -352,16 +404,11 @@ pub async fn sketches(
     site: &Site,
     periods: &BTreeSet<Period>,
 ) -> Result<HashMap<Period, Sketch>, ApiError> {
-    let mut out = HashMap::new();
-    for (year, ids) in ids_by_year(site, periods) {
-        let collection = ReportKind::People.collection(year);
-        for doc in state.store.get_many_raw(&collection, &ids).await? {
-            if let Some(period) = period_of(site, doc.get_str("_id").ok()) {
-                out.insert(period, read_raw(&doc));
-            }
-        }
-    }
-    Ok(out)
+    let raw = fetch_raw(state, site, ReportKind::People, periods).await?;
+    Ok(raw
+        .into_iter()
+        .map(|(period, doc)| (period, read_raw(&doc)))
+        .collect())
 }
 
 #[cfg(test)]
