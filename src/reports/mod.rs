@@ -23,6 +23,7 @@ pub mod search;
 pub mod technology;
 pub mod terms;
 pub mod traffic;
+pub mod walk;
 
 use crate::field::FieldKey;
 use crate::hit::Hit;

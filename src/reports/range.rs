@@ -9,10 +9,11 @@
 //! Pure: which documents a range needs is the caller's business; this module must not touch
 //! the store or HTTP.
 
+use super::walk;
 use super::Ranked;
 use crate::field::{is_reserved, unescape, Key};
-use mongodb::bson::{Bson, Document, RawBsonRef, RawDocument};
-use std::collections::BTreeSet;
+use mongodb::bson::{Bson, Document, RawDocument};
+use std::collections::{BTreeSet, HashSet};
 
 /// Bookkeeping fields of a document, which a merge leaves out: its id and its writers' marks.
 const BOOKKEEPING: [&str; 2] = ["_id", "_w"];
@@ -58,21 +59,25 @@ impl<'a> Fields<'a> for &'a Document {
 
 impl<'a> Fields<'a> for &'a RawDocument {
     fn fields(self) -> impl Iterator<Item = (&'a str, Field<'a, Self>)> {
-        self.iter().map_while(Result::ok).map(|(name, value)| {
-            let field = match value {
-                RawBsonRef::Document(d) => Field::Sub(d),
-                RawBsonRef::Int32(n) => Field::Number(i64::from(n)),
-                RawBsonRef::Int64(n) => Field::Number(n),
-                RawBsonRef::Double(d) => Field::Number(d as i64),
-                RawBsonRef::String(s) => Field::Text(s),
+        walk::elements(&self.as_bytes()[4..self.as_bytes().len() - 1]).map_while(|element| {
+            let (kind, key, value) = element?;
+            let field = match kind {
+                walk::DOCUMENT => Field::Sub(RawDocument::from_bytes(value).ok()?),
+                walk::INT32 => Field::Number(i64::from(i32::from_le_bytes(value.try_into().ok()?))),
+                walk::INT64 => Field::Number(i64::from_le_bytes(value.try_into().ok()?)),
+                walk::DOUBLE => Field::Number(f64::from_le_bytes(value.try_into().ok()?) as i64),
+                walk::STRING => Field::Text(walk::text(value)?),
                 _ => Field::Other,
             };
-            (name, field)
+            Some((std::str::from_utf8(key).ok()?, field))
         })
     }
 
     fn sub(self, name: &str) -> Option<Self> {
-        self.get_document(name).ok()
+        self.fields().find_map(|(key, value)| match value {
+            Field::Sub(d) if key == name => Some(d),
+            _ => None,
+        })
     }
 }
 
@@ -132,36 +137,38 @@ fn counts_something<'a, D: Fields<'a>>(value: Field<'a, D>) -> bool {
 /// sums may miss views that the other document could not attribute. Empty when every
 /// document admitted the same keys, or none overflowed.
 pub fn unequal_keys<'a, D: Fields<'a>>(docs: &[D], space: &str) -> BTreeSet<String> {
-    let named: Vec<(BTreeSet<&str>, bool)> = docs
+    let named: Vec<(Vec<&str>, bool)> = docs
         .iter()
         .map(|doc| {
             let Some(sub) = doc.sub(space) else {
-                return (BTreeSet::new(), false);
+                return (Vec::new(), false);
             };
-            let mut keys = BTreeSet::new();
+            let mut keys = Vec::new();
             let mut overflowed = false;
             for (key, value) in sub.fields() {
                 if key == Key::OTHER {
                     overflowed |= counts_something(value);
                 }
                 if !is_reserved(key) {
-                    keys.insert(key);
+                    keys.push(key);
                 }
             }
             (keys, overflowed)
         })
         .collect();
-    // Only the documents that overflowed can have missed a key.
-    if !named.iter().any(|(_, overflowed)| *overflowed) {
-        return BTreeSet::new();
-    }
+    // Only a document that overflowed can have missed a key (the usual case: none did).
+    let overflowed: Vec<HashSet<&str>> = named
+        .iter()
+        .filter(|(_, overflowed)| *overflowed)
+        .map(|(keys, _)| keys.iter().copied().collect())
+        .collect();
     let mut out = BTreeSet::new();
+    if overflowed.is_empty() {
+        return out;
+    }
     for (keys, _) in &named {
         for key in keys {
-            let missed = named
-                .iter()
-                .any(|(others, overflowed)| *overflowed && !others.contains(key));
-            if missed {
+            if overflowed.iter().any(|others| !others.contains(key)) {
                 out.insert(unescape(key).text);
             }
         }

@@ -1,7 +1,7 @@
-//! The registers of a `people` document read straight from its BSON bytes: one pass over the
-//! buffer, no `RawDocument` iterator (which checks every key as UTF-8 and every element
-//! through a `Result`). A year's range merges some 40 documents of 4,096 registers; through the
-//! iterator their decoding was about 60% of the CPU of such a read (`perf`, 2026-12-01).
+//! The registers of a `people` document read straight from its BSON bytes ([`walk`]): one
+//! pass over the buffer. A year's range merges some 40 documents of 4,096 registers; through
+//! the `RawDocument` iterator their decoding was about 60% of the CPU of such a read (`perf`,
+//! 2026-12-01).
 //!
 //! It knows the layout tally writes (`"<i / 64>": {"<i % 64>": <int32>}`) and the element
 //! types a document edited by another client may carry; at anything else (an unusual type, a
@@ -9,18 +9,39 @@
 //! caller reads the document the general way ([`super::read_raw`]), so both always agree.
 
 use super::GROUP;
+use crate::reports::walk::{self, body, elements, DOCUMENT, DOUBLE, INT32, INT64};
+
+/// The types of the elements this walk reads or skips; at any other it gives up.
+fn known(kind: u8) -> bool {
+    matches!(
+        kind,
+        DOUBLE
+            | walk::STRING
+            | DOCUMENT
+            | walk::ARRAY
+            | walk::BOOLEAN
+            | walk::NULL
+            | INT32
+            | INT64
+            | 0x07 // object id
+            | 0x09 // datetime
+            | 0x11 // timestamp
+            | 0x7F // max key
+            | 0xFF // min key
+    )
+}
 
 /// Calls `raise(index, rank)` for each register of the document `bytes`, as
 /// [`super::read_sketch`] reads them; `None` (perhaps after some calls) when the document
 /// holds something this walk does not know.
 pub fn registers(bytes: &[u8], mut raise: impl FnMut(usize, u8)) -> Option<()> {
     for element in elements(body(bytes)?) {
-        let (kind, key, value) = element?;
+        let (kind, key, value) = element.filter(|(kind, ..)| known(*kind))?;
         let (Some(hi), DOCUMENT) = (number(key)?, kind) else {
             continue;
         };
         for element in elements(body(value)?) {
-            let (kind, key, value) = element?;
+            let (kind, key, value) = element.filter(|(kind, ..)| known(*kind))?;
             let Some(lo) = number(key)? else {
                 continue;
             };
@@ -43,73 +64,6 @@ pub fn registers(bytes: &[u8], mut raise: impl FnMut(usize, u8)) -> Option<()> {
         }
     }
     Some(())
-}
-
-const DOUBLE: u8 = 0x01;
-const DOCUMENT: u8 = 0x03;
-const INT32: u8 = 0x10;
-const INT64: u8 = 0x12;
-
-/// A document's elements: its bytes without the length in front and the 0 at the end, if they
-/// add up.
-fn body(bytes: &[u8]) -> Option<&[u8]> {
-    let len = i32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    (usize::try_from(len).ok()? == bytes.len() && bytes.len() >= 5 && bytes[bytes.len() - 1] == 0)
-        .then(|| &bytes[4..bytes.len() - 1])
-}
-
-/// The elements of a document body: (type, key, value bytes), `None` at one that does not
-/// read (which ends the walk).
-fn elements(mut body: &[u8]) -> impl Iterator<Item = Option<(u8, &[u8], &[u8])>> {
-    std::iter::from_fn(move || {
-        let (&kind, rest) = body.split_first()?;
-        let element = (|| {
-            let end = rest.iter().position(|b| *b == 0)?;
-            let (key, rest) = (&rest[..end], &rest[end + 1..]);
-            let size = value_size(kind, rest)?;
-            let value = rest.get(..size)?;
-            Some((kind, key, value, &rest[size..]))
-        })();
-        match element {
-            Some((kind, key, value, rest)) => {
-                body = rest;
-                Some(Some((kind, key, value)))
-            }
-            None => {
-                body = &[];
-                Some(None)
-            }
-        }
-    })
-}
-
-/// The size of a value of BSON type `kind` at the start of `rest`, for the types a `people`
-/// document may hold (a string's text and a document's end checked, as the general reader
-/// checks them); `None` for the others and for one that does not read.
-fn value_size(kind: u8, rest: &[u8]) -> Option<usize> {
-    let length = || -> Option<usize> {
-        usize::try_from(i32::from_le_bytes(rest.get(..4)?.try_into().ok()?)).ok()
-    };
-    Some(match kind {
-        0x0A | 0x7F | 0xFF => 0,                     // null, max key, min key
-        0x08 => (*rest.first()? <= 1).then_some(1)?, // boolean
-        INT32 => 4,                                  //
-        DOUBLE | 0x09 | 0x11 | INT64 => 8,           // datetime, timestamp
-        0x07 => 12,                                  // object id
-        0x02 => {
-            // string: length (with its 0), UTF-8, 0
-            let n = length().filter(|n| *n >= 1)?;
-            let text = rest.get(4..4 + n)?;
-            std::str::from_utf8(&text[..n - 1]).ok()?;
-            (text[n - 1] == 0).then_some(4 + n)?
-        }
-        DOCUMENT | 0x04 => {
-            // document, array: length (all of it), elements, 0
-            let n = length().filter(|n| *n >= 5)?;
-            (*rest.get(n - 1)? == 0).then_some(n)?
-        }
-        _ => return None,
-    })
 }
 
 /// A key as `str::parse::<usize>` reads it: `Some(Some(n))` for up to 4 digits, `Some(None)`
