@@ -5,8 +5,10 @@
 //! `find` per yearly collection and projection: hours only of the months of the last 24 hours,
 //! days only of those of the last 30 days, the totals `v`, `u`, `p` of the older ones), the
 //! totals of the year document of each `traffic.<YYYY>` collection for all time, and the people
-//! sketches of what may not have closed (one `find` per yearly `people` collection). Every
-//! bucket is the site's local hour, day or month.
+//! sketches of what may not have closed (one `find` per yearly `people` collection). The calls
+//! go in three rounds, each made together (the months and the list of collections, the years,
+//! the sketches): a read waits for three answers, not for each call in turn. Every bucket is
+//! the site's local hour, day or month.
 //!
 //! With `date=`, `from`/`to` or `compare=` it answers that range instead, from the traffic
 //! report's range reading ([`super::range`]): `total`, `people_from`, `days`, `months` and,
@@ -84,26 +86,25 @@ const WITH_DAYS: &[&str] = &["v", "u", "p", "d"];
 const TOTALS: &[&str] = &["v", "u", "p"];
 
 /// Reads `fields` of the documents `ids` of each yearly collection `<prefix>.<YYYY>`: one
-/// call per collection and projection.
+/// call per collection and projection, made together.
 async fn fetch(
     state: &ApiState,
     prefix: &str,
     ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>>,
-    into: &mut HashMap<String, Document>,
-) -> Result<(), ApiError> {
-    for ((year, fields), ids) in ids {
+) -> Result<HashMap<String, Document>, ApiError> {
+    let reads = ids.into_iter().map(|((year, fields), ids)| async move {
         let collection = format!("{prefix}.{year:04}");
-        let docs = state
-            .store
-            .get_many_fields(&collection, &ids, fields)
-            .await?;
-        for doc in docs {
+        state.store.get_many_fields(&collection, &ids, fields).await
+    });
+    let mut out = HashMap::new();
+    for docs in futures_util::future::join_all(reads).await {
+        for doc in docs? {
             if let Ok(id) = doc.get_str("_id") {
-                into.insert(id.to_owned(), doc);
+                out.insert(id.to_owned(), doc);
             }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Reads the summary of `site` at the current time.
@@ -135,26 +136,32 @@ pub async fn read(state: &ApiState, site: &Site) -> Result<Summary, ApiError> {
             .or_default()
             .push(id(Period::Month(y, m)));
     }
-    let mut docs: HashMap<String, Document> = HashMap::new();
-    fetch(state, "traffic", traffic_ids, &mut docs).await?;
-    // All time: the year documents of every traffic collection.
-    let mut years: HashMap<String, Document> = HashMap::new();
-    for collection in state.store.collections().await? {
+    // The store calls in two rounds, each made together: the month documents and the list of
+    // collections, then the year documents of every `traffic.<YYYY>` (all time); the
+    // sketches follow, as the documents say which periods have not closed.
+    let (docs, collections) = futures_util::future::join(
+        fetch(state, "traffic", traffic_ids),
+        state.store.collections(),
+    )
+    .await;
+    let (docs, collections) = (docs?, collections?);
+    let mut year_ids: BTreeMap<(i32, &'static [&'static str]), Vec<String>> = BTreeMap::new();
+    for collection in collections {
         let Some(year) = collection.strip_prefix("traffic.") else {
             continue;
         };
-        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let ids = [format!("{}:{year}", site.id)];
-        for doc in state
-            .store
-            .get_many_fields(&collection, &ids, TOTALS)
-            .await?
+        if let Some(year) = year
+            .parse::<i32>()
+            .ok()
+            .filter(|_| year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()))
         {
-            years.insert(ids[0].clone(), doc);
+            year_ids
+                .entry((year, TOTALS))
+                .or_default()
+                .push(id(Period::Year(year)));
         }
     }
+    let years = fetch(state, "traffic", year_ids).await?;
 
     // The people sketches of the days, months and years with views but no closed number yet
     // (today, this month and this year, and whatever a closer has not reached; see
