@@ -22,6 +22,7 @@ use crate::reports::people::sketch::Sketch;
 use crate::reports::people::traffic::sketches_for;
 use crate::reports::{document_id, ReportKind};
 use crate::site::Site;
+use crate::store::StoreError;
 use chrono::Datelike;
 use mongodb::bson::{Document, RawDocumentBuf};
 use serde_json::{json, Value};
@@ -190,15 +191,7 @@ async fn fetch(
             None => state.store.get_many(&collection, &ids).await,
         }
     });
-    let mut out = HashMap::new();
-    for docs in futures_util::future::join_all(reads).await {
-        for doc in docs? {
-            if let Some(period) = period_of(site, doc.get_str("_id").ok()) {
-                out.insert(period, doc);
-            }
-        }
-    }
-    Ok(out)
+    by_period(site, reads, |d: &Document| d.get_str("_id").ok()).await
 }
 
 /// The reports whose range answer is their documents merged whole ([`crate::reports::range`]):
@@ -230,10 +223,19 @@ async fn fetch_raw(
             .map(|(year, ids)| async move {
                 state.store.get_many_raw(&kind.collection(year), &ids).await
             });
+    by_period(site, reads, |d: &RawDocumentBuf| d.get_str("_id").ok()).await
+}
+
+/// The documents of the yearly `reads` (made together), by the period of their `_id`.
+async fn by_period<D>(
+    site: &Site,
+    reads: impl IntoIterator<Item = impl std::future::Future<Output = Result<Vec<D>, StoreError>>>,
+    id: impl Fn(&D) -> Option<&str>,
+) -> Result<HashMap<Period, D>, ApiError> {
     let mut out = HashMap::new();
     for docs in futures_util::future::join_all(reads).await {
         for doc in docs? {
-            if let Some(period) = period_of(site, doc.get_str("_id").ok()) {
+            if let Some(period) = period_of(site, id(&doc)) {
                 out.insert(period, doc);
             }
         }
