@@ -122,10 +122,8 @@ mod tests {
         }
     }
 
-    /// A write transaction held open on the writer's connection (as a long flush holds it)
-    /// does not hold up reads: they answer at once, with what was committed before it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_read_is_not_blocked_by_a_write_under_way() {
+    /// A store in a temporary directory (kept while the first is held) with one view written.
+    async fn one_view_stored() -> (tempfile::TempDir, std::sync::Arc<EmbeddedStore>) {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
         assert!(store
@@ -133,6 +131,14 @@ mod tests {
             .await
             .failed
             .is_empty());
+        (dir, store)
+    }
+
+    /// A write transaction held open on the writer's connection (as a long flush holds it)
+    /// does not hold up reads: they answer at once, with what was committed before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_is_not_blocked_by_a_write_under_way() {
+        let (_dir, store) = one_view_stored().await;
 
         let (opened, wait_open) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
@@ -227,13 +233,7 @@ mod tests {
     /// More reads at once than there are read connections: each waits for one and all answer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn more_reads_than_connections_all_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
-        assert!(store
-            .apply(&one_view("acme:2026-11"))
-            .await
-            .failed
-            .is_empty());
+        let (_dir, store) = one_view_stored().await;
         let mut reads = Vec::new();
         for _ in 0..super::pool_size() * 4 {
             let store = std::sync::Arc::clone(&store);
