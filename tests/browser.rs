@@ -263,15 +263,7 @@ async fn the_dashboard_shows_the_view_just_made() {
         .json()
         .await
         .unwrap();
-    let mut wanted: Vec<(String, i64)> = content["data"]["pages"]["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let key = e["key"].as_str().unwrap().to_owned();
-            (key, e["people"].as_i64().unwrap())
-        })
-        .collect();
+    let mut wanted: Vec<(String, i64)> = entries(&content["data"]["pages"], "people");
     let mut shown = people_rows(section(&dom, "report-content"));
     wanted.sort();
     shown.sort();
@@ -526,17 +518,7 @@ async fn the_range_picker_shows_the_apis_numbers() {
 
         // The pages card lists what the content report answers for the range.
         let content = api(format!("reports/content?from={from}&to={to}&limit=20")).await;
-        let expected: Vec<(String, i64)> = content["data"]["pages"]["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["key"].as_str().unwrap().to_owned(),
-                    e["views"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let expected: Vec<(String, i64)> = entries(&content["data"]["pages"], "views");
         assert!(!expected.is_empty(), "{name}: {content}");
         let mut shown = rows(section(&dom, "report-content"));
         let mut wanted = expected.clone();
@@ -739,17 +721,7 @@ async fn the_range_picker_shows_the_apis_numbers() {
             assert_eq!(shown["change"], expected.to_string(), "{address}: change");
         }
         let content = api(format!("reports/content?from={from}&to={to}&limit=20")).await;
-        let mut wanted: Vec<(String, i64)> = content["data"]["pages"]["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["key"].as_str().unwrap().to_owned(),
-                    e["views"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let mut wanted: Vec<(String, i64)> = entries(&content["data"]["pages"], "views");
         let mut pages: Vec<(String, i64)> = shown["pages"]
             .as_array()
             .unwrap()

@@ -401,6 +401,22 @@ pub async fn assert_pixel(response: reqwest::Response) {
     assert_eq!(&body[..], tally::track::pixel::GIF);
 }
 
+/// `(key, <number>)` of each entry of a ranked list in an API answer (`number`: `"views"`,
+/// `"people"`).
+pub fn entries(list: &serde_json::Value, number: &str) -> Vec<(String, i64)> {
+    list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_owned(),
+                e[number].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The number at a dotted path, e.g. `b.chrome.131-0`; `None` when absent or not a number.
 pub fn get_path(doc: &Document, path: &str) -> Option<i64> {
     let mut current = doc;
